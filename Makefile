@@ -1,0 +1,32 @@
+# Circle: `make run` starts the server with its web client; `make test` installs what the tests need
+# and runs them all.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: run build test test-rust lint fmt fmt-check clippy bench-chat bench-idle deps-browser
+
+## Start the server (release build) on embedded defaults, with the web client served on :8080.
+run:
+	$(CARGO) build --release -p circle-server
+	CIRCLE_CLIENT__SERVE_DIR=web-client ./target/release/circle $(ARGS)
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+## Everything CI checks: formatting, lints, and every test.
+test: fmt-check clippy test-rust
+
+test-rust:
+	$(CARGO) test --workspace --all-targets
+
+lint: fmt-check clippy
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check

@@ -1,0 +1,275 @@
+//! Who is in the room: join, resume, dropped connections and their grace period, leave, the waiting
+//! room (admit / deny), removal, bans, and promotion to co-facilitator.
+
+use crate::{Audience, JoinRequest, Output, Participant, Room, RoomError};
+use circle_protocol::{LeaveReason, Millis, ParticipantId, Role, ServerMsg};
+
+/// What a successful join gives the driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Joined {
+    /// The joiner's role.
+    pub role: Role,
+    /// `true` if they are in the waiting room.
+    pub waiting: bool,
+}
+
+impl Room {
+    /// Adds a participant under a fresh id chosen by the driver. The driver then sends them
+    /// [`Room::snapshot_for`] and drains the outbox, which tells the others.
+    pub fn join(
+        &mut self,
+        now: Millis,
+        id: ParticipantId,
+        req: JoinRequest,
+    ) -> Result<Joined, RoomError> {
+        let _ = now;
+        if self.ended {
+            return Err(RoomError::Ended);
+        }
+        if req
+            .device
+            .as_ref()
+            .is_some_and(|d| self.banned_devices.contains(d))
+            || self.banned_sessions.contains(&id)
+        {
+            return Err(RoomError::Banned);
+        }
+        if self.settings.locked && !req.facilitator {
+            return Err(RoomError::Locked);
+        }
+        if self.participants.len() >= self.limits.max_participants {
+            return Err(RoomError::Full);
+        }
+        let folded_name = req.name.folded();
+        if self
+            .participants
+            .values()
+            .any(|p| p.folded_name == folded_name)
+        {
+            return Err(RoomError::NameTaken);
+        }
+        let role = if req.facilitator {
+            Role::Facilitator
+        } else {
+            Role::Member
+        };
+        let waiting = role == Role::Member && self.settings.waiting_room;
+        let participant = Participant {
+            name: req.name,
+            folded_name,
+            role,
+            admitted: !waiting,
+            connected: true,
+            grace_deadline: None,
+            hand_raised_at: None,
+            self_muted: true,
+            muted_by_facilitator: role == Role::Member && self.settings.mute_on_entry,
+            chat_allowed: true,
+            device: req.device,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        self.participants.insert(id.clone(), participant);
+        let view = self.view_of(&id);
+        self.send(
+            Audience::Seeing(id.clone()),
+            ServerMsg::ParticipantJoined { participant: view },
+        );
+        self.after_change();
+        Ok(Joined { role, waiting })
+    }
+
+    /// A participant's connection came back with a valid resume token.
+    pub fn resume(&mut self, id: &ParticipantId) -> Result<Joined, RoomError> {
+        if self.ended {
+            return Err(RoomError::Ended);
+        }
+        if self.banned_sessions.contains(id) {
+            return Err(RoomError::Banned);
+        }
+        let p = self
+            .participants
+            .get_mut(id)
+            .ok_or(RoomError::SessionGone)?;
+        let was_connected = p.connected;
+        p.connected = true;
+        p.grace_deadline = None;
+        let joined = Joined {
+            role: p.role,
+            waiting: !p.admitted,
+        };
+        if !was_connected {
+            self.participant_updated(id);
+        }
+        self.after_change();
+        Ok(joined)
+    }
+
+    /// A participant's connection dropped: they keep their place for the grace period.
+    pub fn disconnected(&mut self, now: Millis, id: &ParticipantId) {
+        let grace = self.limits.grace_ms;
+        let Some(p) = self.participants.get_mut(id) else {
+            return;
+        };
+        if !p.connected {
+            return;
+        }
+        p.connected = false;
+        p.grace_deadline = Some(now + grace);
+        self.participant_updated(id);
+        self.after_change();
+    }
+
+    /// The driver had to drop a connection that could not keep up; the participant gets the grace
+    /// period like any dropped connection.
+    pub fn connection_lost(&mut self, now: Millis, id: &ParticipantId) {
+        self.disconnected(now, id);
+    }
+
+    pub(crate) fn leave(&mut self, id: &ParticipantId) -> Result<(), RoomError> {
+        self.drop_participant(id, LeaveReason::Left);
+        Ok(())
+    }
+
+    pub(crate) fn admit(&mut self, id: &ParticipantId) -> Result<(), RoomError> {
+        match self.participants.get_mut(id) {
+            Some(p) if !p.admitted => p.admitted = true,
+            _ => return Err(RoomError::UnknownParticipant),
+        }
+        self.on_admitted(id);
+        Ok(())
+    }
+
+    pub(crate) fn admit_all(&mut self) -> Result<(), RoomError> {
+        let mut waiting: Vec<_> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| !p.admitted)
+            .map(|(id, p)| (p.seq, id.clone()))
+            .collect();
+        waiting.sort();
+        for (_, id) in waiting {
+            if let Some(p) = self.participants.get_mut(&id) {
+                p.admitted = true;
+            }
+            self.on_admitted(&id);
+        }
+        Ok(())
+    }
+
+    fn on_admitted(&mut self, id: &ParticipantId) {
+        let room = self.snapshot_for(id);
+        self.send(Audience::One(id.clone()), ServerMsg::Admitted { room });
+        // Facilitators already saw them in the waiting list; everyone else who may see them now does.
+        let view = self.view_of(id);
+        self.send(
+            Audience::Seeing(id.clone()),
+            ServerMsg::ParticipantUpdated { participant: view },
+        );
+    }
+
+    pub(crate) fn deny(&mut self, id: &ParticipantId) -> Result<(), RoomError> {
+        match self.participants.get(id) {
+            Some(p) if !p.admitted => {}
+            _ => return Err(RoomError::UnknownParticipant),
+        }
+        self.drop_participant(id, LeaveReason::Denied);
+        Ok(())
+    }
+
+    pub(crate) fn remove(&mut self, id: &ParticipantId, reason: LeaveReason) -> Result<(), RoomError> {
+        match self.participants.get(id) {
+            Some(p) if p.role == Role::Facilitator => {
+                return Err(RoomError::BadTarget(
+                    "a facilitator cannot be removed; demote them first",
+                ));
+            }
+            Some(_) => {}
+            None => return Err(RoomError::UnknownParticipant),
+        }
+        self.drop_participant(id, reason);
+        Ok(())
+    }
+
+    pub(crate) fn ban(&mut self, id: &ParticipantId) -> Result<(), RoomError> {
+        let device = match self.participants.get(id) {
+            Some(p) if p.role == Role::Facilitator => {
+                return Err(RoomError::BadTarget(
+                    "a facilitator cannot be banned; demote them first",
+                ));
+            }
+            Some(p) => p.device.clone(),
+            None => return Err(RoomError::UnknownParticipant),
+        };
+        self.banned_sessions.insert(id.clone());
+        if let Some(device) = device {
+            self.banned_devices.insert(device);
+        }
+        self.drop_participant(id, LeaveReason::Banned);
+        Ok(())
+    }
+
+    pub(crate) fn promote(&mut self, id: &ParticipantId) -> Result<(), RoomError> {
+        self.admitted_member(id)?;
+        if let Some(p) = self.participants.get_mut(id) {
+            p.role = Role::Facilitator;
+            p.muted_by_facilitator = false;
+            p.chat_allowed = true;
+        }
+        self.role_changed();
+        Ok(())
+    }
+
+    pub(crate) fn demote(&mut self, by: &ParticipantId, id: &ParticipantId) -> Result<(), RoomError> {
+        if by == id {
+            return Err(RoomError::BadTarget("you cannot demote yourself"));
+        }
+        match self.participants.get_mut(id) {
+            Some(p) if p.admitted && p.role == Role::Facilitator => p.role = Role::Member,
+            Some(p) if p.admitted => return Err(RoomError::BadTarget("they are not a facilitator")),
+            _ => return Err(RoomError::UnknownParticipant),
+        }
+        self.role_changed();
+        Ok(())
+    }
+
+    /// A role change alters who sees whom (the waiting room, private roster): rebuild every view.
+    fn role_changed(&mut self) {
+        self.resync_all();
+    }
+
+    /// Takes a participant out of the room for good and tells everyone who could see them.
+    pub(crate) fn drop_participant(&mut self, id: &ParticipantId, reason: LeaveReason) {
+        if !self.participants.contains_key(id) {
+            return;
+        }
+        // Tell the others while the leaver is still there to resolve who could see them.
+        self.send(
+            Audience::Seeing(id.clone()),
+            ServerMsg::ParticipantLeft {
+                participant: id.clone(),
+                reason,
+            },
+        );
+        self.outbox.push_back(Output::Close {
+            who: id.clone(),
+            reason,
+        });
+        self.participants.remove(id);
+        if self.hearing.remove(id) == Some(true) {
+            self.outbox.push_back(Output::Hearing {
+                who: id.clone(),
+                may_be_heard: false,
+            });
+        }
+        let in_queue = self.queue.iter().any(|q| q == id);
+        let had_floor = self.floor.as_ref().is_some_and(|f| &f.speaker == id);
+        self.queue.retain(|q| q != id);
+        if had_floor {
+            self.floor = None;
+        }
+        if in_queue || had_floor {
+            self.floor_changed();
+        }
+    }
+}

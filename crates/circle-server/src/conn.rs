@@ -1,0 +1,353 @@
+//! One websocket connection: a reader that parses, rate-limits and routes each frame, and a writer
+//! that drains a bounded outbound queue. Before `join` / `resume` the connection talks to no room.
+//!
+//! How it ends: the client closes or errors (the room is told, and the participant gets the grace
+//! period); the room closes it (removed, banned, replaced, too slow, meeting ended, shutdown); or it
+//! fails to join in time, or goes silent past the idle timeout.
+
+use crate::{
+    AppState,
+    room_actor::{RoomCmd, RoomHandle},
+    wire::{WireError, parse_frame, to_command},
+};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use circle_protocol::{ClientMsg, ErrorCode, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, ServerMsg};
+use circle_room::{Command, JoinRequest, Pseudonym};
+use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::{
+    num::NonZeroU32,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::{Instant, interval, sleep},
+};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+/// Longest device id a client may send.
+const MAX_DEVICE_ID: usize = 64;
+/// How often the server pings an idle client.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// A client silent this long (no frame, no pong) is treated as gone.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// How long the writer may take to flush its last frames and the close frame.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// A frame on its way to the client.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A JSON message, serialised once for all its recipients.
+    Text(Utf8Bytes),
+    /// A keepalive ping.
+    Ping,
+    /// Send a close frame for this reason and stop.
+    Close(LeaveReason),
+}
+
+/// The room's end of a connection: its outbound queue and a way to close it.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    /// Tells this connection from a later one of the same participant.
+    pub id: u64,
+    /// The bounded outbound queue (room → client). Full means the client is too slow.
+    tx: mpsc::Sender<Outbound>,
+    /// Closes the connection at once, bypassing a full queue.
+    kill: CancellationToken,
+    /// The reason given when `kill` fired.
+    kill_reason: Arc<OnceLock<LeaveReason>>,
+}
+
+impl Conn {
+    /// Queues a frame without waiting; an error means the queue is full or the connection gone.
+    pub fn try_push(&self, frame: Outbound) -> Result<(), ()> {
+        self.tx.try_send(frame).map_err(|_| ())
+    }
+
+    /// Closes the connection for `reason`: after what is queued if there is room, at once if not.
+    pub fn close(&self, reason: LeaveReason) {
+        if self.tx.try_send(Outbound::Close(reason)).is_err() {
+            let _ = self.kill_reason.set(reason);
+            self.kill.cancel();
+        }
+    }
+}
+
+/// The websocket close code for each reason the server closes a connection.
+fn close_code(reason: LeaveReason) -> u16 {
+    match reason {
+        LeaveReason::Left | LeaveReason::MeetingEnded | LeaveReason::TimedOut => 1000,
+        LeaveReason::ServerShutdown => 1001,
+        LeaveReason::Removed => 4001,
+        LeaveReason::Banned => 4002,
+        LeaveReason::Denied => 4003,
+        LeaveReason::SlowConsumer => 4008,
+        LeaveReason::Replaced => 4009,
+    }
+}
+
+/// Where the connection is in its life.
+enum Session {
+    /// Has not joined yet.
+    Fresh,
+    /// Joined (or waiting) in a room.
+    Joined {
+        /// The room.
+        room: RoomHandle,
+        /// Who this connection is.
+        who: ParticipantId,
+    },
+}
+
+/// Per-connection token buckets (documented in PROTOCOL.md): all requests, chat, hands.
+struct Limits {
+    /// Every frame.
+    any: DefaultDirectRateLimiter,
+    /// `chat` and `chat_private`.
+    chat: DefaultDirectRateLimiter,
+    /// `raise_hand` and `lower_hand`.
+    hand: DefaultDirectRateLimiter,
+}
+
+fn quota(per_sec: u32, burst: u32) -> Quota {
+    let nz = |v: u32| NonZeroU32::new(v.max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(nz(per_sec)).allow_burst(nz(burst))
+}
+
+impl Limits {
+    fn new(state: &AppState) -> Self {
+        let l = &state.config.limits;
+        Self {
+            any: RateLimiter::direct(quota(l.requests_per_sec, l.requests_burst)),
+            chat: RateLimiter::direct(quota(l.chat_per_sec, l.chat_burst)),
+            hand: RateLimiter::direct(quota(l.hand_per_sec, l.hand_burst)),
+        }
+    }
+}
+
+/// Runs one websocket connection to its end.
+pub async fn run(socket: WebSocket, state: AppState) {
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel(state.config.limits.outbound_queue.max(4));
+    let conn = Conn {
+        id: state.next_conn_id(),
+        tx,
+        kill: CancellationToken::new(),
+        kill_reason: Arc::new(OnceLock::new()),
+    };
+    let writer = tokio::spawn(write_loop(sink, rx, conn.kill.clone(), conn.kill_reason.clone()));
+    let mut session = Session::Fresh;
+    let limits = Limits::new(&state);
+    let join_deadline = sleep(Duration::from_secs(state.config.limits.join_timeout_secs));
+    tokio::pin!(join_deadline);
+    let mut ping = interval(PING_EVERY);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+
+    loop {
+        tokio::select! {
+            frame = stream.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        on_text(&state, &conn, &mut session, &limits, text.as_str()).await;
+                    }
+                    Some(Ok(Message::Binary(_))) => reply_error(&conn, None, WireError::new(
+                        ErrorCode::BadJson, "binary frames are not part of the protocol; send JSON text")),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        debug!(conn = conn.id, error = %e, "websocket read failed");
+                        break;
+                    }
+                }
+            }
+            _ = conn.kill.cancelled() => break,
+            _ = &mut join_deadline, if matches!(session, Session::Fresh) => {
+                reply_error(&conn, None, WireError::new(ErrorCode::NotJoined, "no join within the time limit"));
+                let _ = conn.tx.try_send(Outbound::Close(LeaveReason::TimedOut));
+                break;
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > IDLE_TIMEOUT {
+                    debug!(conn = conn.id, "idle connection dropped");
+                    break;
+                }
+                let _ = conn.tx.try_send(Outbound::Ping);
+            }
+        }
+    }
+
+    if let Session::Joined { room, who } = session {
+        room.send(RoomCmd::Disconnected {
+            who,
+            conn_id: conn.id,
+        })
+        .await;
+    }
+    // Dropping the last sender lets the writer flush what is queued, then stop.
+    let kill = conn.kill.clone();
+    drop(conn);
+    if tokio::time::timeout(CLOSE_FLUSH, writer).await.is_err() {
+        kill.cancel();
+    }
+}
+
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+    kill: CancellationToken,
+    kill_reason: Arc<OnceLock<LeaveReason>>,
+) {
+    let close_with = |reason: LeaveReason| {
+        Message::Close(Some(CloseFrame {
+            code: close_code(reason),
+            reason: Utf8Bytes::from_static(match reason {
+                LeaveReason::Left => "left",
+                LeaveReason::TimedOut => "timed out",
+                LeaveReason::Removed => "removed",
+                LeaveReason::Banned => "banned",
+                LeaveReason::Denied => "denied",
+                LeaveReason::MeetingEnded => "meeting ended",
+                LeaveReason::SlowConsumer => "too slow",
+                LeaveReason::Replaced => "replaced",
+                LeaveReason::ServerShutdown => "server shutdown",
+            }),
+        }))
+    };
+    loop {
+        let frame = tokio::select! {
+            frame = rx.recv() => frame,
+            _ = kill.cancelled() => {
+                let reason = kill_reason.get().copied().unwrap_or(LeaveReason::SlowConsumer);
+                let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(close_with(reason))).await;
+                break;
+            }
+        };
+        let msg = match frame {
+            Some(Outbound::Text(t)) => Message::Text(t),
+            Some(Outbound::Ping) => Message::Ping(Default::default()),
+            Some(Outbound::Close(reason)) => {
+                let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(close_with(reason))).await;
+                break;
+            }
+            None => {
+                let _ = tokio::time::timeout(CLOSE_FLUSH, sink.close()).await;
+                break;
+            }
+        };
+        if sink.send(msg).await.is_err() {
+            break;
+        }
+    }
+    // Tell the reader the connection is over, whoever ended it.
+    kill.cancel();
+}
+
+fn reply(conn: &Conn, msg: &ServerMsg) {
+    let Ok(text) = serde_json::to_string(msg) else { return };
+    if conn.tx.try_send(Outbound::Text(text.into())).is_err() {
+        conn.close(LeaveReason::SlowConsumer);
+    }
+}
+
+fn reply_error(conn: &Conn, id: Option<RequestId>, e: WireError) {
+    reply(conn, &e.to_msg(id));
+}
+
+async fn on_text(state: &AppState, conn: &Conn, session: &mut Session, limits: &Limits, text: &str) {
+    if limits.any.check().is_err() {
+        return reply_error(conn, None, WireError::new(ErrorCode::RateLimited, "too many requests; slow down"));
+    }
+    let msg = match parse_frame(text, state.config.limits.max_frame_bytes) {
+        Ok(msg) => msg,
+        Err((id, e)) => return reply_error(conn, id, e),
+    };
+    let id = msg.request_id().cloned();
+    match session {
+        Session::Fresh => match join_or_resume(state, conn, msg).await {
+            Ok(joined) => *session = joined,
+            Err(e) => reply_error(conn, id, e),
+        },
+        Session::Joined { room, who } => {
+            let limiter = match &msg {
+                ClientMsg::Chat { .. } | ClientMsg::ChatPrivate { .. } => Some(&limits.chat),
+                ClientMsg::RaiseHand { .. } | ClientMsg::LowerHand { participant: None, .. } => Some(&limits.hand),
+                _ => None,
+            };
+            if limiter.is_some_and(|l| l.check().is_err()) {
+                return reply_error(conn, id, WireError::new(ErrorCode::RateLimited, "too many messages; slow down"));
+            }
+            let cmd: Command = match to_command(msg, state.config.rooms.chat_max_chars) {
+                Ok(cmd) => cmd,
+                Err(e) => return reply_error(conn, id, e),
+            };
+            let sent = room
+                .send(RoomCmd::Request {
+                    from: who.clone(),
+                    conn_id: conn.id,
+                    cmd,
+                    request_id: id.clone(),
+                })
+                .await;
+            if !sent {
+                reply_error(conn, id, WireError::new(ErrorCode::RoomNotFound, "the meeting has ended"));
+                conn.close(LeaveReason::MeetingEnded);
+            }
+        }
+    }
+}
+
+/// The first request on a connection: `join` or `resume`. Anything else is `not_joined`.
+async fn join_or_resume(state: &AppState, conn: &Conn, msg: ClientMsg) -> Result<Session, WireError> {
+    let (protocol, room_id) = match &msg {
+        ClientMsg::Join { protocol, room, .. } | ClientMsg::Resume { protocol, room, .. } => (*protocol, room.clone()),
+        _ => return Err(WireError::new(ErrorCode::NotJoined, "send `join` or `resume` first")),
+    };
+    if protocol != PROTOCOL_VERSION {
+        return Err(WireError::new(
+            ErrorCode::UnsupportedProtocol,
+            format!("this server speaks protocol version {PROTOCOL_VERSION}"),
+        ));
+    }
+    let room = state
+        .rooms
+        .get(&room_id)
+        .map(|r| r.value().clone())
+        .ok_or_else(|| WireError::new(ErrorCode::RoomNotFound, "there is no meeting at this link"))?;
+    let gone = || WireError::new(ErrorCode::RoomNotFound, "the meeting has ended");
+    match msg {
+        ClientMsg::Join { id, name, secret, device, .. } => {
+            let name = Pseudonym::parse(&name)?;
+            if device.as_ref().is_some_and(|d| d.is_empty() || d.len() > MAX_DEVICE_ID) {
+                return Err(WireError::new(ErrorCode::BadRequest, "`device` is 1 to 64 characters"));
+            }
+            let (reply, answer) = oneshot::channel();
+            let cmd = RoomCmd::Join {
+                req: JoinRequest { name, facilitator: false, device },
+                secret,
+                conn: conn.clone(),
+                request_id: id,
+                reply,
+            };
+            if !room.send(cmd).await {
+                return Err(gone());
+            }
+            let who = answer.await.map_err(|_| gone())??;
+            Ok(Session::Joined { room, who })
+        }
+        ClientMsg::Resume { id, token, .. } => {
+            let who = state.keys.check(&room_id, &token)?;
+            let (reply, answer) = oneshot::channel();
+            let cmd = RoomCmd::Resume { who: who.clone(), conn: conn.clone(), request_id: id, reply };
+            if !room.send(cmd).await {
+                return Err(gone());
+            }
+            answer.await.map_err(|_| gone())??;
+            Ok(Session::Joined { room, who })
+        }
+        _ => Err(WireError::new(ErrorCode::NotJoined, "send `join` or `resume` first")),
+    }
+}

@@ -1,0 +1,202 @@
+//! The HTTP edge: create a room, look one up, health, and the websocket upgrade with its Origin check.
+//! Errors become responses in one place, [`ApiError`].
+
+use crate::{AppState, auth, conn, room_actor::spawn_room};
+use axum::{
+    Json, Router,
+    extract::{Path, State, WebSocketUpgrade},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use circle_protocol::{RoomId, Settings, SettingsPatch};
+use circle_room::{Room, RoomLimits};
+use serde::{Deserialize, Serialize};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::info;
+
+/// Longest room title, in characters.
+const MAX_TITLE_CHARS: usize = 80;
+
+/// Why an HTTP request failed; turned into a JSON error response in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Room creation needs the operator key and it was missing or wrong.
+    #[error("creating a room needs the operator key")]
+    Unauthorized,
+    /// The request body was not acceptable.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such room.
+    #[error("there is no meeting at this link")]
+    NotFound,
+    /// The server holds as many rooms as it is configured for.
+    #[error("this server has no room for another meeting right now")]
+    Full,
+    /// The page's origin is not allowed to connect.
+    #[error("this page is not allowed to connect to this server")]
+    Origin,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "room_not_found"),
+            ApiError::Full => (StatusCode::SERVICE_UNAVAILABLE, "server_full"),
+            ApiError::Origin => (StatusCode::FORBIDDEN, "origin_not_allowed"),
+        };
+        let body = serde_json::json!({ "code": code, "message": self.to_string() });
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The routes, with CORS for the configured client origins.
+pub fn router(state: AppState) -> Router {
+    let origins: Vec<HeaderValue> = state
+        .origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
+    Router::new()
+        .route("/api/rooms", post(create_room))
+        .route("/api/rooms/{room}", get(room_info))
+        .route("/healthz", get(health))
+        .route("/ws", get(websocket))
+        .layer(cors)
+        .with_state(state)
+}
+
+/// `POST /api/rooms` body; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct CreateRoom {
+    /// Shown to everyone, the waiting room included.
+    title: Option<String>,
+    /// Initial settings; absent fields take the defaults.
+    settings: SettingsPatch,
+}
+
+/// `POST /api/rooms` reply.
+#[derive(Debug, Serialize)]
+struct CreatedRoom {
+    room: RoomId,
+    title: String,
+    join_url: String,
+    facilitator_url: String,
+    facilitator_secret: String,
+    websocket_url: String,
+    settings: Settings,
+}
+
+async fn create_room(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Option<Json<CreateRoom>>,
+) -> Result<(StatusCode, Json<CreatedRoom>), ApiError> {
+    let key = &state.config.rooms.operator_key;
+    if !key.is_empty() {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !auth::secrets_match(presented, key) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    if state.rooms.len() >= state.config.rooms.max_rooms {
+        return Err(ApiError::Full);
+    }
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let title = req.title.as_deref().unwrap_or("").trim().to_owned();
+    let title = if title.is_empty() { "Circle meeting".to_owned() } else { title };
+    if title.chars().count() > MAX_TITLE_CHARS || title.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!(
+            "a title is at most {MAX_TITLE_CHARS} characters, with no control characters"
+        )));
+    }
+    let mut room = Room::new(title.clone(), Settings::default(), limits(&state));
+    room.apply_initial_settings(req.settings);
+    let settings = room.settings().clone();
+    let id = auth::new_room_id();
+    let secret = auth::new_secret();
+    let handle = spawn_room(&state, id.clone(), title.clone(), room, secret.clone());
+    state.rooms.insert(id.clone(), handle);
+    info!(room = %id, "room created");
+    let client = state.config.client.url.trim_end_matches('/');
+    let public = state.config.public_url();
+    let ws_base = public.replacen("http", "ws", 1);
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedRoom {
+            join_url: format!("{client}/#room={id}"),
+            facilitator_url: format!("{client}/#room={id}&key={secret}"),
+            facilitator_secret: secret,
+            websocket_url: format!("{ws_base}/ws"),
+            room: id,
+            title,
+            settings,
+        }),
+    ))
+}
+
+fn limits(state: &AppState) -> RoomLimits {
+    let r = &state.config.rooms;
+    RoomLimits {
+        max_participants: r.max_participants,
+        chat_history: r.chat_history,
+        grace_ms: r.grace_secs * 1000,
+    }
+}
+
+/// What the join page may know before joining.
+#[derive(Debug, Serialize)]
+struct RoomPublicInfo {
+    room: RoomId,
+    title: String,
+}
+
+async fn room_info(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> Result<Json<RoomPublicInfo>, ApiError> {
+    let handle = state
+        .rooms
+        .get(&RoomId(room))
+        .map(|r| r.value().clone())
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(RoomPublicInfo {
+        room: handle.info.id.clone(),
+        title: handle.info.title.clone(),
+    }))
+}
+
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok", "rooms": state.rooms.len() }))
+}
+
+async fn websocket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        Some(origin) if state.origins.iter().any(|o| o == origin) => {}
+        None if state.config.client.allow_missing_origin => {}
+        _ => return Err(ApiError::Origin),
+    }
+    let limits = &state.config.limits;
+    Ok(ws
+        .max_message_size(limits.max_ws_message_bytes)
+        .max_frame_size(limits.max_ws_message_bytes)
+        // Small buffers: an idle member should cost kilobytes, not the 128 KiB defaults.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| conn::run(socket, state)))
+}
