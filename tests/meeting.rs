@@ -75,8 +75,10 @@ async fn a_whole_meeting() {
     let (mut ben, bj) = srv.join(&room, "Ben", false).await;
     assert!(bj.waiting);
     fac.ok(C::AdmitAll { id: None }).await;
-    ben.expect("admitted", |m| matches!(m, S::Admitted { .. }).then_some(()))
-        .await;
+    ben.expect("admitted", |m| {
+        matches!(m, S::Admitted { .. }).then_some(())
+    })
+    .await;
 
     // A member cannot use facilitator controls.
     ann.fails(C::MuteAll { id: None }, ErrorCode::Forbidden)
@@ -177,10 +179,7 @@ async fn a_whole_meeting() {
         })
         .await;
     let texts: Vec<_> = history.iter().map(|m| m.text.as_str()).collect();
-    assert_eq!(
-        texts,
-        ["Thank you all for being here.", "Glad to be back."]
-    );
+    assert_eq!(texts, ["Thank you all for being here.", "Glad to be back."]);
     assert!(history[0].id < history[1].id);
 
     // A private message reaches the facilitator only.
@@ -201,9 +200,10 @@ async fn a_whole_meeting() {
         (bj.you.clone(), "Can we talk after?")
     );
     for c in [&mut ann, &mut cal] {
-        c.none_pending("private message", |m| {
-            matches!(m, S::Chat { message } if message.private)
-        })
+        c.none_pending(
+            "private message",
+            |m| matches!(m, S::Chat { message } if message.private),
+        )
         .await;
     }
 
@@ -224,7 +224,10 @@ async fn a_whole_meeting() {
         matches!(m, S::Hearing { may_be_heard: true }).then_some(())
     })
     .await;
-    assert!(handle.may_be_heard(&aj.you), "the media gate lets Ann through");
+    assert!(
+        handle.may_be_heard(&aj.you),
+        "the media gate lets Ann through"
+    );
     fac.ok(C::Mute {
         id: None,
         participant: aj.you.clone(),
@@ -232,7 +235,13 @@ async fn a_whole_meeting() {
     .await;
     assert!(!handle.may_be_heard(&aj.you), "the media gate stops Ann");
     ann.expect("not heard", |m| {
-        matches!(m, S::Hearing { may_be_heard: false }).then_some(())
+        matches!(
+            m,
+            S::Hearing {
+                may_be_heard: false
+            }
+        )
+        .then_some(())
     })
     .await;
     let seen = ben
@@ -337,7 +346,10 @@ async fn a_whole_meeting() {
     fac.ok(C::EndMeeting { id: None }).await;
     for c in [&mut ann, &mut ben2] {
         let (seen, _) = c.until_closed().await;
-        assert!(seen.iter().any(|m| matches!(m, S::MeetingEnded)), "{seen:?}");
+        assert!(
+            seen.iter().any(|m| matches!(m, S::MeetingEnded)),
+            "{seen:?}"
+        );
     }
     let err = srv
         .connect()
@@ -345,7 +357,10 @@ async fn a_whole_meeting() {
         .join(&room.room, "Eve", None, None)
         .await
         .expect_err("room gone");
-    assert_eq!(circle_tests::join_error(&err), Some(ErrorCode::RoomNotFound));
+    assert_eq!(
+        circle_tests::join_error(&err),
+        Some(ErrorCode::RoomNotFound)
+    );
     let status = reqwest::get(format!("{}/api/rooms/{}", srv.base, room.room))
         .await
         .unwrap()

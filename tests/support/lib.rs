@@ -4,7 +4,10 @@
 //! Waiting is always for a condition with a deadline ([`WAIT`]), never a bare sleep.
 
 use anyhow::{Context, Result, anyhow, bail};
-use circle_protocol::{ClientMsg, ErrorCode, PROTOCOL_VERSION, ParticipantId, RequestId, RoomId, RoomSnapshot, Role, ServerMsg};
+use circle_protocol::{
+    ClientMsg, ErrorCode, PROTOCOL_VERSION, ParticipantId, RequestId, Role, RoomId, RoomSnapshot,
+    ServerMsg,
+};
 use circle_server::{Running, config::Config};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -74,14 +77,19 @@ impl TestServer {
         let json: Value = res.json().await.expect("JSON reply");
         CreatedRoom {
             room: RoomId(json["room"].as_str().expect("room id").to_owned()),
-            secret: json["facilitator_secret"].as_str().expect("secret").to_owned(),
+            secret: json["facilitator_secret"]
+                .as_str()
+                .expect("secret")
+                .to_owned(),
             json,
         }
     }
 
     /// Opens a websocket with no Origin header.
     pub async fn connect(&self) -> Client {
-        Client::connect(&self.ws_url(), None).await.expect("websocket connects")
+        Client::connect(&self.ws_url(), None)
+            .await
+            .expect("websocket connects")
     }
 
     /// The websocket URL.
@@ -91,10 +99,20 @@ impl TestServer {
 
     /// A connected client that joined `room` as `name` (facilitator if `secret` is given), with its
     /// `joined` reply.
-    pub async fn join(&self, room: &CreatedRoom, name: &str, facilitator: bool) -> (Client, Joined) {
+    pub async fn join(
+        &self,
+        room: &CreatedRoom,
+        name: &str,
+        facilitator: bool,
+    ) -> (Client, Joined) {
         let mut c = self.connect().await;
         let j = c
-            .join(&room.room, name, facilitator.then(|| room.secret.clone()), None)
+            .join(
+                &room.room,
+                name,
+                facilitator.then(|| room.secret.clone()),
+                None,
+            )
             .await
             .expect("join succeeds");
         (c, j)
@@ -136,12 +154,47 @@ impl Client {
             req.headers_mut().insert("Origin", o.parse()?);
         }
         let (ws, _) = connect_async(req).await?;
-        Ok(Self { ws, next_id: 1, inbox: VecDeque::new(), close: None })
+        Ok(Self {
+            ws,
+            next_id: 1,
+            inbox: VecDeque::new(),
+            close: None,
+        })
+    }
+
+    /// Connects with a tiny receive buffer, so that a client that stops reading fills up quickly.
+    pub async fn connect_small_buffer(url: &str, addr: std::net::SocketAddr) -> Result<Self> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.set_recv_buffer_size(4096)?;
+        socket.connect(&addr.into())?;
+        socket.set_nonblocking(true)?;
+        let tcp = TcpStream::from_std(std::net::TcpStream::from(socket))?;
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await?;
+        Ok(Self {
+            ws,
+            next_id: 1,
+            inbox: VecDeque::new(),
+            close: None,
+        })
     }
 
     /// Sends raw text.
     pub async fn send_raw(&mut self, text: impl Into<String>) {
         let _ = self.ws.send(Message::text(text.into())).await;
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        let _ = self.ws.send(Message::binary(bytes)).await;
+    }
+
+    /// The next message (buffered first), or `None` once the socket ends or 30 s pass in silence.
+    pub async fn next_event(&mut self) -> Option<ServerMsg> {
+        if let Some(m) = self.inbox.pop_front() {
+            return Some(m);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        self.read_until(deadline).await.ok()
     }
 
     /// Sends a message as is (its id, if any, included).
@@ -188,20 +241,42 @@ impl Client {
     }
 
     /// Joins a room.
-    pub async fn join(&mut self, room: &RoomId, name: &str, secret: Option<String>, device: Option<String>) -> Result<Joined> {
-        let msg = ClientMsg::Join { id: None, protocol: PROTOCOL_VERSION, room: room.clone(), name: name.into(), secret, device };
+    pub async fn join(
+        &mut self,
+        room: &RoomId,
+        name: &str,
+        secret: Option<String>,
+        device: Option<String>,
+    ) -> Result<Joined> {
+        let msg = ClientMsg::Join {
+            id: None,
+            protocol: PROTOCOL_VERSION,
+            room: room.clone(),
+            name: name.into(),
+            secret,
+            device,
+        };
         joined(self.request(&msg).await?)
     }
 
     /// Resumes a session.
     pub async fn resume(&mut self, room: &RoomId, token: &str) -> Result<Joined> {
-        let msg = ClientMsg::Resume { id: None, protocol: PROTOCOL_VERSION, room: room.clone(), token: token.into() };
+        let msg = ClientMsg::Resume {
+            id: None,
+            protocol: PROTOCOL_VERSION,
+            room: room.clone(),
+            token: token.into(),
+        };
         joined(self.request(&msg).await?)
     }
 
     /// Waits for the first message (buffered or new) that `pick` accepts, and returns what it made
     /// of it. Messages it skips stay buffered.
-    pub async fn expect<T>(&mut self, what: &str, mut pick: impl FnMut(&ServerMsg) -> Option<T>) -> T {
+    pub async fn expect<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(&ServerMsg) -> Option<T>,
+    ) -> T {
         if let Some(i) = self.inbox.iter().position(|m| pick(m).is_some()) {
             let m = self.inbox.remove(i).expect("index from position");
             return pick(&m).expect("picked before");
@@ -240,7 +315,10 @@ impl Client {
             }
         }
         let close = self.close.clone().unwrap_or(None);
-        assert!(self.close.is_some(), "the server closed the socket; saw {seen:#?}");
+        assert!(
+            self.close.is_some(),
+            "the server closed the socket; saw {seen:#?}"
+        );
         (seen, close)
     }
 
@@ -248,7 +326,12 @@ impl Client {
     /// server sends after anything already queued for us.
     pub async fn none_pending(&mut self, what: &str, mut pick: impl FnMut(&ServerMsg) -> bool) {
         // `lower_hand` on our own lowered hand is a harmless no-op that every joined client may send.
-        let _ = self.request(&ClientMsg::LowerHand { id: None, participant: None }).await;
+        let _ = self
+            .request(&ClientMsg::LowerHand {
+                id: None,
+                participant: None,
+            })
+            .await;
         if let Some(m) = self.inbox.iter().find(|m| pick(m)) {
             panic!("expected no {what}, got {m:?}");
         }
@@ -266,7 +349,8 @@ impl Client {
                 .map_err(|_| anyhow!("timed out"))?;
             match next {
                 Some(Ok(Message::Text(t))) => {
-                    return serde_json::from_str(t.as_str()).with_context(|| format!("server sent {t}"));
+                    return serde_json::from_str(t.as_str())
+                        .with_context(|| format!("server sent {t}"));
                 }
                 Some(Ok(Message::Close(frame))) => {
                     self.close = Some(frame);
@@ -292,8 +376,23 @@ impl Client {
 
 fn joined(m: ServerMsg) -> Result<Joined> {
     match m {
-        ServerMsg::Joined { you, role, resume_token, waiting, room, .. } => Ok(Joined { you, role, token: resume_token, waiting, room }),
-        ServerMsg::Error { code, message, .. } => Err(anyhow!("join refused: {code} ({message})")).context(code),
+        ServerMsg::Joined {
+            you,
+            role,
+            resume_token,
+            waiting,
+            room,
+            ..
+        } => Ok(Joined {
+            you,
+            role,
+            token: resume_token,
+            waiting,
+            room,
+        }),
+        ServerMsg::Error { code, message, .. } => {
+            Err(anyhow!("join refused: {code} ({message})")).context(code)
+        }
         other => bail!("expected joined, got {other:?}"),
     }
 }

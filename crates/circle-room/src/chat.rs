@@ -6,7 +6,12 @@ use crate::{Audience, ChatText, Room, RoomError, StoredChat};
 use circle_protocol::{ChatView, MessageId, Millis, ParticipantId, Role, ServerMsg};
 
 impl Room {
-    pub(crate) fn chat(&mut self, now: Millis, from: &ParticipantId, text: ChatText) -> Result<(), RoomError> {
+    pub(crate) fn chat(
+        &mut self,
+        now: Millis,
+        from: &ParticipantId,
+        text: ChatText,
+    ) -> Result<(), RoomError> {
         let p = self.admitted(from)?;
         if p.role == Role::Member {
             if !self.settings.chat_enabled {
@@ -80,7 +85,11 @@ impl Room {
         Ok(())
     }
 
-    pub(crate) fn set_chat_allowed(&mut self, who: &ParticipantId, allowed: bool) -> Result<(), RoomError> {
+    pub(crate) fn set_chat_allowed(
+        &mut self,
+        who: &ParticipantId,
+        allowed: bool,
+    ) -> Result<(), RoomError> {
         self.admitted_member(who)?;
         if let Some(p) = self.participants.get_mut(who)
             && p.chat_allowed != allowed

@@ -104,7 +104,10 @@ impl Room {
             Some(secs) => {
                 let ends = now + u64::from(secs) * 1000;
                 let warn = u64::from(self.settings.share_warning_secs) * 1000;
-                (Some(ends), (warn > 0 && warn < u64::from(secs) * 1000).then(|| ends - warn))
+                (
+                    Some(ends),
+                    (warn > 0 && warn < u64::from(secs) * 1000).then(|| ends - warn),
+                )
             }
             None => (None, None),
         };

@@ -23,7 +23,10 @@ impl Pseudonym {
         if chars == 0 || chars > MAX_NAME_CHARS {
             return Err(RoomError::InvalidName("a name is 1 to 32 characters"));
         }
-        if name.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+        if name
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
+        {
             return Err(RoomError::InvalidName(
                 "a name cannot hold control or invisible characters",
             ));

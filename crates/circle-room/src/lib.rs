@@ -279,10 +279,7 @@ impl Room {
         if self.ended {
             return Err(RoomError::Ended);
         }
-        let sender = self
-            .participants
-            .get(from)
-            .ok_or(RoomError::SessionGone)?;
+        let sender = self.participants.get(from).ok_or(RoomError::SessionGone)?;
         if !sender.admitted && !matches!(cmd, Command::Leave) {
             return Err(RoomError::Waiting);
         }
@@ -427,7 +424,11 @@ impl Room {
 
     fn send(&mut self, to: Audience, msg: ServerMsg) {
         let recipients = self.recipients(&to);
-        self.outbox.push_back(Output::Send { to, recipients, msg });
+        self.outbox.push_back(Output::Send {
+            to,
+            recipients,
+            msg,
+        });
     }
 
     /// The participant, if they are admitted to the room.

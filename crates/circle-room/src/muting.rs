@@ -20,7 +20,11 @@ impl Room {
         p.admitted && p.connected && !p.self_muted && !p.muted_by_facilitator && floor_ok
     }
 
-    pub(crate) fn set_self_mute(&mut self, who: &ParticipantId, muted: bool) -> Result<(), RoomError> {
+    pub(crate) fn set_self_mute(
+        &mut self,
+        who: &ParticipantId,
+        muted: bool,
+    ) -> Result<(), RoomError> {
         let p = self
             .participants
             .get_mut(who)

@@ -177,7 +177,11 @@ impl Room {
         Ok(())
     }
 
-    pub(crate) fn remove(&mut self, id: &ParticipantId, reason: LeaveReason) -> Result<(), RoomError> {
+    pub(crate) fn remove(
+        &mut self,
+        id: &ParticipantId,
+        reason: LeaveReason,
+    ) -> Result<(), RoomError> {
         match self.participants.get(id) {
             Some(p) if p.role == Role::Facilitator => {
                 return Err(RoomError::BadTarget(
@@ -220,13 +224,19 @@ impl Room {
         Ok(())
     }
 
-    pub(crate) fn demote(&mut self, by: &ParticipantId, id: &ParticipantId) -> Result<(), RoomError> {
+    pub(crate) fn demote(
+        &mut self,
+        by: &ParticipantId,
+        id: &ParticipantId,
+    ) -> Result<(), RoomError> {
         if by == id {
             return Err(RoomError::BadTarget("you cannot demote yourself"));
         }
         match self.participants.get_mut(id) {
             Some(p) if p.admitted && p.role == Role::Facilitator => p.role = Role::Member,
-            Some(p) if p.admitted => return Err(RoomError::BadTarget("they are not a facilitator")),
+            Some(p) if p.admitted => {
+                return Err(RoomError::BadTarget("they are not a facilitator"));
+            }
             _ => return Err(RoomError::UnknownParticipant),
         }
         self.role_changed();

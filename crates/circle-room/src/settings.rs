@@ -5,7 +5,11 @@ use crate::{Audience, Room, RoomError};
 use circle_protocol::{Millis, ServerMsg, SettingsPatch};
 
 impl Room {
-    pub(crate) fn update_settings(&mut self, now: Millis, patch: SettingsPatch) -> Result<(), RoomError> {
+    pub(crate) fn update_settings(
+        &mut self,
+        now: Millis,
+        patch: SettingsPatch,
+    ) -> Result<(), RoomError> {
         let _ = now;
         let before = self.settings.clone();
         let s = &mut self.settings;

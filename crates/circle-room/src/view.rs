@@ -13,7 +13,13 @@ use circle_protocol::{
 
 impl Room {
     /// May `viewer` see `subject` in their roster?
-    fn sees(&self, viewer: &Participant, viewer_id: &ParticipantId, subject: &Participant, subject_id: &ParticipantId) -> bool {
+    fn sees(
+        &self,
+        viewer: &Participant,
+        viewer_id: &ParticipantId,
+        subject: &Participant,
+        subject_id: &ParticipantId,
+    ) -> bool {
         if viewer_id == subject_id {
             return true;
         }
@@ -93,13 +99,18 @@ impl Room {
                 participant: participant.clone(),
             },
         );
-        self.send(Audience::One(id.clone()), ServerMsg::ParticipantUpdated { participant });
+        self.send(
+            Audience::One(id.clone()),
+            ServerMsg::ParticipantUpdated { participant },
+        );
     }
 
     /// The speaking order as a viewer sees it; `None` is a facilitator's (or a public roster's) view.
     pub(crate) fn floor_view_for(&self, member: Option<&ParticipantId>) -> FloorView {
         let hide = |id: &ParticipantId, p: &Participant| {
-            member.is_some_and(|m| m != id) && p.role == Role::Member && self.settings.roster_privacy
+            member.is_some_and(|m| m != id)
+                && p.role == Role::Member
+                && self.settings.roster_privacy
         };
         let queue = self
             .queue

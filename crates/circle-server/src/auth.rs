@@ -6,8 +6,8 @@ use circle_protocol::{ParticipantId, RoomId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use std::time::{SystemTime, UNIX_EPOCH};
+use subtle::ConstantTimeEq;
 
 /// `n` random bytes as URL-safe base64 without padding.
 pub fn random_token(n: usize) -> String {
@@ -174,8 +174,7 @@ mod tests {
         let id = new_room_id();
         assert_eq!(id.0.len(), 22);
         assert!(
-            id.0
-                .chars()
+            id.0.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
         assert!(secrets_match("abc", "abc") && !secrets_match("abc", "abd"));

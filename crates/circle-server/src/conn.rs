@@ -11,7 +11,9 @@ use crate::{
     wire::{WireError, parse_frame, to_command},
 };
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use circle_protocol::{ClientMsg, ErrorCode, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, ServerMsg};
+use circle_protocol::{
+    ClientMsg, ErrorCode, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, ServerMsg,
+};
 use circle_room::{Command, JoinRequest, Pseudonym};
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -137,7 +139,12 @@ pub async fn run(socket: WebSocket, state: AppState) {
         kill: CancellationToken::new(),
         kill_reason: Arc::new(OnceLock::new()),
     };
-    let writer = tokio::spawn(write_loop(sink, rx, conn.kill.clone(), conn.kill_reason.clone()));
+    let writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        conn.kill.clone(),
+        conn.kill_reason.clone(),
+    ));
     let mut session = Session::Fresh;
     let limits = Limits::new(&state);
     let join_deadline = sleep(Duration::from_secs(state.config.limits.join_timeout_secs));
@@ -247,7 +254,9 @@ async fn write_loop(
 }
 
 fn reply(conn: &Conn, msg: &ServerMsg) {
-    let Ok(text) = serde_json::to_string(msg) else { return };
+    let Ok(text) = serde_json::to_string(msg) else {
+        return;
+    };
     if conn.tx.try_send(Outbound::Text(text.into())).is_err() {
         conn.close(LeaveReason::SlowConsumer);
     }
@@ -257,9 +266,19 @@ fn reply_error(conn: &Conn, id: Option<RequestId>, e: WireError) {
     reply(conn, &e.to_msg(id));
 }
 
-async fn on_text(state: &AppState, conn: &Conn, session: &mut Session, limits: &Limits, text: &str) {
+async fn on_text(
+    state: &AppState,
+    conn: &Conn,
+    session: &mut Session,
+    limits: &Limits,
+    text: &str,
+) {
     if limits.any.check().is_err() {
-        return reply_error(conn, None, WireError::new(ErrorCode::RateLimited, "too many requests; slow down"));
+        return reply_error(
+            conn,
+            None,
+            WireError::new(ErrorCode::RateLimited, "too many requests; slow down"),
+        );
     }
     let msg = match parse_frame(text, state.config.limits.max_frame_bytes) {
         Ok(msg) => msg,
@@ -274,11 +293,18 @@ async fn on_text(state: &AppState, conn: &Conn, session: &mut Session, limits: &
         Session::Joined { room, who } => {
             let limiter = match &msg {
                 ClientMsg::Chat { .. } | ClientMsg::ChatPrivate { .. } => Some(&limits.chat),
-                ClientMsg::RaiseHand { .. } | ClientMsg::LowerHand { participant: None, .. } => Some(&limits.hand),
+                ClientMsg::RaiseHand { .. }
+                | ClientMsg::LowerHand {
+                    participant: None, ..
+                } => Some(&limits.hand),
                 _ => None,
             };
             if limiter.is_some_and(|l| l.check().is_err()) {
-                return reply_error(conn, id, WireError::new(ErrorCode::RateLimited, "too many messages; slow down"));
+                return reply_error(
+                    conn,
+                    id,
+                    WireError::new(ErrorCode::RateLimited, "too many messages; slow down"),
+                );
             }
             let cmd: Command = match to_command(msg, state.config.rooms.chat_max_chars) {
                 Ok(cmd) => cmd,
@@ -293,7 +319,11 @@ async fn on_text(state: &AppState, conn: &Conn, session: &mut Session, limits: &
                 })
                 .await;
             if !sent {
-                reply_error(conn, id, WireError::new(ErrorCode::RoomNotFound, "the meeting has ended"));
+                reply_error(
+                    conn,
+                    id,
+                    WireError::new(ErrorCode::RoomNotFound, "the meeting has ended"),
+                );
                 conn.close(LeaveReason::MeetingEnded);
             }
         }
@@ -301,10 +331,21 @@ async fn on_text(state: &AppState, conn: &Conn, session: &mut Session, limits: &
 }
 
 /// The first request on a connection: `join` or `resume`. Anything else is `not_joined`.
-async fn join_or_resume(state: &AppState, conn: &Conn, msg: ClientMsg) -> Result<Session, WireError> {
+async fn join_or_resume(
+    state: &AppState,
+    conn: &Conn,
+    msg: ClientMsg,
+) -> Result<Session, WireError> {
     let (protocol, room_id) = match &msg {
-        ClientMsg::Join { protocol, room, .. } | ClientMsg::Resume { protocol, room, .. } => (*protocol, room.clone()),
-        _ => return Err(WireError::new(ErrorCode::NotJoined, "send `join` or `resume` first")),
+        ClientMsg::Join { protocol, room, .. } | ClientMsg::Resume { protocol, room, .. } => {
+            (*protocol, room.clone())
+        }
+        _ => {
+            return Err(WireError::new(
+                ErrorCode::NotJoined,
+                "send `join` or `resume` first",
+            ));
+        }
     };
     if protocol != PROTOCOL_VERSION {
         return Err(WireError::new(
@@ -316,17 +357,35 @@ async fn join_or_resume(state: &AppState, conn: &Conn, msg: ClientMsg) -> Result
         .rooms
         .get(&room_id)
         .map(|r| r.value().clone())
-        .ok_or_else(|| WireError::new(ErrorCode::RoomNotFound, "there is no meeting at this link"))?;
+        .ok_or_else(|| {
+            WireError::new(ErrorCode::RoomNotFound, "there is no meeting at this link")
+        })?;
     let gone = || WireError::new(ErrorCode::RoomNotFound, "the meeting has ended");
     match msg {
-        ClientMsg::Join { id, name, secret, device, .. } => {
+        ClientMsg::Join {
+            id,
+            name,
+            secret,
+            device,
+            ..
+        } => {
             let name = Pseudonym::parse(&name)?;
-            if device.as_ref().is_some_and(|d| d.is_empty() || d.len() > MAX_DEVICE_ID) {
-                return Err(WireError::new(ErrorCode::BadRequest, "`device` is 1 to 64 characters"));
+            if device
+                .as_ref()
+                .is_some_and(|d| d.is_empty() || d.len() > MAX_DEVICE_ID)
+            {
+                return Err(WireError::new(
+                    ErrorCode::BadRequest,
+                    "`device` is 1 to 64 characters",
+                ));
             }
             let (reply, answer) = oneshot::channel();
             let cmd = RoomCmd::Join {
-                req: JoinRequest { name, facilitator: false, device },
+                req: JoinRequest {
+                    name,
+                    facilitator: false,
+                    device,
+                },
                 secret,
                 conn: conn.clone(),
                 request_id: id,
@@ -341,13 +400,21 @@ async fn join_or_resume(state: &AppState, conn: &Conn, msg: ClientMsg) -> Result
         ClientMsg::Resume { id, token, .. } => {
             let who = state.keys.check(&room_id, &token)?;
             let (reply, answer) = oneshot::channel();
-            let cmd = RoomCmd::Resume { who: who.clone(), conn: conn.clone(), request_id: id, reply };
+            let cmd = RoomCmd::Resume {
+                who: who.clone(),
+                conn: conn.clone(),
+                request_id: id,
+                reply,
+            };
             if !room.send(cmd).await {
                 return Err(gone());
             }
             answer.await.map_err(|_| gone())??;
             Ok(Session::Joined { room, who })
         }
-        _ => Err(WireError::new(ErrorCode::NotJoined, "send `join` or `resume` first")),
+        _ => Err(WireError::new(
+            ErrorCode::NotJoined,
+            "send `join` or `resume` first",
+        )),
     }
 }

@@ -115,7 +115,11 @@ async fn create_room(
     }
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let title = req.title.as_deref().unwrap_or("").trim().to_owned();
-    let title = if title.is_empty() { "Circle meeting".to_owned() } else { title };
+    let title = if title.is_empty() {
+        "Circle meeting".to_owned()
+    } else {
+        title
+    };
     if title.chars().count() > MAX_TITLE_CHARS || title.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(format!(
             "a title is at most {MAX_TITLE_CHARS} characters, with no control characters"

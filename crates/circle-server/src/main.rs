@@ -18,7 +18,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let args = Args::parse();
     let config = Config::load(args.config.as_deref()).context("loading configuration")?;
@@ -27,7 +29,10 @@ async fn main() -> anyhow::Result<()> {
     if let Some(addr) = running.client_addr {
         println!("Circle is running. Open http://{addr}/ in a browser.");
     } else {
-        println!("Circle server on http://{}; web client expected at {client_url}", running.addr);
+        println!(
+            "Circle server on http://{}; web client expected at {client_url}",
+            running.addr
+        );
     }
     shutdown_signal().await;
     tracing::info!("shutting down: telling members");
@@ -39,13 +44,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

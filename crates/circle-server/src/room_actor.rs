@@ -106,7 +106,13 @@ impl RoomHandle {
 }
 
 /// Creates a room and starts its actor; the caller puts the handle in the directory.
-pub fn spawn_room(state: &AppState, id: RoomId, title: String, room: Room, secret: String) -> RoomHandle {
+pub fn spawn_room(
+    state: &AppState,
+    id: RoomId,
+    title: String,
+    room: Room,
+    secret: String,
+) -> RoomHandle {
     let (tx, rx) = mpsc::channel(ROOM_INBOX);
     let info = Arc::new(RoomInfo { id, title });
     let hearing = Arc::new(DashMap::new());
@@ -149,7 +155,10 @@ impl RoomActor {
         let mut empty_since = Some(Instant::now());
         let shutdown = self.state.shutdown.clone();
         loop {
-            let timer = self.room.poll_timeout().map(|t| self.state.clock.instant_at(t));
+            let timer = self
+                .room
+                .poll_timeout()
+                .map(|t| self.state.clock.instant_at(t));
             let forget_at = empty_since.map(|t| t + ttl);
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -226,7 +235,7 @@ impl RoomActor {
             } => match self.room.resume(&who) {
                 Ok(joined) => {
                     if let Some(old) = self.conns.insert(who.clone(), conn) {
-                        old.close(LeaveReason::Replaced);
+                        close_with_reason(&old, LeaveReason::Replaced);
                     }
                     self.send_joined(&who, joined.role, joined.waiting, request_id);
                     let _ = reply.send(Ok(()));
@@ -297,7 +306,9 @@ impl RoomActor {
     fn drain(&mut self) {
         while let Some(out) = self.room.poll_output() {
             match out {
-                Output::Send { recipients, msg, .. } => {
+                Output::Send {
+                    recipients, msg, ..
+                } => {
                     let Some(text) = encode(&msg) else { continue };
                     for who in &recipients {
                         self.push(who, Outbound::Text(text.clone()));
@@ -305,12 +316,7 @@ impl RoomActor {
                 }
                 Output::Close { who, reason } => {
                     if let Some(conn) = self.conns.remove(&who) {
-                        if let Some(message) = removal_message(reason)
-                            && let Some(text) = encode(&ServerMsg::Removed { reason, message: message.into() })
-                        {
-                            let _ = conn.try_push(Outbound::Text(text));
-                        }
-                        conn.close(reason);
+                        close_with_reason(&conn, reason);
                     }
                 }
                 Output::Hearing { who, may_be_heard } => {
@@ -336,7 +342,9 @@ impl RoomActor {
     /// Queues a frame for one connection; a connection whose queue is full is dropped as too slow,
     /// and its participant gets the grace period like any dropped connection.
     fn push(&mut self, who: &ParticipantId, frame: Outbound) {
-        let Some(conn) = self.conns.get(who) else { return };
+        let Some(conn) = self.conns.get(who) else {
+            return;
+        };
         if conn.try_push(frame).is_ok() {
             return;
         }
@@ -350,27 +358,36 @@ impl RoomActor {
 
     /// The server is stopping: tell everyone, then close.
     fn shut_down(&mut self) {
-        let reason = LeaveReason::ServerShutdown;
-        let text = encode(&ServerMsg::Removed {
-            reason,
-            message: removal_message(reason).unwrap_or_default().into(),
-        });
         for (_, conn) in self.conns.drain() {
-            if let Some(text) = &text {
-                let _ = conn.try_push(Outbound::Text(text.clone()));
-            }
-            conn.close(reason);
+            close_with_reason(&conn, LeaveReason::ServerShutdown);
         }
     }
+}
+
+/// Tells a connection why it is being closed (for the reasons that call for words), then closes it.
+fn close_with_reason(conn: &Conn, reason: LeaveReason) {
+    if let Some(message) = removal_message(reason)
+        && let Some(text) = encode(&ServerMsg::Removed {
+            reason,
+            message: message.into(),
+        })
+    {
+        let _ = conn.try_push(Outbound::Text(text));
+    }
+    conn.close(reason);
 }
 
 /// The fixed explanation a disconnected person is shown, for the reasons that call for one.
 pub fn removal_message(reason: LeaveReason) -> Option<&'static str> {
     Some(match reason {
         LeaveReason::Removed => "A facilitator removed you from this meeting.",
-        LeaveReason::Banned => "A facilitator removed you from this meeting, and you cannot rejoin it.",
+        LeaveReason::Banned => {
+            "A facilitator removed you from this meeting, and you cannot rejoin it."
+        }
         LeaveReason::Denied => "A facilitator did not let you into this meeting.",
-        LeaveReason::SlowConsumer => "Your connection could not keep up, so it was closed. Reconnecting brings you back.",
+        LeaveReason::SlowConsumer => {
+            "Your connection could not keep up, so it was closed. Reconnecting brings you back."
+        }
         LeaveReason::Replaced => "You joined this meeting from another window or device.",
         LeaveReason::ServerShutdown => "The server is restarting. Please rejoin in a minute.",
         LeaveReason::Left | LeaveReason::TimedOut | LeaveReason::MeetingEnded => return None,

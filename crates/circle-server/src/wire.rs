@@ -86,7 +86,10 @@ struct Head {
 }
 
 /// Reads one text frame. On failure returns the error and, when it could be read, the request id.
-pub fn parse_frame(text: &str, max_bytes: usize) -> Result<ClientMsg, (Option<RequestId>, WireError)> {
+pub fn parse_frame(
+    text: &str,
+    max_bytes: usize,
+) -> Result<ClientMsg, (Option<RequestId>, WireError)> {
     if text.len() > max_bytes {
         return Err((
             None,
@@ -113,7 +116,10 @@ pub fn parse_frame(text: &str, max_bytes: usize) -> Result<ClientMsg, (Option<Re
     let kind = match head.kind {
         Some(serde_json::Value::String(s)) => s,
         Some(_) => {
-            return Err((id, WireError::new(ErrorCode::BadRequest, "`type` must be a string")));
+            return Err((
+                id,
+                WireError::new(ErrorCode::BadRequest, "`type` must be a string"),
+            ));
         }
         None => return Err((id, WireError::new(ErrorCode::BadRequest, "missing `type`"))),
     };
@@ -123,8 +129,12 @@ pub fn parse_frame(text: &str, max_bytes: usize) -> Result<ClientMsg, (Option<Re
             WireError::new(ErrorCode::UnknownType, "unknown message type"),
         ));
     }
-    serde_json::from_str::<ClientMsg>(text)
-        .map_err(|e| (id, WireError::new(ErrorCode::BadRequest, strip_position(&e))))
+    serde_json::from_str::<ClientMsg>(text).map_err(|e| {
+        (
+            id,
+            WireError::new(ErrorCode::BadRequest, strip_position(&e)),
+        )
+    })
 }
 
 /// serde's message without " at line 1 column 57", which means nothing to a client.
@@ -208,7 +218,13 @@ mod tests {
         assert_eq!(code(r#"{"type":"fly"}"#), ErrorCode::UnknownType);
         assert_eq!(code(r#"{"type":"chat"}"#), ErrorCode::BadRequest);
         assert_eq!(code(r#"{"type":"chat","text":5}"#), ErrorCode::BadRequest);
-        assert_eq!(code(&format!(r#"{{"type":"chat","text":"{}"}}"#, "a".repeat(2000))), ErrorCode::FrameTooLarge);
+        assert_eq!(
+            code(&format!(
+                r#"{{"type":"chat","text":"{}"}}"#,
+                "a".repeat(2000)
+            )),
+            ErrorCode::FrameTooLarge
+        );
     }
 
     #[test]

@@ -1,0 +1,109 @@
+//! The HTTP API: room creation (open, or with the operator key), room lookup, health.
+
+use circle_tests::{server, server_with};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn creating_a_room_returns_unguessable_ids_and_both_links() {
+    let srv = server().await;
+    let a = srv.create_room(json!({"title": "Grief circle"})).await;
+    let b = srv.create_room(json!({})).await;
+    assert_ne!(a.room, b.room);
+    assert_eq!(a.room.0.len(), 22);
+    assert_eq!(a.secret.len(), 22);
+    let j = &a.json;
+    assert_eq!(j["title"], "Grief circle");
+    assert_eq!(b.json["title"], "Circle meeting");
+    let join = j["join_url"].as_str().unwrap();
+    let fac = j["facilitator_url"].as_str().unwrap();
+    assert!(join.contains(&a.room.0) && !join.contains(&a.secret));
+    assert!(
+        fac.contains(&format!("#room={}&key={}", a.room, a.secret)),
+        "the secret rides in the fragment, never sent to a web server: {fac}"
+    );
+    assert_eq!(
+        j["settings"]["waiting_room"], true,
+        "waiting room on by default"
+    );
+    assert_eq!(
+        j["settings"]["mute_on_entry"], true,
+        "mute on entry by default"
+    );
+
+    let info: Value = reqwest::get(format!("{}/api/rooms/{}", srv.base, a.room))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["title"], "Grief circle");
+    assert!(info.get("facilitator_secret").is_none());
+    let missing = reqwest::get(format!("{}/api/rooms/nope", srv.base))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["code"], "room_not_found");
+
+    let health: Value = reqwest::get(format!("{}/healthz", srv.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["rooms"], 2);
+}
+
+#[tokio::test]
+async fn bad_room_requests_are_refused() {
+    let srv = server().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/rooms", srv.base);
+    let long = http
+        .post(&url)
+        .json(&json!({"title": "t".repeat(81)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long.status(), 400);
+    let unknown = http
+        .post(&url)
+        .json(&json!({"colour": "red"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(unknown.status().is_client_error());
+    let bad_setting = http
+        .post(&url)
+        .json(&json!({"settings": {"waiting_room": "yes"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(bad_setting.status().is_client_error());
+}
+
+#[tokio::test]
+async fn room_creation_can_require_the_operator_key() {
+    let srv = server_with(|c| c.rooms.operator_key = "s3cret-operator-key".into()).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/rooms", srv.base);
+    let without = http.post(&url).json(&json!({})).send().await.unwrap();
+    assert_eq!(without.status(), 401);
+    let wrong = http
+        .post(&url)
+        .bearer_auth("guess")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = http
+        .post(&url)
+        .bearer_auth("s3cret-operator-key")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 201);
+}

@@ -1,0 +1,167 @@
+//! A dropped connection: "reconnecting" for the others, the same place on resume, and leaving for good
+//! when the grace period runs out. Tokens that are forged, expired or for another room are refused.
+
+use circle_tests::{
+    join_error,
+    proto::{ClientMsg as C, ErrorCode, LeaveReason, Presence, ServerMsg as S},
+    server, server_with,
+};
+use serde_json::json;
+
+fn open_room() -> serde_json::Value {
+    json!({"settings": {"waiting_room": false}})
+}
+
+#[tokio::test]
+async fn a_dropped_member_resumes_with_the_same_name_hand_and_mute_state() {
+    let srv = server().await;
+    let room = srv.create_room(open_room()).await;
+    let (mut fac, _) = srv.join(&room, "Robin", true).await;
+    let (mut ann, aj) = srv.join(&room, "Ann", false).await;
+    let (mut ben, bj) = srv.join(&room, "Ben", false).await;
+    ben.ok(C::RaiseHand { id: None }).await;
+    ann.ok(C::RaiseHand { id: None }).await;
+    fac.ok(C::Mute {
+        id: None,
+        participant: aj.you.clone(),
+    })
+    .await;
+
+    ann.drop_connection().await;
+    fac.expect("Ann shown as reconnecting", |m| match m {
+        S::ParticipantUpdated { participant }
+            if participant.id == aj.you && participant.presence == Presence::Reconnecting =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    fac.none_pending("a leave", |m| matches!(m, S::ParticipantLeft { .. }))
+        .await;
+
+    let mut back = srv.connect().await;
+    let rj = back.resume(&room.room, &aj.token).await.expect("resume");
+    assert_eq!(rj.you, aj.you, "same identity");
+    let me = rj
+        .room
+        .participants
+        .iter()
+        .find(|p| p.id == aj.you)
+        .expect("I am in my own roster")
+        .clone();
+    assert_eq!(me.name, "Ann");
+    assert!(me.muted_by_facilitator, "still muted by the facilitator");
+    let queue: Vec<_> = rj
+        .room
+        .floor
+        .queue
+        .iter()
+        .map(|q| q.participant.clone().unwrap())
+        .collect();
+    assert_eq!(queue, vec![bj.you.clone(), aj.you.clone()], "same place");
+    let presence = fac
+        .expect("Ann online again", |m| match m {
+            S::ParticipantUpdated { participant }
+                if participant.id == aj.you && participant.presence == Presence::Online =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    let () = presence;
+    back.fails(
+        C::SetSelfMute {
+            id: None,
+            muted: false,
+        },
+        ErrorCode::MutedByFacilitator,
+    )
+    .await;
+    back.ok(C::Chat {
+        id: None,
+        text: "back".into(),
+    })
+    .await;
+    ben.expect("Ann's chat after resume", |m| {
+        matches!(m, S::Chat { message } if message.from == aj.you).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn after_the_grace_period_the_member_leaves_and_cannot_resume() {
+    let srv = server_with(|c| c.rooms.grace_secs = 1).await;
+    let room = srv.create_room(open_room()).await;
+    let (mut fac, _) = srv.join(&room, "Robin", true).await;
+    let (ann, aj) = srv.join(&room, "Ann", false).await;
+    ann.drop_connection().await;
+    fac.expect("Ann timed out", |m| {
+        matches!(m, S::ParticipantLeft { participant, reason: LeaveReason::TimedOut } if *participant == aj.you)
+            .then_some(())
+    })
+    .await;
+    let err = srv
+        .connect()
+        .await
+        .resume(&room.room, &aj.token)
+        .await
+        .expect_err("too late");
+    assert_eq!(join_error(&err), Some(ErrorCode::SessionGone));
+}
+
+#[tokio::test]
+async fn resuming_from_a_second_window_replaces_the_first() {
+    let srv = server().await;
+    let room = srv.create_room(open_room()).await;
+    let (mut ann, aj) = srv.join(&room, "Ann", false).await;
+    let mut second = srv.connect().await;
+    second.resume(&room.room, &aj.token).await.expect("resume");
+    let (seen, close) = ann.until_closed().await;
+    assert!(seen.iter().any(|m| matches!(
+        m,
+        S::Removed {
+            reason: LeaveReason::Replaced,
+            ..
+        }
+    )));
+    assert_eq!(u16::from(close.expect("close frame").code), 4009);
+    second.ok(C::RaiseHand { id: None }).await;
+}
+
+#[tokio::test]
+async fn forged_expired_and_other_room_tokens_are_refused() {
+    let srv = server().await;
+    let room = srv.create_room(open_room()).await;
+    let other = srv.create_room(open_room()).await;
+    let (ann, aj) = srv.join(&room, "Ann", false).await;
+    ann.drop_connection().await;
+    let mut c = srv.connect().await;
+
+    let mut forged = aj.token.clone();
+    forged.pop();
+    forged.push(if aj.token.ends_with('A') { 'B' } else { 'A' });
+    let err = c.resume(&room.room, &forged).await.expect_err("forged");
+    assert_eq!(join_error(&err), Some(ErrorCode::InvalidToken));
+
+    let err = c
+        .resume(&room.room, "eyJhbGciOiJIUzI1NiJ9.e30.x")
+        .await
+        .expect_err("garbage");
+    assert_eq!(join_error(&err), Some(ErrorCode::InvalidToken));
+
+    let err = c
+        .resume(&other.room, &aj.token)
+        .await
+        .expect_err("other room");
+    assert_eq!(join_error(&err), Some(ErrorCode::InvalidToken));
+
+    let expired = srv.running.state.keys.issue_expired(&room.room, &aj.you);
+    let err = c.resume(&room.room, &expired).await.expect_err("expired");
+    assert_eq!(join_error(&err), Some(ErrorCode::TokenExpired));
+
+    // The connection survived every refusal and can still resume properly.
+    let rj = c.resume(&room.room, &aj.token).await.expect("real token");
+    assert_eq!(rj.you, aj.you);
+}
