@@ -7,8 +7,12 @@ use circle_protocol::{MessageId, ParticipantId, SettingsPatch};
 pub const MAX_NAME_CHARS: usize = 32;
 
 /// Characters that render as nothing or reorder text; a name made of them could impersonate another.
+/// These are Unicode's default-ignorable code points, less the variation selectors that emoji need.
 fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{00AD}')
+    matches!(c, '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// A pseudonym: trimmed, 1–32 characters, no control or invisible formatting characters.
@@ -39,9 +43,14 @@ impl Pseudonym {
         &self.0
     }
 
-    /// The form two names are compared in: "Sam" and "sam " clash.
+    /// The form two names are compared in: "Sam" and "sam " clash, and so do "Sam Lee" and
+    /// "sam\u{a0} lee", which look the same on screen.
     pub(crate) fn folded(&self) -> String {
-        self.0.to_lowercase()
+        self.0
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
     }
 }
 

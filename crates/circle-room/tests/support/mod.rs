@@ -1,0 +1,410 @@
+//! A small in-memory driver for [`Room`]: it plays the part of the server's room actor, with a clock
+//! that only moves when a test moves it.
+//!
+//! After every input it drains [`Room::poll_output`] and delivers each message to the recipients the
+//! room resolved when it sent it, as the real driver does, into one inbox per participant. Tests then assert on
+//! what each person would receive, on connections closed, on the media relay's "may be heard" feed,
+//! and on the raw outputs when they need to.
+
+// Each test file uses a different part of the harness.
+#![allow(dead_code)]
+
+use circle_protocol::{
+    ChatView, FloorView, LeaveReason, Millis, PROTOCOL_VERSION, ParticipantId, ParticipantView,
+    Role, RoomSnapshot, ServerMsg, Settings, SettingsPatch,
+};
+use circle_room::{
+    Audience, ChatText, Command, JoinRequest, Joined, Output, Pseudonym, Room, RoomError,
+    RoomLimits,
+};
+use std::collections::BTreeMap;
+
+/// Where the simulated clock starts: any fixed value, far from zero.
+pub const T0: Millis = 1_700_000_000_000;
+
+/// The longest chat message the edge lets through.
+pub const MAX_CHAT_CHARS: usize = 2000;
+
+pub fn name(s: &str) -> Pseudonym {
+    Pseudonym::parse(s).expect("test names are valid")
+}
+
+pub fn text(s: &str) -> ChatText {
+    ChatText::parse(s, MAX_CHAT_CHARS).expect("test chat lines are valid")
+}
+
+pub fn chat(s: &str) -> Command {
+    Command::Chat(text(s))
+}
+
+pub fn settings(patch: SettingsPatch) -> Command {
+    Command::UpdateSettings(patch)
+}
+
+/// Settings with the waiting room off, so members come straight in.
+pub fn open_room() -> Settings {
+    Settings {
+        waiting_room: false,
+        ..Settings::default()
+    }
+}
+
+/// One delivered output, kept in order for tests that look at the raw stream.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub output: Output,
+    /// For a `Send`, who it reached.
+    pub recipients: Vec<ParticipantId>,
+}
+
+pub struct Sim {
+    pub room: Room,
+    pub now: Millis,
+    next_id: u32,
+    /// The first facilitator to join: admits members for [`Sim::member`].
+    host: Option<ParticipantId>,
+    /// Messages each participant received, oldest first, since the last `take` / `clear`.
+    inbox: BTreeMap<ParticipantId, Vec<ServerMsg>>,
+    /// Connections the room asked to close, in order.
+    pub closed: Vec<(ParticipantId, LeaveReason)>,
+    /// The media relay's feed: every `Output::Hearing`, in order.
+    pub hearing: Vec<(ParticipantId, bool)>,
+    /// `Output::Ended` was seen.
+    pub ended: bool,
+    /// Every output since the last `clear`.
+    pub log: Vec<Delivery>,
+}
+
+impl Sim {
+    pub fn new() -> Self {
+        Self::with(Settings::default(), RoomLimits::default())
+    }
+
+    pub fn with_settings(settings: Settings) -> Self {
+        Self::with(settings, RoomLimits::default())
+    }
+
+    pub fn with(settings: Settings, limits: RoomLimits) -> Self {
+        Self {
+            room: Room::new("Tuesday evening".into(), settings, limits),
+            now: T0,
+            next_id: 0,
+            host: None,
+            inbox: BTreeMap::new(),
+            closed: Vec::new(),
+            hearing: Vec::new(),
+            ended: false,
+            log: Vec::new(),
+        }
+    }
+
+    fn fresh_id(&mut self) -> ParticipantId {
+        self.next_id += 1;
+        ParticipantId(format!("p{:03}", self.next_id))
+    }
+
+    /// Joins as the edge would: a fresh id, then `joined` to the joiner, then the room's outputs.
+    pub fn try_join(
+        &mut self,
+        who: &str,
+        facilitator: bool,
+        device: Option<&str>,
+    ) -> Result<(ParticipantId, Joined), RoomError> {
+        let id = self.fresh_id();
+        let req = JoinRequest {
+            name: name(who),
+            facilitator,
+            device: device.map(str::to_owned),
+        };
+        let joined = self.room.join(self.now, id.clone(), req)?;
+        let msg = ServerMsg::Joined {
+            id: None,
+            protocol: PROTOCOL_VERSION,
+            you: id.clone(),
+            role: joined.role,
+            resume_token: format!("token-{id}"),
+            grace_secs: 30,
+            waiting: joined.waiting,
+            room: self.room.snapshot_for(&id),
+        };
+        self.inbox.entry(id.clone()).or_default().push(msg);
+        self.pump();
+        Ok((id, joined))
+    }
+
+    /// A member joining with their own device id; they may land in the waiting room.
+    pub fn join(&mut self, who: &str) -> Result<ParticipantId, RoomError> {
+        let device = format!("device-{who}");
+        self.try_join(who, false, Some(&device)).map(|(id, _)| id)
+    }
+
+    pub fn facilitator(&mut self, who: &str) -> ParticipantId {
+        let (id, joined) = self
+            .try_join(who, true, None)
+            .expect("facilitator can join");
+        assert_eq!(joined.role, Role::Facilitator);
+        assert!(!joined.waiting, "facilitators skip the waiting room");
+        self.host.get_or_insert_with(|| id.clone());
+        id
+    }
+
+    /// A member who ends up in the waiting room.
+    pub fn waiting(&mut self, who: &str) -> ParticipantId {
+        let id = self.join(who).expect("member can join");
+        assert!(self.room.is_waiting(&id), "{who} should be waiting");
+        id
+    }
+
+    /// A member who ends up admitted (through the waiting room when it is on).
+    pub fn member(&mut self, who: &str) -> ParticipantId {
+        let id = self.join(who).expect("member can join");
+        if self.room.is_waiting(&id) {
+            let host = self.host.clone().expect("a facilitator must admit members");
+            self.cmd(&host, Command::Admit(id.clone()))
+                .expect("facilitator can admit");
+        }
+        id
+    }
+
+    /// Sends a command at the current time and delivers what it caused.
+    pub fn cmd(&mut self, from: &ParticipantId, cmd: Command) -> Result<(), RoomError> {
+        let r = self.room.handle(self.now, from, cmd);
+        self.pump();
+        r
+    }
+
+    /// Like [`Sim::cmd`], for commands a test expects to succeed.
+    pub fn ok(&mut self, from: &ParticipantId, cmd: Command) {
+        let label = format!("{cmd:?}");
+        self.cmd(from, cmd)
+            .unwrap_or_else(|e| panic!("{label} from {from} failed: {e}"));
+    }
+
+    pub fn disconnect(&mut self, who: &ParticipantId) {
+        self.room.disconnected(self.now, who);
+        self.pump();
+    }
+
+    pub fn resume(&mut self, who: &ParticipantId) -> Result<Joined, RoomError> {
+        let joined = self.room.resume(who)?;
+        let msg = ServerMsg::Joined {
+            id: None,
+            protocol: PROTOCOL_VERSION,
+            you: who.clone(),
+            role: joined.role,
+            resume_token: format!("token-{who}"),
+            grace_secs: 30,
+            waiting: joined.waiting,
+            room: self.room.snapshot_for(who),
+        };
+        self.inbox.entry(who.clone()).or_default().push(msg);
+        self.pump();
+        Ok(joined)
+    }
+
+    /// Moves the clock without firing anything (a timer fires only through `poll_timeout`).
+    pub fn advance(&mut self, ms: Millis) {
+        self.now += ms;
+    }
+
+    /// Fires the next timer at exactly the time `poll_timeout` names; returns that time.
+    pub fn fire_next_timer(&mut self) -> Millis {
+        let at = self.room.poll_timeout().expect("a timer should be pending");
+        assert!(
+            at >= self.now,
+            "timer at {at} is in the past (now {})",
+            self.now
+        );
+        self.now = at;
+        self.room.handle_timeout(at);
+        self.pump();
+        at
+    }
+
+    /// Fires every timer due up to `until`, in order, as a driver's sleep loop would, and leaves the
+    /// clock at `until`.
+    pub fn run_until(&mut self, until: Millis) {
+        for _ in 0..10_000 {
+            match self.room.poll_timeout() {
+                Some(at) if at <= until => {
+                    self.now = self.now.max(at);
+                    self.room.handle_timeout(self.now);
+                    self.pump();
+                }
+                _ => {
+                    self.now = self.now.max(until);
+                    return;
+                }
+            }
+        }
+        panic!("timers keep firing: poll_timeout never moved past {until}");
+    }
+
+    /// Drains the outbox and delivers each output.
+    pub fn pump(&mut self) {
+        while let Some(output) = self.room.poll_output() {
+            let mut recipients = Vec::new();
+            match &output {
+                Output::Send {
+                    to,
+                    recipients: resolved,
+                    msg,
+                } => {
+                    recipients = resolved.clone();
+                    recipients.sort();
+                    let mut unique = recipients.clone();
+                    unique.dedup();
+                    assert_eq!(unique, recipients, "{to:?} resolved to someone twice");
+                    for r in &recipients {
+                        self.inbox.entry(r.clone()).or_default().push(msg.clone());
+                    }
+                }
+                Output::Close { who, reason } => self.closed.push((who.clone(), *reason)),
+                Output::Hearing { who, may_be_heard } => {
+                    self.hearing.push((who.clone(), *may_be_heard))
+                }
+                Output::Ended => self.ended = true,
+            }
+            self.log.push(Delivery { output, recipients });
+        }
+    }
+
+    /// Forgets everything delivered so far.
+    pub fn clear(&mut self) {
+        self.inbox.clear();
+        self.closed.clear();
+        self.hearing.clear();
+        self.log.clear();
+    }
+
+    /// What this participant received since the last `take` / `clear`, and forgets it.
+    pub fn take(&mut self, who: &ParticipantId) -> Vec<ServerMsg> {
+        self.inbox.remove(who).unwrap_or_default()
+    }
+
+    /// What this participant received since the last `take` / `clear`.
+    pub fn got(&self, who: &ParticipantId) -> &[ServerMsg] {
+        self.inbox.get(who).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Everyone who received a message matching `pred`, sorted.
+    pub fn who_got(&self, pred: impl Fn(&ServerMsg) -> bool) -> Vec<ParticipantId> {
+        self.inbox
+            .iter()
+            .filter(|(_, msgs)| msgs.iter().any(&pred))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The audiences of every `Send` since the last `clear` whose message matches `pred`.
+    pub fn audiences_of(&self, pred: impl Fn(&ServerMsg) -> bool) -> Vec<Audience> {
+        self.log
+            .iter()
+            .filter_map(|d| match &d.output {
+                Output::Send { to, msg, .. } if pred(msg) => Some(to.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The participant as `viewer` sees them in a fresh snapshot, if visible.
+    pub fn seen_by(
+        &self,
+        viewer: &ParticipantId,
+        subject: &ParticipantId,
+    ) -> Option<ParticipantView> {
+        self.room
+            .snapshot_for(viewer)
+            .participants
+            .into_iter()
+            .find(|p| &p.id == subject)
+    }
+
+    /// The participant as a facilitator (who sees everyone) sees them.
+    pub fn view(&self, subject: &ParticipantId) -> ParticipantView {
+        let host = self.host.as_ref().expect("a facilitator is in the room");
+        self.seen_by(host, subject)
+            .unwrap_or_else(|| panic!("{subject} is not in the room"))
+    }
+
+    pub fn snapshot(&self, who: &ParticipantId) -> RoomSnapshot {
+        self.room.snapshot_for(who)
+    }
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The `joined` reply in a participant's messages.
+pub fn joined_snapshot(msgs: &[ServerMsg]) -> (bool, RoomSnapshot) {
+    msgs.iter()
+        .find_map(|m| match m {
+            ServerMsg::Joined { waiting, room, .. } => Some((*waiting, room.clone())),
+            _ => None,
+        })
+        .expect("a joined reply")
+}
+
+/// Every floor event in a participant's messages, oldest first.
+pub fn floors(msgs: &[ServerMsg]) -> Vec<FloorView> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Floor { floor } => Some(floor.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The last floor event in a participant's messages.
+pub fn last_floor(msgs: &[ServerMsg]) -> FloorView {
+    floors(msgs).pop().expect("a floor event")
+}
+
+/// Every chat message in a participant's messages.
+pub fn chats(msgs: &[ServerMsg]) -> Vec<ChatView> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Chat { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every `participant_updated` about `who` in a participant's messages.
+pub fn updates_about(msgs: &[ServerMsg], who: &ParticipantId) -> Vec<ParticipantView> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::ParticipantUpdated { participant } if &participant.id == who => {
+                Some(participant.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every `hearing` message in a participant's messages.
+pub fn hearing_msgs(msgs: &[ServerMsg]) -> Vec<bool> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Hearing { may_be_heard } => Some(*may_be_heard),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ids of a floor's queue, `None` for anonymous places.
+pub fn queue_ids(floor: &FloorView) -> Vec<Option<ParticipantId>> {
+    floor.queue.iter().map(|q| q.participant.clone()).collect()
+}
+
+/// The ids of a snapshot's participants, in roster order.
+pub fn roster(snapshot: &RoomSnapshot) -> Vec<ParticipantId> {
+    snapshot.participants.iter().map(|p| p.id.clone()).collect()
+}
+
+pub fn is_left(msg: &ServerMsg, who: &ParticipantId, why: LeaveReason) -> bool {
+    matches!(msg, ServerMsg::ParticipantLeft { participant, reason } if participant == who && *reason == why)
+}
