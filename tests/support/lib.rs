@@ -36,6 +36,7 @@ pub fn test_config() -> Config {
     let mut c = Config::default();
     c.server.listen = "127.0.0.1:0".parse().expect("loopback address");
     c.client.listen = "127.0.0.1:0".parse().expect("loopback address");
+    c.media.listen = "127.0.0.1:0".parse().expect("loopback address");
     c
 }
 
@@ -308,11 +309,8 @@ impl Client {
     pub async fn until_closed(&mut self) -> (Vec<ServerMsg>, Option<CloseFrame>) {
         let deadline = tokio::time::Instant::now() + WAIT;
         let mut seen: Vec<ServerMsg> = self.inbox.drain(..).collect();
-        loop {
-            match self.read_until(deadline).await {
-                Ok(m) => seen.push(m),
-                Err(_) => break,
-            }
+        while let Ok(m) = self.read_until(deadline).await {
+            seen.push(m);
         }
         let close = self.close.clone().unwrap_or(None);
         assert!(

@@ -387,6 +387,59 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
     },
+    /// Start a media (voice) session: the client's SDP offer with its microphone track. Always starts
+    /// a fresh session, replacing any earlier one (after a reconnect, or as an ICE restart). Answered by
+    /// `media_answer`.
+    MediaOffer {
+        /// Optional request id, echoed in `media_answer` or `error`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// The offer SDP.
+        sdp: String,
+    },
+    /// The client's answer to the server's `media_offer` (a renegotiation).
+    MediaAnswer {
+        /// Optional request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// The answer SDP.
+        sdp: String,
+    },
+    /// A trickled ICE candidate from the client.
+    MediaCandidate {
+        /// Optional request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// The candidate.
+        candidate: IceCandidate,
+    },
+}
+
+/// An ICE candidate, as a browser's `RTCIceCandidateInit` (in snake case).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceCandidate {
+    /// The `candidate:` line.
+    pub candidate: String,
+    /// The media section it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    /// The index of that media section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mline_index: Option<u16>,
+}
+
+/// A STUN or TURN server the client should use, as a browser's `RTCIceServer`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:` / `turn:` / `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 impl ClientMsg {
@@ -419,6 +472,9 @@ impl ClientMsg {
         "set_chat_allowed",
         "update_settings",
         "end_meeting",
+        "media_offer",
+        "media_answer",
+        "media_candidate",
     ];
 
     /// The request id the client attached, if any.
@@ -451,7 +507,10 @@ impl ClientMsg {
             | DeleteChat { id, .. }
             | SetChatAllowed { id, .. }
             | UpdateSettings { id, .. }
-            | EndMeeting { id } => id.as_ref(),
+            | EndMeeting { id }
+            | MediaOffer { id, .. }
+            | MediaAnswer { id, .. }
+            | MediaCandidate { id, .. } => id.as_ref(),
         }
     }
 }
@@ -475,6 +534,9 @@ pub struct ParticipantView {
     pub muted_by_facilitator: bool,
     /// A facilitator stopped their chat.
     pub chat_allowed: bool,
+    /// The stream id of the track that carries their voice to you (`MediaStream.id` in `ontrack`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
 }
 
 /// One raised hand in the speaking queue.
@@ -603,6 +665,11 @@ pub enum ServerMsg {
         grace_secs: u64,
         /// `true` while you are in the waiting room: `room` then holds only the title and yourself.
         waiting: bool,
+        /// `true` when the server relays voice: send `media_offer` to start.
+        media: bool,
+        /// STUN / TURN servers for the client's `RTCPeerConnection`.
+        #[serde(default)]
+        ice_servers: Vec<IceServer>,
         /// The room as you may see it.
         room: RoomSnapshot,
     },
@@ -699,6 +766,30 @@ pub enum ServerMsg {
     },
     /// The meeting is over; the server closes every connection.
     MeetingEnded,
+    /// The server's answer to your `media_offer`.
+    MediaAnswer {
+        /// The request id of the `media_offer`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// The answer SDP.
+        sdp: String,
+    },
+    /// The server renegotiates your media session (someone's voice track came or went): answer with
+    /// `media_answer`.
+    MediaOffer {
+        /// The offer SDP.
+        sdp: String,
+    },
+    /// A trickled ICE candidate from the server.
+    MediaCandidate {
+        /// The candidate.
+        candidate: IceCandidate,
+    },
+    /// Who is speaking now, from audio levels (at most a few times a second, only on change).
+    Speakers {
+        /// The participants speaking; empty for silence.
+        participants: Vec<ParticipantId>,
+    },
 }
 
 /// The closed list of error codes.
@@ -759,6 +850,10 @@ pub enum ErrorCode {
     MutedByFacilitator,
     /// Too many requests; slow down.
     RateLimited,
+    /// This server does not relay voice.
+    MediaUnavailable,
+    /// The media request failed: a malformed SDP or candidate, or no media session to apply it to.
+    MediaFailed,
     /// The server could not do it for a reason of its own.
     Internal,
 }

@@ -97,6 +97,9 @@ pub struct JoinRequest {
     pub facilitator: bool,
     /// The browser's per-room device id, for bans that outlive a new join by link.
     pub device: Option<String>,
+    /// The stream id that will carry their voice (opaque to the room; shown in their view so clients
+    /// can tell whose audio a track is).
+    pub stream: Option<String>,
 }
 
 /// A validated request from a joined participant.

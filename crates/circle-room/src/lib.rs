@@ -133,6 +133,8 @@ struct Participant {
     chat_allowed: bool,
     /// Their browser's device id for this room, remembered so a ban can cover it.
     device: Option<String>,
+    /// The stream id of their voice, shown to others (opaque here).
+    stream: Option<String>,
     /// Join order, for a stable roster.
     seq: u64,
 }

@@ -37,7 +37,8 @@ impl Room {
         if self.settings.locked && !req.facilitator {
             return Err(RoomError::Locked);
         }
-        if self.participants.len() >= self.limits.max_participants {
+        // A facilitator must always be able to reach their own meeting, full or locked.
+        if self.participants.len() >= self.limits.max_participants && !req.facilitator {
             return Err(RoomError::Full);
         }
         let folded_name = req.name.folded();
@@ -66,6 +67,7 @@ impl Room {
             muted_by_facilitator: role == Role::Member && self.settings.mute_on_entry,
             chat_allowed: true,
             device: req.device,
+            stream: req.stream,
             seq: self.next_seq,
         };
         self.next_seq += 1;

@@ -83,6 +83,7 @@ impl Room {
                 self_muted: true,
                 muted_by_facilitator: false,
                 chat_allowed: false,
+                stream: None,
             },
         }
     }
@@ -214,5 +215,6 @@ fn view(id: &ParticipantId, p: &Participant) -> ParticipantView {
         self_muted: p.self_muted,
         muted_by_facilitator: p.muted_by_facilitator,
         chat_allowed: p.chat_allowed,
+        stream: p.stream.clone(),
     }
 }

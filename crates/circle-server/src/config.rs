@@ -23,6 +23,49 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Protection against bad or abusive clients.
     pub limits: LimitsConfig,
+    /// The voice relay.
+    pub media: MediaSettings,
+}
+
+/// `[media]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    /// Relay voice. Off: the server is chat and speaking order only, and says so in `joined`.
+    pub enabled: bool,
+    /// The one UDP address all voice goes through (one firewall rule). Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The IP address browsers should send voice to, when it differs from `listen`'s (a server behind
+    /// a 1:1 NAT, or `listen` on 0.0.0.0). Empty: `listen`'s address.
+    pub advertised_ip: String,
+    /// Audio level (in -dBov: 0 loudest, 127 silence) at or under which a packet counts as speech.
+    pub speech_level_dbov: u8,
+    /// STUN / TURN servers handed to browsers in `joined`.
+    pub ice_servers: Vec<IceServerConfig>,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 7701)),
+            advertised_ip: String::new(),
+            speech_level_dbov: 50,
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
+/// One `[[media.ice_servers]]` entry.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IceServerConfig {
+    /// `stun:` / `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name (empty for STUN).
+    pub username: String,
+    /// TURN credential (empty for STUN).
+    pub credential: String,
 }
 
 /// `[server]`

@@ -7,7 +7,7 @@
 
 use crate::{
     AppState,
-    room_actor::{RoomCmd, RoomHandle},
+    room_actor::{MediaRequest, RoomCmd, RoomHandle},
     wire::{WireError, parse_frame, to_command},
 };
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -306,6 +306,32 @@ async fn on_text(
                     WireError::new(ErrorCode::RateLimited, "too many messages; slow down"),
                 );
             }
+            let (media, msg) = match msg {
+                ClientMsg::MediaOffer { sdp, .. } => (Some(MediaRequest::Offer(sdp)), None),
+                ClientMsg::MediaAnswer { sdp, .. } => (Some(MediaRequest::Answer(sdp)), None),
+                ClientMsg::MediaCandidate { candidate, .. } => {
+                    (Some(MediaRequest::Candidate(candidate)), None)
+                }
+                other => (None, Some(other)),
+            };
+            if let Some(req) = media {
+                let cmd = RoomCmd::Media {
+                    from: who.clone(),
+                    conn_id: conn.id,
+                    req,
+                    request_id: id.clone(),
+                };
+                if !room.send(cmd).await {
+                    reply_error(
+                        conn,
+                        id,
+                        WireError::new(ErrorCode::RoomNotFound, "the meeting has ended"),
+                    );
+                    conn.close(LeaveReason::MeetingEnded);
+                }
+                return;
+            }
+            let Some(msg) = msg else { return };
             let cmd: Command = match to_command(msg, state.config.rooms.chat_max_chars) {
                 Ok(cmd) => cmd,
                 Err(e) => return reply_error(conn, id, e),
@@ -385,6 +411,7 @@ async fn join_or_resume(
                     name,
                     facilitator: false,
                     device,
+                    stream: None,
                 },
                 secret,
                 conn: conn.clone(),

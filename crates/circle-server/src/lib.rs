@@ -7,6 +7,8 @@
 //! - `wire.rs`: frame parsing, wire → room command, and internal errors → wire error codes.
 //! - `room_actor.rs`: the task that owns one room's state machine and fans its messages out.
 //! - `auth.rs`: random ids and secrets, signed resume tokens.
+//! - `media.rs`: the voice relay (`circle-media`) started for the server, and the routing of its events
+//!   to the room actors that drive it.
 //!
 //! The room rules live in `circle-room` (no IO); the wire types in `circle-protocol`.
 
@@ -14,6 +16,7 @@ pub mod auth;
 pub mod config;
 mod conn;
 pub mod http;
+pub mod media;
 pub mod room_actor;
 pub mod wire;
 
@@ -90,11 +93,13 @@ pub struct AppState {
     pub origins: Arc<Vec<String>>,
     /// Numbers connections, so a replaced connection can be told from the current one.
     conn_ids: Arc<AtomicU64>,
+    /// The voice relay, when enabled.
+    pub media: Option<media::Media>,
 }
 
 impl AppState {
-    /// State for a server with this configuration.
-    pub fn new(config: Config) -> Self {
+    /// State for a server with this configuration and voice relay.
+    pub fn new(config: Config, media: Option<media::Media>) -> Self {
         let keys = TokenKeys::new(&config.auth.token_key, config.auth.token_ttl_secs);
         let origins = config.client.effective_origins();
         Self {
@@ -105,6 +110,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             origins: Arc::new(origins),
             conn_ids: Arc::new(AtomicU64::new(1)),
+            media,
         }
     }
 
@@ -148,7 +154,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .with_context(|| format!("binding {}", config.client.listen))?;
         Some((l.local_addr()?, l, config.client.serve_dir.clone()))
     };
-    let state = AppState::new(config);
+    let media = if config.media.enabled {
+        Some(media::Media::start(&config.media).await?)
+    } else {
+        None
+    };
+    let state = AppState::new(config, media);
     let app = http::router(state.clone());
     let stop = state.shutdown.clone();
     let task = tokio::spawn(async move {

@@ -11,10 +11,12 @@ use crate::{
     wire::WireError,
 };
 use axum::extract::ws::Utf8Bytes;
+use circle_media::{Gate, GroupId, IceCandidate as MediaCandidate, MediaError, MediaEvent, PeerId};
 use circle_protocol::{
-    ErrorCode, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, RoomId, ServerMsg,
+    ErrorCode, IceCandidate, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, RoomId,
+    ServerMsg,
 };
-use circle_room::{Command, JoinRequest, Output, Room};
+use circle_room::{Audience, Command, JoinRequest, Output, Room};
 use dashmap::DashMap;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::{
@@ -71,6 +73,29 @@ pub enum RoomCmd {
         /// Which one (only the current connection's end counts).
         conn_id: u64,
     },
+    /// A voice signalling request from a joined participant.
+    Media {
+        /// Who sent it.
+        from: ParticipantId,
+        /// On which connection.
+        conn_id: u64,
+        /// What they asked.
+        req: MediaRequest,
+        /// Echoed in the reply.
+        request_id: Option<RequestId>,
+    },
+    /// Something the voice relay reported about one of this room's peers or its group.
+    MediaEvent(MediaEvent),
+}
+
+/// Voice signalling from a client.
+pub enum MediaRequest {
+    /// Start a fresh media session with this offer.
+    Offer(String),
+    /// The answer to the relay's renegotiation offer.
+    Answer(String),
+    /// A trickled ICE candidate.
+    Candidate(IceCandidate),
 }
 
 /// What anyone may know about a room without joining it.
@@ -114,6 +139,11 @@ pub fn spawn_room(
     secret: String,
 ) -> RoomHandle {
     let (tx, rx) = mpsc::channel(ROOM_INBOX);
+    let group = state.media.as_ref().map(|m| {
+        let group = GroupId(m.next_id());
+        m.route_group(group, tx.clone());
+        group
+    });
     let info = Arc::new(RoomInfo { id, title });
     let hearing = Arc::new(DashMap::new());
     let handle = RoomHandle {
@@ -128,6 +158,12 @@ pub fn spawn_room(
         secret,
         conns: HashMap::new(),
         hearing,
+        inbox: handle.tx.clone(),
+        group,
+        media_ids: HashMap::new(),
+        by_peer: HashMap::new(),
+        sessions: HashMap::new(),
+        media_todo: Vec::new(),
     };
     tokio::spawn(actor.run(rx));
     handle
@@ -147,6 +183,26 @@ struct RoomActor {
     conns: HashMap<ParticipantId, Conn>,
     /// The published "may be heard" snapshot.
     hearing: Arc<DashMap<ParticipantId, bool>>,
+    /// This actor's own inbox, given to the relay's event router for this room's peers.
+    inbox: mpsc::Sender<RoomCmd>,
+    /// The relay group of this room (`None` without a relay).
+    group: Option<GroupId>,
+    /// Each participant's relay peer id, fixed at join so their stream id never changes.
+    media_ids: HashMap<ParticipantId, PeerId>,
+    /// Whose peer each relay peer id is.
+    by_peer: HashMap<PeerId, ParticipantId>,
+    /// Live media sessions: the gate the relay reads for each participant who has one.
+    sessions: HashMap<ParticipantId, Gate>,
+    /// Relay work the last drain asked for, done (awaiting the relay) before the next input.
+    media_todo: Vec<MediaTodo>,
+}
+
+/// Relay work that follows a room change.
+enum MediaTodo {
+    /// Put the participant's peer in the room's group, or out of it (waiting room).
+    SyncGroup(ParticipantId),
+    /// Close the participant's media session and forget their peer.
+    Close(ParticipantId),
 }
 
 impl RoomActor {
@@ -162,7 +218,7 @@ impl RoomActor {
             let forget_at = empty_since.map(|t| t + ttl);
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd),
+                    Some(cmd) => self.handle(cmd).await,
                     None => break,
                 },
                 _ = sleep_until(timer.unwrap_or_else(far_future)), if timer.is_some() => {
@@ -176,9 +232,11 @@ impl RoomActor {
                 }
                 _ = shutdown.cancelled() => {
                     self.shut_down();
+                    self.close_all_media().await;
                     break;
                 }
             }
+            self.flush_media().await;
             if self.room.is_ended() {
                 break;
             }
@@ -188,11 +246,15 @@ impl RoomActor {
                 (false, _) => None,
             };
         }
+        self.close_all_media().await;
+        if let (Some(media), Some(group)) = (&self.state.media, self.group) {
+            media.unroute_group(group);
+        }
         self.state.rooms.remove(&self.info.id);
         info!(room = %self.info.id, "room closed");
     }
 
-    fn handle(&mut self, cmd: RoomCmd) {
+    async fn handle(&mut self, cmd: RoomCmd) {
         let now = self.state.clock.now_ms();
         match cmd {
             RoomCmd::Join {
@@ -213,10 +275,19 @@ impl RoomActor {
                     }
                     None => false,
                 };
-                let req = JoinRequest { facilitator, ..req };
                 let who = new_participant_id();
+                let peer = self.state.media.as_ref().map(|m| PeerId(m.next_id()));
+                let req = JoinRequest {
+                    facilitator,
+                    stream: peer.map(PeerId::stream_id),
+                    ..req
+                };
                 match self.room.join(now, who.clone(), req) {
                     Ok(joined) => {
+                        if let Some(peer) = peer {
+                            self.media_ids.insert(who.clone(), peer);
+                            self.by_peer.insert(peer, who.clone());
+                        }
                         self.conns.insert(who.clone(), conn);
                         self.send_joined(&who, joined.role, joined.waiting, request_id);
                         let _ = reply.send(Ok(who));
@@ -279,7 +350,173 @@ impl RoomActor {
                     self.drain();
                 }
             }
+            RoomCmd::Media {
+                from,
+                conn_id,
+                req,
+                request_id,
+            } => {
+                if self.conns.get(&from).map(|c| c.id) != Some(conn_id) {
+                    return;
+                }
+                let reply = match self.media_request(&from, req, request_id.clone()).await {
+                    Ok(Some(reply)) => reply,
+                    Ok(None) => match request_id {
+                        Some(id) => ServerMsg::Ack { id },
+                        None => return,
+                    },
+                    Err(e) => e.to_msg(request_id),
+                };
+                self.send_one(&from, &reply);
+                self.drain();
+            }
+            RoomCmd::MediaEvent(event) => self.media_event(event),
         }
+    }
+
+    /// Carries out a client's voice signalling; `Ok(Some)` is a reply other than a plain ack.
+    async fn media_request(
+        &mut self,
+        who: &ParticipantId,
+        req: MediaRequest,
+        id: Option<RequestId>,
+    ) -> Result<Option<ServerMsg>, WireError> {
+        let Some(media) = self.state.media.clone() else {
+            return Err(WireError::new(
+                ErrorCode::MediaUnavailable,
+                "this server does not relay voice",
+            ));
+        };
+        let peer = *self
+            .media_ids
+            .get(who)
+            .ok_or_else(|| WireError::new(ErrorCode::SessionGone, "this session has ended"))?;
+        let room = self.info.id.clone();
+        let failed = move |e: MediaError| {
+            debug!(%room, %peer, error = ?e, "media request failed");
+            WireError::new(ErrorCode::MediaFailed, e.to_string())
+        };
+        match req {
+            MediaRequest::Offer(sdp) => {
+                // Every client offer starts a fresh session: after a reconnect, or as an ICE restart.
+                if self.sessions.remove(who).is_some() {
+                    let _ = media.handle.close_peer(peer).await;
+                }
+                let gate = media.handle.add_peer(peer).await.map_err(&failed)?;
+                media.route_peer(peer, self.inbox.clone());
+                self.sessions.insert(who.clone(), gate.clone());
+                let group = (!self.room.is_waiting(who)).then_some(self.group).flatten();
+                media.handle.set_group(peer, group).await.map_err(&failed)?;
+                gate.set(self.room.may_be_heard(who));
+                match media.handle.handle_offer(peer, sdp).await {
+                    Ok(sdp) => Ok(Some(ServerMsg::MediaAnswer { id, sdp })),
+                    Err(e) => {
+                        self.sessions.remove(who);
+                        media.unroute_peer(peer);
+                        let _ = media.handle.close_peer(peer).await;
+                        Err(failed(e))
+                    }
+                }
+            }
+            MediaRequest::Answer(sdp) => {
+                media
+                    .handle
+                    .handle_answer(peer, sdp)
+                    .await
+                    .map_err(&failed)?;
+                Ok(None)
+            }
+            MediaRequest::Candidate(c) => {
+                let candidate = MediaCandidate {
+                    candidate: c.candidate,
+                    sdp_mid: c.sdp_mid,
+                    sdp_mline_index: c.sdp_mline_index,
+                };
+                media
+                    .handle
+                    .add_remote_candidate(peer, candidate)
+                    .await
+                    .map_err(&failed)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Passes the relay's news on to the participants concerned.
+    fn media_event(&mut self, event: MediaEvent) {
+        match event {
+            MediaEvent::LocalOffer { peer, sdp } => {
+                if let Some(who) = self.by_peer.get(&peer).cloned() {
+                    self.send_one(&who, &ServerMsg::MediaOffer { sdp });
+                }
+            }
+            MediaEvent::LocalCandidate { peer, candidate } => {
+                if let Some(who) = self.by_peer.get(&peer).cloned() {
+                    let candidate = IceCandidate {
+                        candidate: candidate.candidate,
+                        sdp_mid: candidate.sdp_mid,
+                        sdp_mline_index: candidate.sdp_mline_index,
+                    };
+                    self.send_one(&who, &ServerMsg::MediaCandidate { candidate });
+                }
+            }
+            MediaEvent::PeerState { peer, state } => {
+                debug!(room = %self.info.id, %peer, ?state, "media connection state");
+            }
+            MediaEvent::ActiveSpeakers { speakers, .. } => {
+                let participants = speakers
+                    .iter()
+                    .filter_map(|p| self.by_peer.get(p).cloned())
+                    .collect();
+                if let Some(text) = encode(&ServerMsg::Speakers { participants }) {
+                    for who in self.room.recipients(&Audience::Admitted) {
+                        self.push(&who, Outbound::Text(text.clone()));
+                    }
+                }
+            }
+        }
+        self.drain();
+    }
+
+    /// Does the relay work the room's last changes call for.
+    async fn flush_media(&mut self) {
+        let Some(media) = self.state.media.clone() else {
+            self.media_todo.clear();
+            return;
+        };
+        for todo in std::mem::take(&mut self.media_todo) {
+            match todo {
+                MediaTodo::SyncGroup(who) => {
+                    let Some(peer) = self.media_ids.get(&who).copied() else {
+                        continue;
+                    };
+                    if self.sessions.contains_key(&who) {
+                        let group = (!self.room.is_waiting(&who))
+                            .then_some(self.group)
+                            .flatten();
+                        let _ = media.handle.set_group(peer, group).await;
+                    }
+                }
+                MediaTodo::Close(who) => {
+                    let Some(peer) = self.media_ids.remove(&who) else {
+                        continue;
+                    };
+                    self.by_peer.remove(&peer);
+                    if self.sessions.remove(&who).is_some() {
+                        media.unroute_peer(peer);
+                        let _ = media.handle.close_peer(peer).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes every media session of the room (the meeting ended or the server stops).
+    async fn close_all_media(&mut self) {
+        let everyone: Vec<ParticipantId> = self.media_ids.keys().cloned().collect();
+        self.media_todo
+            .extend(everyone.into_iter().map(MediaTodo::Close));
+        self.flush_media().await;
     }
 
     fn send_joined(
@@ -297,6 +534,13 @@ impl RoomActor {
             resume_token: self.state.keys.issue(&self.info.id, who),
             grace_secs: self.state.config.rooms.grace_secs,
             waiting,
+            media: self.state.media.is_some(),
+            ice_servers: self
+                .state
+                .media
+                .as_ref()
+                .map(|m| m.ice_servers.to_vec())
+                .unwrap_or_default(),
             room: self.room.snapshot_for(who),
         };
         self.send_one(who, &msg);
@@ -309,6 +553,10 @@ impl RoomActor {
                 Output::Send {
                     recipients, msg, ..
                 } => {
+                    if matches!(msg, ServerMsg::Admitted { .. }) {
+                        self.media_todo
+                            .extend(recipients.iter().cloned().map(MediaTodo::SyncGroup));
+                    }
                     let Some(text) = encode(&msg) else { continue };
                     for who in &recipients {
                         self.push(who, Outbound::Text(text.clone()));
@@ -318,8 +566,12 @@ impl RoomActor {
                     if let Some(conn) = self.conns.remove(&who) {
                         close_with_reason(&conn, reason);
                     }
+                    self.media_todo.push(MediaTodo::Close(who));
                 }
                 Output::Hearing { who, may_be_heard } => {
+                    if let Some(gate) = self.sessions.get(&who) {
+                        gate.set(may_be_heard);
+                    }
                     if may_be_heard {
                         self.hearing.insert(who, true);
                     } else {

@@ -199,6 +199,12 @@ pub fn to_command(msg: ClientMsg, chat_max_chars: usize) -> Result<Command, Wire
         },
         M::UpdateSettings { settings, .. } => Command::UpdateSettings(settings),
         M::EndMeeting { .. } => Command::EndMeeting,
+        M::MediaOffer { .. } | M::MediaAnswer { .. } | M::MediaCandidate { .. } => {
+            return Err(WireError::new(
+                ErrorCode::BadRequest,
+                "voice signalling is not a room command",
+            ));
+        }
     })
 }
 

@@ -115,6 +115,7 @@ impl Sim {
             name: name(who),
             facilitator,
             device: device.map(str::to_owned),
+            stream: None,
         };
         let joined = self.room.join(self.now, id.clone(), req)?;
         let msg = ServerMsg::Joined {
@@ -123,6 +124,8 @@ impl Sim {
             you: id.clone(),
             role: joined.role,
             resume_token: format!("token-{id}"),
+            media: false,
+            ice_servers: Vec::new(),
             grace_secs: 30,
             waiting: joined.waiting,
             room: self.room.snapshot_for(&id),
@@ -193,6 +196,8 @@ impl Sim {
             you: who.clone(),
             role: joined.role,
             resume_token: format!("token-{who}"),
+            media: false,
+            ice_servers: Vec::new(),
             grace_secs: 30,
             waiting: joined.waiting,
             room: self.room.snapshot_for(who),

@@ -1,0 +1,163 @@
+//! The driver's side: [`MediaHandle`], a cloneable handle that sends [`Command`]s to the SFU task over a
+//! bounded channel, and [`Gate`], the per-publisher "may be heard" flag that bypasses the channel.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::MediaError;
+use crate::event::IceCandidate;
+use crate::ids::{GroupId, PeerId};
+
+/// Commands from handles to the SFU task. Full: the calling driver waits (back-pressure on signalling,
+/// never on media).
+pub(crate) const COMMAND_CAPACITY: usize = 256;
+
+type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
+
+/// What a handle asks of the SFU task.
+pub(crate) enum Command {
+    AddPeer(PeerId, Reply<Gate>),
+    SetGroup(PeerId, Option<GroupId>, Reply<()>),
+    HandleOffer(PeerId, String, Reply<String>),
+    HandleAnswer(PeerId, String, Reply<()>),
+    AddRemoteCandidate(PeerId, IceCandidate, Reply<()>),
+    ClosePeer(PeerId, Reply<()>),
+    Stats(oneshot::Sender<MediaStats>),
+}
+
+/// The publisher's "may be heard" flag. Closed (false) when a peer is added: members join muted.
+///
+/// The packet path reads it for every packet; flipping it takes effect on the next packet, without a
+/// round trip through the SFU task. Cheap to clone; the room actor keeps one per participant.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<AtomicBool>);
+
+impl Gate {
+    /// Lets the publisher be heard (`true`) or drops everything it sends (`false`).
+    pub fn set(&self, open: bool) {
+        self.0.store(open, Ordering::Relaxed);
+    }
+
+    /// Whether the publisher may be heard now.
+    pub fn is_open(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts of what the SFU holds, for tests and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MediaStats {
+    /// Live peers (added and not closed).
+    pub peers: usize,
+    /// Groups with at least one member.
+    pub groups: usize,
+    /// Demultiplexing entries by ICE username fragment (one per live peer).
+    pub ufrag_routes: usize,
+    /// Demultiplexing entries by remote address.
+    pub addr_routes: usize,
+    /// RTP packets forwarded (one per subscriber) since start.
+    pub forwarded: u64,
+    /// RTP packets dropped by a closed gate since start.
+    pub gated: u64,
+    /// Events dropped because the driver's event receiver was full.
+    pub events_dropped: u64,
+}
+
+/// A cloneable handle to the SFU task. All methods are requests to the task and return its answer.
+///
+/// When every handle is dropped, the task closes all peers and ends.
+#[derive(Clone)]
+pub struct MediaHandle {
+    pub(crate) tx: mpsc::Sender<Command>,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) gates: Arc<std::sync::Mutex<std::collections::HashMap<PeerId, Gate>>>,
+}
+
+impl MediaHandle {
+    /// The address the UDP socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| MediaError::Stopped)?;
+        rx.await.map_err(|_| MediaError::Stopped)?
+    }
+
+    /// Creates a peer, in no group, with its gate closed. Returns its gate.
+    pub async fn add_peer(&self, peer: PeerId) -> Result<Gate, MediaError> {
+        let gate = self.request(|r| Command::AddPeer(peer, r)).await?;
+        self.gates_lock().insert(peer, gate.clone());
+        Ok(gate)
+    }
+
+    /// Moves a peer into a group (it hears and is heard by the group's other members) or out of any
+    /// (`None`: it hears nothing and is forwarded to no one). Triggers [`crate::MediaEvent::LocalOffer`]s
+    /// for the peers whose set of received tracks changed.
+    pub async fn set_group(&self, peer: PeerId, group: Option<GroupId>) -> Result<(), MediaError> {
+        self.request(|r| Command::SetGroup(peer, group, r)).await
+    }
+
+    /// Opens or closes a peer's gate; the same as [`Gate::set`] on the gate `add_peer` returned.
+    pub fn set_gate(&self, peer: PeerId, open: bool) -> Result<(), MediaError> {
+        let gates = self.gates_lock();
+        let gate = gates.get(&peer).ok_or(MediaError::UnknownPeer(peer))?;
+        gate.set(open);
+        Ok(())
+    }
+
+    /// Applies the client's offer (its first, or an ICE restart) and returns the SFU's answer SDP.
+    ///
+    /// Fails with [`MediaError::Glare`] if the SFU's own offer is outstanding. Any follow-up offer the
+    /// SFU needs is emitted as an event *after* this reply: forward this answer to the client before
+    /// the events read after it.
+    pub async fn handle_offer(&self, peer: PeerId, sdp: String) -> Result<String, MediaError> {
+        self.request(|r| Command::HandleOffer(peer, sdp, r)).await
+    }
+
+    /// Applies the client's answer to the SFU's last [`crate::MediaEvent::LocalOffer`].
+    pub async fn handle_answer(&self, peer: PeerId, sdp: String) -> Result<(), MediaError> {
+        self.request(|r| Command::HandleAnswer(peer, sdp, r)).await
+    }
+
+    /// Adds a trickled candidate from the client.
+    pub async fn add_remote_candidate(
+        &self,
+        peer: PeerId,
+        candidate: IceCandidate,
+    ) -> Result<(), MediaError> {
+        self.request(|r| Command::AddRemoteCandidate(peer, candidate, r))
+            .await
+    }
+
+    /// Closes a peer and frees everything it held: its connection, routes, group membership, tracks
+    /// sent to others (they get a renegotiation offer).
+    pub async fn close_peer(&self, peer: PeerId) -> Result<(), MediaError> {
+        let result = self.request(|r| Command::ClosePeer(peer, r)).await;
+        self.gates_lock().remove(&peer);
+        result
+    }
+
+    /// Counts of live state.
+    pub async fn stats(&self) -> Result<MediaStats, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Stats(reply))
+            .await
+            .map_err(|_| MediaError::Stopped)?;
+        rx.await.map_err(|_| MediaError::Stopped)
+    }
+
+    fn gates_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<PeerId, Gate>> {
+        // A poisoned lock only means another thread panicked while inserting or removing a gate; the
+        // map itself is still consistent, so keep using it.
+        self.gates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,206 @@
+//! Circle's audio SFU: WebRTC peer sessions over one UDP socket, RTP forwarding, the mute gate and
+//! active speakers. It knows nothing about rooms, participants or roles: the server's room actor maps
+//! those onto [`PeerId`]s, [`GroupId`]s and [`Gate`]s and drives this crate through a [`MediaHandle`].
+//!
+//! # Layout
+//!
+//! - [`spawn`] (here) binds the socket and starts the one SFU task.
+//! - `handle.rs`: [`MediaHandle`], the driver's cloneable handle (requests over a bounded channel, each
+//!   answered on a oneshot), [`Gate`], [`MediaStats`].
+//! - `event.rs`: [`MediaEvent`], what the task tells the driver (offers, candidates, connection states,
+//!   active speakers).
+//! - `sfu.rs`: the task: owns the socket, all peers, the group table; `select!`s over commands,
+//!   datagrams and timers.
+//! - `demux.rs`: which peer a datagram belongs to (ICE ufrag of the first STUN request, then the source
+//!   address).
+//! - `peer.rs`: one peer's `rtc` (webrtc-rs sans-IO) connection, its publication and subscriptions, and
+//!   its offer/answer state.
+//! - `forward.rs`: the packet path: the gate, seq renumbering, the write to each subscriber. *How a packet
+//!   is dropped for a muted speaker is there.*
+//! - `speaker.rs`: active-speaker detection from RFC 6464 audio levels.
+//!
+//! # Model
+//!
+//! Each peer publishes one Opus track and receives every other member of its group as a separate
+//! sendonly track whose msid stream id is `circle-<publisher id>` ([`PeerId::stream_id`]), so a client
+//! can tell whose audio (and `getSynchronizationSources().audioLevel`) a track carries. A peer in no group
+//! (a waiting room) receives nothing and is forwarded to no one. A publisher whose [`Gate`] is closed is
+//! never forwarded, whatever its client sends; gates start closed.
+//!
+//! Everything runs on one tokio task, so the packet path takes no lock and makes no hop: a datagram is
+//! routed, decrypted by the publisher's connection, gated, and re-encrypted on each subscriber's
+//! connection in one go. Sharding groups over several tasks is the way to more than one core.
+//!
+//! # Driving it
+//!
+//! The room actor owns a [`MediaHandle`] and reads the event receiver in its `select!` loop. A meeting:
+//!
+//! ```no_run
+//! # async fn meeting(
+//! #     alice_offer: String, bob_offer: String, bob_answer: String,
+//! # ) -> Result<(), circle_media::MediaError> {
+//! use circle_media::{GroupId, MediaConfig, MediaEvent, PeerId};
+//!
+//! let (media, mut events) = circle_media::spawn(MediaConfig::default()).await?;
+//! let room = GroupId(1);
+//!
+//! // Alice opens the link: a peer in no group (the waiting room), gate closed. Her browser offers
+//! // its microphone track; the answer goes back over her websocket.
+//! let alice = PeerId(1);
+//! let alice_gate = media.add_peer(alice).await?;
+//! let answer = media.handle_offer(alice, alice_offer).await?;
+//!
+//! // A facilitator admits her: she joins the room's group (still muted), then may speak.
+//! media.set_group(alice, Some(room)).await?;
+//! alice_gate.set(true);
+//!
+//! // Bob joins and is admitted. Alice gets a `LocalOffer` with Bob's track, Bob one with Alice's.
+//! let bob = PeerId(2);
+//! media.add_peer(bob).await?;
+//! let answer = media.handle_offer(bob, bob_offer).await?;
+//! media.set_group(bob, Some(room)).await?;
+//! // ... each client's answer to its `LocalOffer` comes back:
+//! media.handle_answer(bob, bob_answer).await?;
+//!
+//! // A facilitator mutes Alice: her next packet is dropped, whatever her client does.
+//! alice_gate.set(false); // or media.set_gate(alice, false)
+//!
+//! // Alice leaves: everything of hers is freed; Bob gets an offer without her track.
+//! media.close_peer(alice).await?;
+//!
+//! while let Some(event) = events.recv().await {
+//!     match event {
+//!         MediaEvent::LocalOffer { peer, sdp } => { /* send to that client; answer -> handle_answer */ }
+//!         MediaEvent::LocalCandidate { peer, candidate } => { /* trickle to that client */ }
+//!         MediaEvent::PeerState { peer, state } => { /* Failed/Closed: close_peer or await resume */ }
+//!         MediaEvent::ActiveSpeakers { group, speakers } => { /* show who speaks */ }
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A connection that fails or is closed by the client is reported, not removed: the driver decides
+//! (grace period for a resume, then `close_peer`).
+//!
+//! # Negotiation and glare
+//!
+//! The client makes the first offer (its audio track) and the SFU answers ([`MediaHandle::handle_offer`]).
+//! From then on the SFU is the offerer: when group membership changes it adds or removes sendonly
+//! tracks and emits [`MediaEvent::LocalOffer`]; the client answers ([`MediaHandle::handle_answer`]).
+//! Changes made while an exchange is in flight are folded into one follow-up offer once it completes.
+//! Only the SFU knows which tracks a client should receive, so letting it offer saves a round trip
+//! ("renegotiate, please" then the client's offer) and keeps the client free of slot bookkeeping.
+//!
+//! Glare (the client re-offers, e.g. for an ICE restart, while the SFU's offer is outstanding) follows
+//! perfect negotiation with the **SFU as the impolite peer**: its offer wins, the client's offer is
+//! refused with [`MediaError::Glare`], and the client (polite) rolls back and answers the SFU's offer,
+//! then offers again. The SFU never rolls back, so its own state machine stays a straight line.
+//!
+//! # RTCP
+//!
+//! RTCP is **terminated per leg**, nothing is forwarded. Each connection generates its own sender
+//! reports (for the tracks it sends) and receiver reports (for the track it receives) from the packets
+//! it actually saw. For audio nothing needs to cross legs: Opus has no keyframes (no PLI/FIR), the SFU
+//! negotiates no NACK (Opus in-band FEC and PLC cover loss, and a retransmission would arrive too late
+//! for a conversation), and bitrate is fixed (no REMB/TWCC). Forwarding receiver reports would also
+//! leak one member's network quality to another.
+//!
+//! # Security and privacy
+//!
+//! ICE-lite: the SFU only answers connectivity checks, so it never sends to an address a client merely
+//! claimed. DTLS role is server, SRTP prefers AEAD_AES_128_GCM (see `peer.rs`). Remote addresses are
+//! never logged; ids are.
+//!
+//! # Logs
+//!
+//! This crate logs peer ids, never addresses. The webrtc-rs stack underneath logs through the `log`
+//! crate (which `tracing-subscriber` picks up), and some of its *warnings* name remote addresses: add
+//! [`WEBRTC_LOG_DIRECTIVES`] to the server's `EnvFilter` to cap it at `error`.
+//!
+//! # Limitations
+//!
+//! A removed subscription leaves an inactive m-line in that peer's SDP (transceivers are not recycled),
+//! so a long meeting with much coming and going grows each SDP by one short m-line per departure.
+
+mod config;
+mod demux;
+mod error;
+mod event;
+mod forward;
+mod handle;
+mod ids;
+mod peer;
+mod sfu;
+mod speaker;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+pub use config::MediaConfig;
+pub use error::MediaError;
+pub use event::{IceCandidate, MediaEvent, PeerState};
+pub use handle::{Gate, MediaHandle, MediaStats};
+pub use ids::{GroupId, PeerId};
+
+/// `EnvFilter` directives that cap the webrtc-rs crates at `error`, whose warnings can carry remote
+/// IP addresses (privacy promise: no IPs in logs at info or above).
+pub const WEBRTC_LOG_DIRECTIVES: &str = "rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,\
+rtc_sctp=error,rtc_stun=error,rtc_turn=error,rtc_mdns=error,rtc_interceptor=error,rtc_rtp=error,\
+rtc_rtcp=error,rtc_sdp=error,rtc_datachannel=error,rtc_media=error,rtc_shared=error";
+
+/// Shortest accepted [`MediaConfig::speaker_interval`]: more often is noise for clients and work
+/// for the task.
+const MIN_SPEAKER_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Binds the media socket and starts the SFU task. Returns the handle to drive it and the receiver of
+/// its events (bounded; read it promptly, events that do not fit are dropped and counted).
+///
+/// The task ends, closing every peer, when the last [`MediaHandle`] clone is dropped.
+pub async fn spawn(
+    config: MediaConfig,
+) -> Result<(MediaHandle, mpsc::Receiver<MediaEvent>), MediaError> {
+    if config.speaker_interval < MIN_SPEAKER_INTERVAL {
+        return Err(MediaError::Config(
+            "speaker_interval must be at least 50 ms",
+        ));
+    }
+    let socket = UdpSocket::bind(config.bind).await?;
+    let bound = socket.local_addr()?;
+    let ip = match config.advertised_ip {
+        Some(ip) => ip,
+        None if bound.ip().is_unspecified() => {
+            return Err(MediaError::Config(
+                "an unspecified bind address needs an advertised IP for the ICE candidate",
+            ));
+        }
+        None => bound.ip(),
+    };
+    let local_candidate = SocketAddr::new(ip, bound.port());
+    let (command_tx, command_rx) = mpsc::channel(handle::COMMAND_CAPACITY);
+    let (event_tx, event_rx) = mpsc::channel(sfu::EVENT_CAPACITY);
+    let sfu = sfu::Sfu::new(socket, local_candidate, config, command_rx, event_tx);
+    tokio::spawn(sfu.run());
+    tracing::info!(port = bound.port(), "media SFU listening");
+    Ok((
+        MediaHandle {
+            tx: command_tx,
+            local_addr: bound,
+            gates: Default::default(),
+        },
+        event_rx,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn webrtc_log_directives_parse() {
+        let filter = tracing_subscriber::EnvFilter::try_new(super::WEBRTC_LOG_DIRECTIVES);
+        assert!(filter.is_ok(), "{filter:?}");
+        assert!(!super::WEBRTC_LOG_DIRECTIVES.contains(' '));
+    }
+}

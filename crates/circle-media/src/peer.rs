@@ -1,0 +1,361 @@
+//! One peer's session: its `rtc` peer connection, what it publishes, which publishers it receives, and
+//! where its offer/answer exchange stands. No sockets here: the SFU task feeds and drains it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MediaEngine};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+};
+
+use crate::error::MediaError;
+use crate::handle::Gate;
+use crate::ids::{GroupId, PeerId};
+use crate::speaker::{AUDIO_LEVEL_URI, LevelWindow};
+
+/// The Opus payload type the SFU offers (what browsers use too; an answer may pick another).
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+
+/// What a peer sends us: its one audio track.
+pub(crate) struct Publication {
+    /// The SSRC we forward; packets with any other SSRC on this connection are dropped, so one
+    /// publisher is one outgoing stream whatever the client sends.
+    pub(crate) ssrc: u32,
+    /// The id of the audio-level header extension on this peer's inbound leg, if negotiated.
+    pub(crate) level_ext: Option<u8>,
+    /// Packets dropped by the gate so far. Forwarded sequence numbers are shifted down by it, so
+    /// subscribers see a gap-free stream (no false loss, no NACK storms) across mute and unmute.
+    pub(crate) skipped: u16,
+}
+
+/// One publisher's audio sent to this peer: a sendonly transceiver of our own.
+pub(crate) struct Subscription {
+    /// The sender on this peer's connection.
+    pub(crate) sender: RTCRtpSenderId,
+    /// The SSRC we send this publisher's audio with on this leg.
+    pub(crate) ssrc: u32,
+    /// The Opus payload type on this leg; `None` until the client answered the offer that added it.
+    pub(crate) payload_type: Option<u8>,
+    /// The audio-level extension id on this leg, if the client accepted it.
+    pub(crate) level_ext: Option<u8>,
+}
+
+/// A peer and everything the SFU holds for it. Dropping it frees it all: there is no task per peer.
+pub(crate) struct Peer {
+    /// The driver's id for it (logs, events, msid of its tracks at others).
+    pub(crate) id: PeerId,
+    /// The webrtc-rs sans-IO connection: ICE, DTLS, SRTP, RTCP reports for this leg.
+    pub(crate) pc: RTCPeerConnection,
+    /// Our ICE username fragment: the demultiplexing key for this peer's first STUN request.
+    pub(crate) ufrag: String,
+    /// The "may be heard" flag, shared with the driver.
+    pub(crate) gate: Gate,
+    /// The routing domain it hears and is heard in; `None`: the waiting room.
+    pub(crate) group: Option<GroupId>,
+    /// Its audio track, once it opened.
+    pub(crate) publication: Option<Publication>,
+    /// Publishers this peer receives, by publisher.
+    pub(crate) subscriptions: HashMap<PeerId, Subscription>,
+    /// The client's first offer has been answered: from now on the SFU makes the offers.
+    pub(crate) negotiated: bool,
+    /// The SFU's offer is waiting for the client's answer.
+    pub(crate) offer_outstanding: bool,
+    /// Subscriptions changed while an exchange was in flight: offer again when it completes.
+    pub(crate) renegotiate: bool,
+    /// This window's audio levels, for active-speaker detection.
+    pub(crate) levels: LevelWindow,
+    /// When the connection next wants `handle_timeout`.
+    pub(crate) next_timeout: Option<Instant>,
+    /// The last connection state reported to the driver.
+    pub(crate) reported: Option<crate::PeerState>,
+    /// Numbers the tracks we add, so track ids never repeat on this connection.
+    track_serial: u64,
+}
+
+impl Peer {
+    pub(crate) fn new(
+        id: PeerId,
+        host_candidate: SocketAddr,
+        now: Instant,
+    ) -> Result<Peer, MediaError> {
+        let ufrag = random_token(16);
+        let pwd = random_token(32);
+        let setting_engine = SettingEngineBuilder::new()
+            .with_ice_credentials(ufrag.clone(), pwd)
+            // ICE-lite: the SFU has a reachable address, answers checks and never sends any, so it
+            // never sends to an address a client merely claimed.
+            .with_lite(true)
+            // As DTLS server the SFU picks the SRTP profile: the first of the client's list that is in
+            // ours. Browsers list AEAD-GCM before AES-CM; leaving out AES-256-GCM (which Chrome lists
+            // first) makes AEAD_AES_128_GCM the pick whenever it is offered.
+            .with_answering_dtls_role(RTCDtlsRole::Server)
+            .with_srtp_protection_profiles(vec![
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            ])
+            .build();
+
+        let mut media_engine = MediaEngine::default();
+        media_engine
+            .register_codec(opus_codec(), RtpCodecKind::Audio)
+            .map_err(MediaError::webrtc)?;
+        media_engine
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .map_err(MediaError::webrtc)?;
+        // RTCP is terminated per leg: sender and receiver reports are generated here for each leg; no
+        // NACK (Opus relies on FEC and PLC), no congestion control (fixed-rate audio).
+        let registry = configure_rtcp_reports(Registry::new());
+
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(setting_engine)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(MediaError::webrtc)?;
+
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: host_candidate.ip().to_string(),
+                port: host_candidate.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .map_err(MediaError::webrtc)?;
+        let init = RTCIceCandidate::from(&candidate)
+            .to_json()
+            .map_err(MediaError::webrtc)?;
+        pc.add_local_candidate(init).map_err(MediaError::webrtc)?;
+
+        Ok(Peer {
+            id,
+            pc,
+            ufrag,
+            gate: Gate::default(),
+            group: None,
+            publication: None,
+            subscriptions: HashMap::new(),
+            negotiated: false,
+            offer_outstanding: false,
+            renegotiate: false,
+            levels: LevelWindow::default(),
+            next_timeout: None,
+            reported: None,
+            track_serial: 0,
+        })
+    }
+
+    /// Applies a client offer and returns our answer.
+    pub(crate) fn answer(&mut self, sdp: String, now: Instant) -> Result<String, MediaError> {
+        if self.offer_outstanding {
+            return Err(MediaError::Glare(self.id));
+        }
+        let offer = RTCSessionDescription::offer(sdp).map_err(MediaError::negotiation)?;
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(MediaError::negotiation)?;
+        let answer = self
+            .pc
+            .create_answer(None)
+            .map_err(MediaError::negotiation)?;
+        let sdp = answer.sdp.clone();
+        self.pc
+            .set_local_description(now, answer)
+            .map_err(MediaError::negotiation)?;
+        self.negotiated = true;
+        self.refresh_subscriptions();
+        Ok(sdp)
+    }
+
+    /// Makes an offer if one is due and none is in flight. Returns it for the driver.
+    pub(crate) fn offer_if_due(&mut self, now: Instant) -> Result<Option<String>, MediaError> {
+        if !self.renegotiate || !self.negotiated || self.offer_outstanding {
+            return Ok(None);
+        }
+        let offer = self.pc.create_offer(None).map_err(MediaError::webrtc)?;
+        let sdp = offer.sdp.clone();
+        self.pc
+            .set_local_description(now, offer)
+            .map_err(MediaError::webrtc)?;
+        self.offer_outstanding = true;
+        self.renegotiate = false;
+        Ok(Some(sdp))
+    }
+
+    /// Applies the client's answer to our offer.
+    pub(crate) fn apply_answer(&mut self, sdp: String, now: Instant) -> Result<(), MediaError> {
+        if !self.offer_outstanding {
+            return Err(MediaError::NoOfferOutstanding(self.id));
+        }
+        let answer = RTCSessionDescription::answer(sdp).map_err(MediaError::negotiation)?;
+        self.pc
+            .set_remote_description(now, answer)
+            .map_err(MediaError::negotiation)?;
+        self.offer_outstanding = false;
+        self.refresh_subscriptions();
+        Ok(())
+    }
+
+    /// Makes this peer receive exactly `publishers`: adds a sendonly track per new one, removes the
+    /// tracks of those gone. Marks the peer for renegotiation if anything changed.
+    pub(crate) fn subscribe_exactly(&mut self, publishers: &[PeerId]) -> Result<(), MediaError> {
+        let gone: Vec<PeerId> = self
+            .subscriptions
+            .keys()
+            .filter(|p| !publishers.contains(p))
+            .copied()
+            .collect();
+        for publisher in gone {
+            if let Some(sub) = self.subscriptions.remove(&publisher) {
+                // The transceiver stays (an inactive m-line); see the crate docs' limitations.
+                self.pc
+                    .remove_track(sub.sender)
+                    .map_err(MediaError::webrtc)?;
+                self.renegotiate = true;
+            }
+        }
+        for &publisher in publishers {
+            if publisher == self.id || self.subscriptions.contains_key(&publisher) {
+                continue;
+            }
+            self.track_serial += 1;
+            let ssrc = rand::random::<u32>();
+            let track = MediaStreamTrack::new(
+                publisher.stream_id(),
+                format!("{}-audio-{}", publisher.stream_id(), self.track_serial),
+                format!("{publisher}"),
+                RtpCodecKind::Audio,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: opus_codec().rtp_codec,
+                    ..Default::default()
+                }],
+            );
+            let transceiver = self
+                .pc
+                .add_transceiver_from_track(
+                    track,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        streams: vec![],
+                        send_encodings: vec![],
+                    }),
+                )
+                .map_err(MediaError::webrtc)?;
+            let sender = self
+                .pc
+                .rtp_transceiver(transceiver)
+                .and_then(|t| t.sender())
+                .ok_or_else(|| MediaError::webrtc("new transceiver has no sender"))?;
+            self.subscriptions.insert(
+                publisher,
+                Subscription {
+                    sender,
+                    ssrc,
+                    payload_type: None,
+                    level_ext: None,
+                },
+            );
+            self.renegotiate = true;
+        }
+        Ok(())
+    }
+
+    /// Reads the negotiated payload type and extension id of every subscription (after an exchange
+    /// completed), so the packet path never looks them up.
+    fn refresh_subscriptions(&mut self) {
+        for sub in self.subscriptions.values_mut() {
+            let Some(mut sender) = self.pc.rtp_sender(sub.sender) else {
+                continue;
+            };
+            let params = sender.get_parameters();
+            sub.payload_type = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS))
+                .map(|c| c.payload_type);
+            sub.level_ext = params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|h| h.uri == AUDIO_LEVEL_URI)
+                .and_then(|h| u8::try_from(h.id).ok());
+        }
+    }
+
+    /// Records the client's audio track when it opens.
+    pub(crate) fn on_track(&mut self, receiver: RTCRtpReceiverId, ssrc: u32) {
+        if self.publication.is_some() {
+            // One published track per peer; anything more is ignored.
+            return;
+        }
+        let level_ext = self.pc.rtp_receiver(receiver).and_then(|mut r| {
+            r.get_parameters()
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|h| h.uri == AUDIO_LEVEL_URI)
+                .and_then(|h| u8::try_from(h.id).ok())
+        });
+        self.publication = Some(Publication {
+            ssrc,
+            level_ext,
+            skipped: 0,
+        });
+    }
+}
+
+fn opus_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: OPUS_PAYLOAD_TYPE,
+    }
+}
+
+/// An ICE credential: letters and digits (valid ice-char), from the thread's CSPRNG.
+fn random_token(len: usize) -> String {
+    use rand::Rng;
+    use rand::distr::Alphanumeric;
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}

@@ -1,0 +1,509 @@
+//! The SFU task: owns the one UDP socket, every [`Peer`], the group table and the routes, and runs them
+//! from one `select!` over commands, datagrams and timers. There is no other task: a peer is plain
+//! state in this task's map, and closing it is removing it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::config::MediaConfig;
+use crate::demux::Routes;
+use crate::error::MediaError;
+use crate::event::{IceCandidate, MediaEvent, PeerState};
+use crate::forward::{Inbound, flush_writes, intake};
+use crate::handle::{Command, MediaStats};
+use crate::ids::{GroupId, PeerId};
+use crate::peer::Peer;
+
+/// Events from the SFU task to the driver. Full (a driver that stopped reading): the event is dropped
+/// and counted in [`MediaStats::events_dropped`]; media never waits for the driver.
+pub(crate) const EVENT_CAPACITY: usize = 1024;
+
+/// Largest datagram we read; bigger ones are truncated by the OS and then rejected by the stack.
+const MAX_DATAGRAM: usize = 2048;
+
+/// Receive arena: datagrams are read into it and split off, so there is one allocation per arena
+/// rather than per packet.
+const RECV_ARENA: usize = 64 * 1024;
+
+/// Datagrams read per wake-up before commands and timers get a turn again.
+const RECV_BATCH: usize = 64;
+
+/// Upper bound on how long the task sleeps when no connection wants a timer.
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+
+pub(crate) struct Sfu {
+    /// The one socket all peers' media goes through.
+    pub(crate) socket: UdpSocket,
+    /// Our ICE host candidate (advertised IP, bound port): the local address of every transport.
+    local_candidate: SocketAddr,
+    /// Speech threshold and speaker interval.
+    config: MediaConfig,
+    /// Requests from the handles; closed when the last handle is dropped, which ends the task.
+    commands: mpsc::Receiver<Command>,
+    /// Events to the driver (see [`EVENT_CAPACITY`]).
+    events: mpsc::Sender<MediaEvent>,
+    /// Every live peer; removing one frees all of it.
+    pub(crate) peers: HashMap<PeerId, Peer>,
+    /// Members of each non-empty group. The packet path iterates this.
+    pub(crate) groups: HashMap<GroupId, Vec<PeerId>>,
+    /// The speaker set last reported per group.
+    speakers: HashMap<GroupId, Vec<PeerId>>,
+    /// Which peer a datagram belongs to.
+    routes: Routes,
+    /// Scratch: one publisher's gated packets between intake and forwarding (reused, never shrunk).
+    pub(crate) inbound: Vec<Inbound>,
+    /// Scratch: peers whose timers expired.
+    expired: Vec<PeerId>,
+    /// The receive arena (see [`RECV_ARENA`]).
+    recv_buf: BytesMut,
+    /// Counters reported by [`crate::MediaHandle::stats`].
+    pub(crate) stats: MediaStats,
+    /// When active speakers are next evaluated.
+    next_speaker_tick: Instant,
+}
+
+impl Sfu {
+    pub(crate) fn new(
+        socket: UdpSocket,
+        local_candidate: SocketAddr,
+        config: MediaConfig,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<MediaEvent>,
+    ) -> Sfu {
+        let next_speaker_tick = Instant::now() + config.speaker_interval;
+        Sfu {
+            socket,
+            local_candidate,
+            config,
+            commands,
+            events,
+            peers: HashMap::new(),
+            groups: HashMap::new(),
+            speakers: HashMap::new(),
+            routes: Routes::default(),
+            inbound: Vec::new(),
+            expired: Vec::new(),
+            recv_buf: BytesMut::with_capacity(RECV_ARENA),
+            stats: MediaStats::default(),
+            next_speaker_tick,
+        }
+    }
+
+    /// Runs until every [`crate::MediaHandle`] is dropped, then closes all peers.
+    pub(crate) async fn run(mut self) {
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                readable = self.socket.readable() => {
+                    if let Err(e) = readable {
+                        tracing::error!(error = %e, "media socket failed; stopping the SFU");
+                        break;
+                    }
+                    self.on_readable();
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => self.on_timers(),
+            }
+        }
+        // Shutting down: close every connection (each client gets a DTLS close_notify) without the
+        // renegotiations a one-by-one `close_peer` would make.
+        for (_, mut peer) in self.peers.drain() {
+            let _ = peer.pc.close();
+            flush_writes(&mut peer, &self.socket);
+        }
+        tracing::debug!("media task stopped");
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let now = Instant::now();
+        self.peers
+            .values()
+            .filter_map(|p| p.next_timeout)
+            .chain([self.next_speaker_tick, now + IDLE_WAKE])
+            .min()
+            .unwrap_or(now + IDLE_WAKE)
+    }
+
+    fn on_readable(&mut self) {
+        for _ in 0..RECV_BATCH {
+            self.recv_buf.reserve(MAX_DATAGRAM);
+            let from = match self.socket.try_recv_buf_from(&mut self.recv_buf) {
+                Ok((_, from)) => from,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // E.g. ICMP port unreachable surfacing as ECONNREFUSED: not fatal for others.
+                    tracing::debug!(error = %e, "udp receive error");
+                    self.recv_buf.clear();
+                    continue;
+                }
+            };
+            let datagram = self.recv_buf.split();
+            let Some(peer_id) = self.routes.route(from, &datagram) else {
+                continue;
+            };
+            let now = Instant::now();
+            let Some(peer) = self.peers.get_mut(&peer_id) else {
+                continue;
+            };
+            let input = TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr: self.local_candidate,
+                    peer_addr: from,
+                    ecn: None,
+                    transport_protocol: TransportProtocol::UDP,
+                },
+                message: datagram,
+            };
+            // Network input must never take the SFU down. Our code does not panic on it; should the
+            // WebRTC stack, only the peer whose datagram it was is lost (its connection state is
+            // suspect), not everyone's audio.
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                peer.pc.handle_read(input)
+            }));
+            match read {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(peer = %peer_id, error = %e, "datagram rejected"),
+                Err(_) => {
+                    tracing::error!(peer = %peer_id, "webrtc stack panicked on a datagram; closing the peer");
+                    self.close_peer(peer_id);
+                    self.emit(MediaEvent::PeerState {
+                        peer: peer_id,
+                        state: PeerState::Failed,
+                    });
+                    continue;
+                }
+            }
+            self.pump(peer_id, now);
+        }
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        self.expired.clear();
+        self.expired.extend(
+            self.peers
+                .values()
+                .filter(|p| p.next_timeout.is_some_and(|t| t <= now))
+                .map(|p| p.id),
+        );
+        for i in 0..self.expired.len() {
+            let id = self.expired[i];
+            if let Some(peer) = self.peers.get_mut(&id) {
+                if let Err(e) = peer.pc.handle_timeout(now) {
+                    tracing::debug!(peer = %id, error = %e, "timeout handling failed");
+                }
+                self.pump(id, now);
+            }
+        }
+        if self.next_speaker_tick <= now {
+            self.report_speakers();
+            self.next_speaker_tick = now + self.config.speaker_interval;
+        }
+    }
+
+    /// Drains one peer's connection: datagrams out, events, decrypted RTP (forwarded), next timer.
+    fn pump(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let mut outgoing = Vec::new();
+        // Events first (the track opens before its packets matter), then reads, then events the reads
+        // raised.
+        for _ in 0..2 {
+            while let Some(event) = peer.pc.poll_event() {
+                if let Some(e) = on_pc_event(peer, event) {
+                    outgoing.push(e);
+                }
+            }
+            while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
+                // RTCP was already consumed by this leg's interceptors (reports are per leg); data
+                // channel messages cannot occur (none negotiated).
+                if let RTCMessage::RtpPacket(_, packet) = message
+                    && let Some(inbound) = intake(
+                        peer,
+                        packet,
+                        self.config.speech_level_dbov,
+                        &mut self.stats.gated,
+                    )
+                {
+                    self.inbound.push(inbound);
+                }
+            }
+        }
+        flush_writes(peer, &self.socket);
+        peer.next_timeout = peer.pc.poll_timeout();
+        for event in outgoing {
+            self.emit(event);
+        }
+        self.forward(id, now);
+    }
+
+    fn emit(&mut self, event: MediaEvent) {
+        if self.events.try_send(event).is_err() {
+            self.stats.events_dropped += 1;
+            tracing::warn!("media event dropped: the driver is not reading events");
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::AddPeer(id, reply) => {
+                let result = self.add_peer(id, now);
+                let _ = reply.send(result);
+            }
+            Command::SetGroup(id, group, reply) => {
+                let result = self.set_group(id, group, now);
+                let _ = reply.send(result);
+            }
+            Command::HandleOffer(id, sdp, reply) => {
+                let result = match self.peers.get_mut(&id) {
+                    Some(peer) => peer.answer(sdp, now),
+                    None => Err(MediaError::UnknownPeer(id)),
+                };
+                let ok = result.is_ok();
+                // The answer goes out before any follow-up offer (see `MediaHandle::handle_offer`).
+                let _ = reply.send(result);
+                if ok {
+                    self.resubscribe(&[id], now);
+                }
+                self.pump(id, now);
+            }
+            Command::HandleAnswer(id, sdp, reply) => {
+                let result = match self.peers.get_mut(&id) {
+                    Some(peer) => peer.apply_answer(sdp, now),
+                    None => Err(MediaError::UnknownPeer(id)),
+                };
+                let _ = reply.send(result);
+                self.offer_if_due(id, now);
+                self.pump(id, now);
+            }
+            Command::AddRemoteCandidate(id, candidate, reply) => {
+                let result = match self.peers.get_mut(&id) {
+                    Some(peer) => peer
+                        .pc
+                        .add_remote_candidate(RTCIceCandidateInit {
+                            candidate: candidate.candidate,
+                            sdp_mid: candidate.sdp_mid,
+                            sdp_mline_index: candidate.sdp_mline_index,
+                            username_fragment: None,
+                            url: None,
+                        })
+                        .map_err(MediaError::negotiation),
+                    None => Err(MediaError::UnknownPeer(id)),
+                };
+                let _ = reply.send(result);
+                self.pump(id, now);
+            }
+            Command::ClosePeer(id, reply) => {
+                let result = if self.close_peer(id) {
+                    Ok(())
+                } else {
+                    Err(MediaError::UnknownPeer(id))
+                };
+                let _ = reply.send(result);
+            }
+            Command::Stats(reply) => {
+                let mut stats = self.stats;
+                stats.peers = self.peers.len();
+                stats.groups = self.groups.len();
+                stats.ufrag_routes = self.routes.ufrag_count();
+                stats.addr_routes = self.routes.addr_count();
+                let _ = reply.send(stats);
+            }
+        }
+    }
+
+    fn add_peer(&mut self, id: PeerId, now: Instant) -> Result<crate::Gate, MediaError> {
+        if self.peers.contains_key(&id) {
+            return Err(MediaError::PeerExists(id));
+        }
+        let peer = Peer::new(id, self.local_candidate, now)?;
+        let gate = peer.gate.clone();
+        self.routes.add_peer(id, peer.ufrag.clone());
+        self.peers.insert(id, peer);
+        self.pump(id, now);
+        tracing::debug!(peer = %id, "peer added");
+        Ok(gate)
+    }
+
+    fn set_group(
+        &mut self,
+        id: PeerId,
+        group: Option<GroupId>,
+        now: Instant,
+    ) -> Result<(), MediaError> {
+        let peer = self.peers.get_mut(&id).ok_or(MediaError::UnknownPeer(id))?;
+        let old = peer.group;
+        if old == group {
+            return Ok(());
+        }
+        peer.group = group;
+        let mut affected = vec![id];
+        if let Some(old) = old {
+            self.leave_group(id, old);
+            affected.extend(self.groups.get(&old).into_iter().flatten().copied());
+        }
+        if let Some(new) = group {
+            let members = self.groups.entry(new).or_default();
+            affected.extend(members.iter().copied());
+            members.push(id);
+        }
+        tracing::debug!(peer = %id, group = ?group.map(|g| g.0), "peer moved");
+        self.resubscribe(&affected, now);
+        Ok(())
+    }
+
+    fn leave_group(&mut self, id: PeerId, group: GroupId) {
+        if let Some(members) = self.groups.get_mut(&group) {
+            members.retain(|m| *m != id);
+            if members.is_empty() {
+                self.groups.remove(&group);
+                self.speakers.remove(&group);
+            }
+        }
+    }
+
+    /// Brings each peer's received tracks in line with its group and offers where that changed.
+    fn resubscribe(&mut self, ids: &[PeerId], now: Instant) {
+        for &id in ids {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if !peer.negotiated {
+                // Tracks are added only once the client's own offer is answered, so they never get
+                // matched against the m-lines of that first offer; `HandleOffer` resubscribes.
+                continue;
+            }
+            let publishers: &[PeerId] = peer
+                .group
+                .and_then(|g| self.groups.get(&g))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            if let Err(e) = peer.subscribe_exactly(publishers) {
+                tracing::warn!(peer = %id, error = %e, "could not update received tracks");
+            }
+            self.offer_if_due(id, now);
+            self.pump(id, now);
+        }
+    }
+
+    fn offer_if_due(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        match peer.offer_if_due(now) {
+            Ok(Some(sdp)) => self.emit(MediaEvent::LocalOffer { peer: id, sdp }),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(peer = %id, error = %e, "could not make an offer"),
+        }
+    }
+
+    /// Removes a peer and everything that refers to it. Returns whether it existed.
+    fn close_peer(&mut self, id: PeerId) -> bool {
+        let Some(mut peer) = self.peers.remove(&id) else {
+            return false;
+        };
+        self.routes.remove_peer(id, &peer.ufrag);
+        if let Err(e) = peer.pc.close() {
+            tracing::debug!(peer = %id, error = %e, "close failed");
+        }
+        // Lets the close reach the client at once (DTLS close_notify) rather than by ICE timeout.
+        flush_writes(&mut peer, &self.socket);
+        drop(peer);
+        let mut others = Vec::new();
+        let groups: Vec<GroupId> = self.groups.keys().copied().collect();
+        for group in groups {
+            if self.groups.get(&group).is_some_and(|m| m.contains(&id)) {
+                self.leave_group(id, group);
+                others.extend(self.groups.get(&group).into_iter().flatten().copied());
+            }
+        }
+        self.resubscribe(&others, Instant::now());
+        tracing::debug!(peer = %id, "peer closed");
+        true
+    }
+
+    fn report_speakers(&mut self) {
+        let mut changes = Vec::new();
+        for (group, members) in &self.groups {
+            let mut speaking: Vec<PeerId> = members
+                .iter()
+                .filter(|m| {
+                    self.peers
+                        .get_mut(m)
+                        .is_some_and(|p| p.levels.take_speaking())
+                })
+                .copied()
+                .collect();
+            speaking.sort();
+            let last = self.speakers.get(group).map(Vec::as_slice).unwrap_or(&[]);
+            if last != speaking.as_slice() {
+                changes.push((*group, speaking));
+            }
+        }
+        for (group, speakers) in changes {
+            self.speakers.insert(group, speakers.clone());
+            self.emit(MediaEvent::ActiveSpeakers { group, speakers });
+        }
+    }
+}
+
+/// Turns one connection event into what the driver needs to know (if anything).
+fn on_pc_event(peer: &mut Peer, event: RTCPeerConnectionEvent) -> Option<MediaEvent> {
+    match event {
+        RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+            let state = match state {
+                RTCPeerConnectionState::Connected => PeerState::Connected,
+                RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
+                RTCPeerConnectionState::Failed => PeerState::Failed,
+                RTCPeerConnectionState::Closed => PeerState::Closed,
+                _ => return None,
+            };
+            if peer.reported == Some(state) {
+                return None;
+            }
+            peer.reported = Some(state);
+            tracing::debug!(peer = %peer.id, ?state, "connection state");
+            Some(MediaEvent::PeerState {
+                peer: peer.id,
+                state,
+            })
+        }
+        // Our host candidate is registered before the first offer and is in every SDP we make; only a
+        // candidate found later (none today) is worth trickling.
+        RTCPeerConnectionEvent::OnIceCandidateEvent(e) if peer.negotiated => {
+            let init = e.candidate.to_json().ok()?;
+            Some(MediaEvent::LocalCandidate {
+                peer: peer.id,
+                candidate: IceCandidate {
+                    candidate: init.candidate,
+                    sdp_mid: init.sdp_mid,
+                    sdp_mline_index: init.sdp_mline_index,
+                },
+            })
+        }
+        RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+            peer.on_track(init.receiver_id, init.ssrc);
+            None
+        }
+        // Negotiation is decided by group membership (`Peer::renegotiate`), not by this event.
+        _ => None,
+    }
+}

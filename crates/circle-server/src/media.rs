@@ -1,0 +1,137 @@
+//! The voice relay as the server runs it: one `circle-media` SFU for the whole server (one UDP port),
+//! and the routing of its events (renegotiation offers, active speakers) to the room actor that owns
+//! each peer or group. The relay itself knows no rooms; the room actors drive it.
+
+use crate::{config::MediaSettings, room_actor::RoomCmd};
+use anyhow::Context;
+use circle_media::{GroupId, MediaConfig, MediaEvent, MediaHandle, PeerId};
+use circle_protocol::IceServer;
+use dashmap::DashMap;
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+/// The relay and the directory of who drives which of its peers and groups.
+#[derive(Clone)]
+pub struct Media {
+    /// Drives the SFU task.
+    pub handle: MediaHandle,
+    /// The room actor driving each peer: where its renegotiation offers go.
+    peers: Arc<DashMap<PeerId, mpsc::Sender<RoomCmd>>>,
+    /// The room actor of each group: where its active-speaker changes go.
+    groups: Arc<DashMap<GroupId, mpsc::Sender<RoomCmd>>>,
+    /// Hands out peer and group ids, unique for the life of the server.
+    next_id: Arc<AtomicU64>,
+    /// Handed to clients in `joined`.
+    pub ice_servers: Arc<Vec<IceServer>>,
+}
+
+impl Media {
+    /// Binds the media port, starts the SFU and the task that routes its events.
+    pub async fn start(settings: &MediaSettings) -> anyhow::Result<Self> {
+        let advertised_ip = if settings.advertised_ip.is_empty() {
+            None
+        } else {
+            Some(
+                settings
+                    .advertised_ip
+                    .parse()
+                    .context("media.advertised_ip is not an IP address")?,
+            )
+        };
+        let config = MediaConfig {
+            bind: settings.listen,
+            advertised_ip,
+            speech_level_dbov: settings.speech_level_dbov,
+            ..MediaConfig::default()
+        };
+        let (handle, events) = circle_media::spawn(config)
+            .await
+            .with_context(|| format!("starting the voice relay on udp {}", settings.listen))?;
+        info!(udp = %handle.local_addr(), "voice relay listening");
+        let ice_servers = settings
+            .ice_servers
+            .iter()
+            .map(|s| IceServer {
+                urls: s.urls.clone(),
+                username: (!s.username.is_empty()).then(|| s.username.clone()),
+                credential: (!s.credential.is_empty()).then(|| s.credential.clone()),
+            })
+            .collect();
+        let media = Self {
+            handle,
+            peers: Arc::new(DashMap::new()),
+            groups: Arc::new(DashMap::new()),
+            next_id: Arc::new(AtomicU64::new(1)),
+            ice_servers: Arc::new(ice_servers),
+        };
+        tokio::spawn(route_events(
+            media.peers.clone(),
+            media.groups.clone(),
+            events,
+        ));
+        Ok(media)
+    }
+
+    /// The UDP address the relay listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+
+    /// A fresh id, for a peer or a group.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Routes this peer's events to a room actor.
+    pub fn route_peer(&self, peer: PeerId, to: mpsc::Sender<RoomCmd>) {
+        self.peers.insert(peer, to);
+    }
+
+    /// Stops routing this peer's events.
+    pub fn unroute_peer(&self, peer: PeerId) {
+        self.peers.remove(&peer);
+    }
+
+    /// Routes this group's events to a room actor.
+    pub fn route_group(&self, group: GroupId, to: mpsc::Sender<RoomCmd>) {
+        self.groups.insert(group, to);
+    }
+
+    /// Stops routing this group's events.
+    pub fn unroute_group(&self, group: GroupId) {
+        self.groups.remove(&group);
+    }
+}
+
+/// Forwards each relay event to the room actor that drives its peer or group. Ends when the relay
+/// stops (its last handle dropped). Holds no handle itself, so it never keeps the relay alive.
+async fn route_events(
+    peers: Arc<DashMap<PeerId, mpsc::Sender<RoomCmd>>>,
+    groups: Arc<DashMap<GroupId, mpsc::Sender<RoomCmd>>>,
+    mut events: mpsc::Receiver<MediaEvent>,
+) {
+    while let Some(event) = events.recv().await {
+        let to = match &event {
+            MediaEvent::LocalOffer { peer, .. }
+            | MediaEvent::LocalCandidate { peer, .. }
+            | MediaEvent::PeerState { peer, .. } => peers.get(peer).map(|r| r.value().clone()),
+            MediaEvent::ActiveSpeakers { group, .. } => {
+                groups.get(group).map(|r| r.value().clone())
+            }
+        };
+        match to {
+            // An offer must not be lost: wait for room in the actor's inbox.
+            Some(to) => {
+                let _ = to.send(RoomCmd::MediaEvent(event)).await;
+            }
+            None => debug!("media event for a peer or group no room drives"),
+        }
+    }
+}
