@@ -172,9 +172,7 @@ async fn oversized_frames_and_text() {
     let huge = "a".repeat(300 * 1024);
     ann.send_raw(huge).await;
     let (_, close) = ann.until_closed().await;
-    if let Some(frame) = close {
-        assert_eq!(u16::from(frame.code), 1009);
-    }
+    assert_eq!(u16::from(close.expect("close frame").code), 1009);
 }
 
 #[tokio::test]

@@ -698,7 +698,8 @@ pub enum ServerMsg {
         /// Them.
         participant: ParticipantView,
     },
-    /// Someone's state changed (hand, mute, role, presence, chat permission).
+    /// Someone's state changed (hand, mute, presence, chat permission, admission for facilitators).
+    /// Role changes rebuild everyone's view with `room_state` instead.
     ParticipantUpdated {
         /// Them, as they are now.
         participant: ParticipantView,
@@ -757,7 +758,8 @@ pub enum ServerMsg {
         /// `true` when you may be heard (not muted, not silenced by one-speaker mode).
         may_be_heard: bool,
     },
-    /// You are being disconnected by the server and should not reconnect.
+    /// You are being disconnected by the server; `message` says why and whether rejoining makes sense
+    /// (after a removal, a ban or a denial it does not; after a shutdown or a slow connection it does).
     Removed {
         /// Why.
         reason: LeaveReason,

@@ -71,6 +71,8 @@ pub enum Audience {
     FacilitatorsAnd(ParticipantId),
     /// Everyone who may see this participant in their roster, except the participant.
     Seeing(ParticipantId),
+    /// The members (not facilitators) who may see this participant, except the participant.
+    MembersSeeing(ParticipantId),
 }
 
 /// What the room asks its driver to do.

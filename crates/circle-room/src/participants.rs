@@ -162,11 +162,18 @@ impl Room {
     fn on_admitted(&mut self, id: &ParticipantId) {
         let room = self.snapshot_for(id);
         self.send(Audience::One(id.clone()), ServerMsg::Admitted { room });
-        // Facilitators already saw them in the waiting list; everyone else who may see them now does.
+        // Facilitators saw them in the waiting list: for them it is an update. Members who may see
+        // them now never saw them before: for them it is an arrival.
         let view = self.view_of(id);
         self.send(
-            Audience::Seeing(id.clone()),
-            ServerMsg::ParticipantUpdated { participant: view },
+            Audience::Facilitators,
+            ServerMsg::ParticipantUpdated {
+                participant: view.clone(),
+            },
+        );
+        self.send(
+            Audience::MembersSeeing(id.clone()),
+            ServerMsg::ParticipantJoined { participant: view },
         );
     }
 
@@ -216,7 +223,9 @@ impl Room {
     }
 
     pub(crate) fn promote(&mut self, id: &ParticipantId) -> Result<(), RoomError> {
-        self.admitted_member(id)?;
+        if self.admitted(id)?.role == Role::Facilitator {
+            return Err(RoomError::BadTarget("they are already a facilitator"));
+        }
         if let Some(p) = self.participants.get_mut(id) {
             p.role = Role::Facilitator;
             p.muted_by_facilitator = false;

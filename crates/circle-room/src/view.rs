@@ -58,12 +58,17 @@ impl Room {
                 .filter(|(id, p)| (p.admitted && p.role == Role::Facilitator) || *id == other)
                 .map(|(id, _)| id.clone())
                 .collect(),
-            Audience::Seeing(subject_id) => {
+            Audience::Seeing(subject_id) | Audience::MembersSeeing(subject_id) => {
                 let Some(subject) = self.participants.get(subject_id) else {
                     return Vec::new();
                 };
+                let members_only = matches!(audience, Audience::MembersSeeing(_));
                 connected
-                    .filter(|(id, p)| *id != subject_id && self.sees(p, id, subject, subject_id))
+                    .filter(|(id, p)| {
+                        *id != subject_id
+                            && !(members_only && p.role == Role::Facilitator)
+                            && self.sees(p, id, subject, subject_id)
+                    })
                     .map(|(id, _)| id.clone())
                     .collect()
             }

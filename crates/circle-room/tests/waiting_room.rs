@@ -81,11 +81,16 @@ fn an_admitted_member_gets_the_whole_room_and_everyone_sees_them_arrive() {
         "and the queue"
     );
 
-    for other in [&alex, &sam] {
-        let msgs = sim.take(other);
-        let update = updates_about(&msgs, &robin);
-        assert_eq!(update.len(), 1, "{other}: {msgs:?}");
-        assert_eq!(update[0].presence, Presence::Online);
+    // The facilitator saw Robin waiting: an update. Sam never saw him: an arrival.
+    let to_alex = sim.take(&alex);
+    let update = updates_about(&to_alex, &robin);
+    assert_eq!(update.len(), 1, "{to_alex:?}");
+    assert_eq!(update[0].presence, Presence::Online);
+    let to_sam = sim.take(&sam);
+    assert!(updates_about(&to_sam, &robin).is_empty(), "{to_sam:?}");
+    assert!(to_sam.iter().any(|m| matches!(m,
+        ServerMsg::ParticipantJoined { participant } if participant.id == robin && participant.presence == Presence::Online)));
+    for msgs in [&to_alex, &to_sam] {
         assert!(msgs.iter().any(|m| matches!(m, ServerMsg::Counts { counts } if counts.members == 2 && counts.waiting == 0)));
     }
 }

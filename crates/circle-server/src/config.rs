@@ -1,6 +1,6 @@
-//! Configuration: embedded defaults, then `config/circle.toml` (or `--config FILE`), then `CIRCLE_...`
-//! environment variables (`CIRCLE_SERVER__LISTEN=0.0.0.0:7700`: sections and keys joined by `__`).
-//! Every option is documented in `config/circle.toml`.
+//! Configuration: embedded defaults, then the file given with `--config FILE` (or `CIRCLE_CONFIG`), then
+//! `CIRCLE_...` environment variables (`CIRCLE_SERVER__LISTEN=0.0.0.0:7700`: sections and keys joined by
+//! `__`). Every option is documented in `config/circle.toml`, which holds the defaults.
 
 use figment::{
     Figment,
@@ -210,13 +210,13 @@ pub struct LimitsConfig {
     pub max_ws_message_bytes: usize,
     /// Messages queued for one connection before it counts as too slow and is dropped.
     pub outbound_queue: usize,
-    /// Chat messages per second per session, sustained.
+    /// Chat messages per second per connection, sustained.
     pub chat_per_sec: u32,
-    /// Chat messages a session may send in a burst.
+    /// Chat messages a connection may send in a burst.
     pub chat_burst: u32,
-    /// Hand raises and lowers per second per session, sustained.
+    /// Hand raises and lowers per second per connection, sustained.
     pub hand_per_sec: u32,
-    /// Hand raises and lowers a session may send in a burst.
+    /// Hand raises and lowers a connection may send in a burst.
     pub hand_burst: u32,
     /// Any requests per second per connection, sustained.
     pub requests_per_sec: u32,
@@ -258,7 +258,8 @@ impl Config {
         if let Some(file) = file {
             fig = fig.merge(Toml::file_exact(file));
         }
-        fig = fig.merge(Env::prefixed("CIRCLE_").split("__"));
+        // `CIRCLE_CONFIG` names the file (read by the command line), it is not an option.
+        fig = fig.merge(Env::prefixed("CIRCLE_").ignore(&["config"]).split("__"));
         fig.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
     }
 

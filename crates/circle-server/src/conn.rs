@@ -47,6 +47,8 @@ pub enum Outbound {
     Ping,
     /// Send a close frame for this reason and stop.
     Close(LeaveReason),
+    /// Send a close frame with this protocol-level code and reason, and stop.
+    CloseCode(u16, &'static str),
 }
 
 /// The room's end of a connection: its outbound queue and a way to close it.
@@ -167,11 +169,21 @@ pub async fn run(socket: WebSocket, state: AppState) {
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(e)) => {
                         debug!(conn = conn.id, error = %e, "websocket read failed");
+                        // tungstenite reports a message over `max_ws_message_bytes` as "Message too
+                        // long" and reads no further; say so with the standard code before closing.
+                        if e.to_string().contains("too long") {
+                            let _ = conn.tx.try_send(Outbound::CloseCode(1009, "message too big"));
+                        }
                         break;
                     }
                 }
             }
             _ = conn.kill.cancelled() => break,
+            _ = state.shutdown.cancelled(), if matches!(session, Session::Fresh) => {
+                // Joined connections are closed by their room, with a word; this one has no room.
+                let _ = conn.tx.try_send(Outbound::Close(LeaveReason::ServerShutdown));
+                break;
+            }
             _ = &mut join_deadline, if matches!(session, Session::Fresh) => {
                 reply_error(&conn, None, WireError::new(ErrorCode::NotJoined, "no join within the time limit"));
                 let _ = conn.tx.try_send(Outbound::Close(LeaveReason::TimedOut));
@@ -240,6 +252,14 @@ async fn write_loop(
                 let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(close_with(reason))).await;
                 break;
             }
+            Some(Outbound::CloseCode(code, reason)) => {
+                let frame = Message::Close(Some(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                }));
+                let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(frame)).await;
+                break;
+            }
             None => {
                 let _ = tokio::time::timeout(CLOSE_FLUSH, sink.close()).await;
                 break;
@@ -273,14 +293,21 @@ async fn on_text(
     limits: &Limits,
     text: &str,
 ) {
+    // Parse first so that even a refusal names its request; parsing is cheap next to what a
+    // request costs the room, and a frame past the size limit is refused before it is parsed.
+    let parsed = parse_frame(text, state.config.limits.max_frame_bytes);
     if limits.any.check().is_err() {
+        let id = match &parsed {
+            Ok(msg) => msg.request_id().cloned(),
+            Err((id, _)) => id.clone(),
+        };
         return reply_error(
             conn,
-            None,
+            id,
             WireError::new(ErrorCode::RateLimited, "too many requests; slow down"),
         );
     }
-    let msg = match parse_frame(text, state.config.limits.max_frame_bytes) {
+    let msg = match parsed {
         Ok(msg) => msg,
         Err((id, e)) => return reply_error(conn, id, e),
     };
@@ -293,10 +320,13 @@ async fn on_text(
         Session::Joined { room, who } => {
             let limiter = match &msg {
                 ClientMsg::Chat { .. } | ClientMsg::ChatPrivate { .. } => Some(&limits.chat),
-                ClientMsg::RaiseHand { .. }
-                | ClientMsg::LowerHand {
-                    participant: None, ..
-                } => Some(&limits.hand),
+                ClientMsg::RaiseHand { .. } => Some(&limits.hand),
+                // One's own hand, named or not; a facilitator lowering others' is not a toggle.
+                ClientMsg::LowerHand { participant, .. }
+                    if participant.as_ref().is_none_or(|p| p == &*who) =>
+                {
+                    Some(&limits.hand)
+                }
                 _ => None,
             };
             if limiter.is_some_and(|l| l.check().is_err()) {
@@ -402,7 +432,7 @@ async fn join_or_resume(
             {
                 return Err(WireError::new(
                     ErrorCode::BadRequest,
-                    "`device` is 1 to 64 characters",
+                    "`device` is 1 to 64 bytes",
                 ));
             }
             let (reply, answer) = oneshot::channel();

@@ -4,7 +4,7 @@
 use crate::{AppState, auth, conn, room_actor::spawn_room};
 use axum::{
     Json, Router,
-    extract::{Path, State, WebSocketUpgrade},
+    extract::{Path, State, WebSocketUpgrade, rejection::JsonRejection},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -97,7 +97,7 @@ struct CreatedRoom {
 async fn create_room(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Option<Json<CreateRoom>>,
+    body: Result<Json<CreateRoom>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedRoom>), ApiError> {
     let key = &state.config.rooms.operator_key;
     if !key.is_empty() {
@@ -113,7 +113,12 @@ async fn create_room(
     if state.rooms.len() >= state.config.rooms.max_rooms {
         return Err(ApiError::Full);
     }
-    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let req = match body {
+        Ok(Json(req)) => req,
+        // No body at all means "all defaults".
+        Err(JsonRejection::MissingJsonContentType(_)) if no_body(&headers) => CreateRoom::default(),
+        Err(e) => return Err(ApiError::BadRequest(e.body_text())),
+    };
     let title = req.title.as_deref().unwrap_or("").trim().to_owned();
     let title = if title.is_empty() {
         "Circle meeting".to_owned()
@@ -148,6 +153,13 @@ async fn create_room(
             settings,
         }),
     ))
+}
+
+fn no_body(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .is_none_or(|v| v.as_bytes() == b"0")
+        && headers.get(header::TRANSFER_ENCODING).is_none()
 }
 
 fn limits(state: &AppState) -> RoomLimits {
@@ -190,9 +202,10 @@ async fn websocket(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        Some(origin) if state.origins.iter().any(|o| o == origin) => {}
+    match headers.get(header::ORIGIN).map(|v| v.to_str()) {
+        Some(Ok(origin)) if state.origins.iter().any(|o| o == origin) => {}
         None if state.config.client.allow_missing_origin => {}
+        // Not allowed, or not even readable.
         _ => return Err(ApiError::Origin),
     }
     let limits = &state.config.limits;

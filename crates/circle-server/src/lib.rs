@@ -141,11 +141,15 @@ impl Running {
 }
 
 /// Binds the listeners and starts serving.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr()?;
+    if config.server.public_url.is_empty() {
+        // The address actually bound (port 0 becomes the real port).
+        config.server.public_url = format!("http://{addr}");
+    }
     let client = if config.client.serve_dir.is_empty() {
         None
     } else {

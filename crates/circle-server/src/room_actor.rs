@@ -309,6 +309,10 @@ impl RoomActor {
                         close_with_reason(&old, LeaveReason::Replaced);
                     }
                     self.send_joined(&who, joined.role, joined.waiting, request_id);
+                    // The snapshot does not say whether the server forwards their voice; a resumed
+                    // client may have missed the change, so tell it now.
+                    let may_be_heard = self.room.may_be_heard(&who);
+                    self.send_one(&who, &ServerMsg::Hearing { may_be_heard });
                     let _ = reply.send(Ok(()));
                     self.drain();
                 }
