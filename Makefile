@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test test-rust lint fmt fmt-check clippy bench-chat bench-idle deps-browser
+.PHONY: run build test test-rust test-browser lint fmt fmt-check clippy bench-chat bench-idle
 
 ## Start the server (release build) on embedded defaults, with the web client served on :8080.
 run:
@@ -14,11 +14,15 @@ run:
 build:
 	$(CARGO) build --workspace --all-targets
 
-## Everything CI checks: formatting, lints, and every test.
-test: fmt-check clippy test-rust
+## Everything CI checks: formatting, lints, and every test (Rust, then real Chromium).
+test: fmt-check clippy test-rust test-browser
 
 test-rust:
 	$(CARGO) test --workspace --all-targets
+
+## Installs Debian's Chromium and playwright-core when missing, then drives whole meetings in it.
+test-browser:
+	tests/browser/run.sh
 
 lint: fmt-check clippy
 

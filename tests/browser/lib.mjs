@@ -89,15 +89,16 @@ export async function newPage(p) {
 
 /**
  * Saves the page at desktop and phone widths (`NAME-desktop.png`, `NAME-phone.png`,
- * `NAME-phone-full.png`), and checks that
- * at the narrowest phone width nothing makes the page scroll sideways.
+ * `NAME-phone-full.png`), and checks that at the narrowest phone width nothing makes the page scroll
+ * sideways.
  */
 export async function screenshots(page, name) {
   const before = page.viewportSize();
+  // What a person sees in the window (a full-page capture would draw the sticky controls bar in
+  // the middle of the page); on a phone also the whole page scrolled through.
   await page.setViewportSize(DESKTOP);
-  await page.screenshot({ path: join(SHOTS, `${name}-desktop.png`), fullPage: true });
+  await page.screenshot({ path: join(SHOTS, `${name}-desktop.png`) });
   await page.setViewportSize(PHONE);
-  // What a person sees first on a phone, and the whole page scrolled through.
   await page.screenshot({ path: join(SHOTS, `${name}-phone.png`) });
   await page.screenshot({ path: join(SHOTS, `${name}-phone-full.png`), fullPage: true });
   await page.setViewportSize({ width: NARROWEST, height: PHONE.height });

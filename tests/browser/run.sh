@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real-browser tests of the web client. Installs what is missing (Debian's Chromium, playwright-core),
-# builds the server, starts it on free loopback ports serving web-client/, runs the tests in headless
-# Chromium, and always stops the server. Screenshots land in artifacts/screenshots/.
+# builds the server, starts it on free loopback ports serving web-client/ (voice relay on a free
+# loopback UDP port, advertising only 127.0.0.1), runs the tests in headless Chromium, and always
+# stops the server. Screenshots land in artifacts/screenshots/, the server's log in artifacts/.
 #
 #   tests/browser/run.sh                 # every test
 #   tests/browser/run.sh meeting.test.mjs  # one file (relative to tests/browser)
@@ -46,6 +47,8 @@ CIRCLE_CLIENT__LISTEN="127.0.0.1:$CLIENT_PORT" \
 CIRCLE_CLIENT__URL="$BROWSER_CLIENT_URL" \
 CIRCLE_CLIENT__SERVE_DIR=web-client \
 CIRCLE_CLIENT__ALLOWED_ORIGINS="[\"$BROWSER_CLIENT_URL\"]" \
+CIRCLE_MEDIA__LISTEN="127.0.0.1:0" \
+CIRCLE_MEDIA__ADVERTISED_IP="127.0.0.1" \
   "$ROOT/target/debug/circle" >"$LOG" 2>&1 &
 SERVER_PID=$!
 stop_server() {

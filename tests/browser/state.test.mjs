@@ -129,3 +129,14 @@ test('settings changes that matter to everyone are announced', () => {
   const r = s.apply({ type: 'settings', settings: { ...settings, locked: true, chat_enabled: false } });
   assert.deepEqual(r.announce, ['The room is now locked.', 'Chat is turned off.']);
 });
+
+test('a new snapshot (resume, rebuilt view) keeps the private messages already shown', () => {
+  const s = new RoomState();
+  s.apply(joined());
+  s.apply({ type: 'chat', message: { id: 5, from: 'me', name: 'Robin', text: 'Can we talk after?', at: 2, private: true } });
+  s.apply({ type: 'chat', message: { id: 6, from: 'f', name: 'Maya', text: 'Room line', at: 3, private: false } });
+  const room = joined().room;
+  room.chat.push({ id: 6, from: 'f', name: 'Maya', text: 'Room line', at: 3, private: false });
+  s.apply({ ...joined(), room });
+  assert.deepEqual(s.chat.map((m) => m.id), [1, 5, 6]);
+});

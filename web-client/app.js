@@ -1,0 +1,168 @@
+// Circle's web client: the page's one controller. It reads the link (`#room=ID`, `#room=ID&key=SECRET`),
+// shows the start page, the join page, the waiting room, the room or an end screen, and wires the
+// session (websocket), the room model and the microphone together.
+//
+// Modules: config.js (server address), api.js (HTTP), session.js (websocket, request ids,
+// resume/backoff), state.js (the room model), media.js (microphone; the seam for voice),
+// views/*.js (drawing).
+
+import { Media } from './media.js';
+import { RoomState, Part } from './state.js';
+import { Session, resumeStore } from './session.js';
+import { announce } from './views/dom.js';
+import { endView } from './views/end.js';
+import { joinView } from './views/join.js';
+import { roomView } from './views/room.js';
+import { startView } from './views/start.js';
+import { waitingView } from './views/waiting.js';
+
+const root = document.getElementById('app');
+const media = new Media();
+
+let view = null; // the view on screen: { el, focus(), destroy(), update?(), setStatus?() }
+let meeting = null; // { room, session, state } while in a meeting or its waiting room
+
+function show(next) {
+  view?.destroy?.();
+  view = next;
+  root.replaceChildren(next.el);
+  window.scrollTo(0, 0);
+  next.focus?.();
+}
+
+/** The link's parts: `{ room, key }` (either may be null). */
+function readLink() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  return { room: params.get('room'), key: params.get('key') };
+}
+
+// A per-room random id this browser keeps, sent with `join` so that a ban covers a new join by link.
+function deviceId(room) {
+  const key = `circle.device.${room}`;
+  let id = localStorage.getItem(key);
+  if (!id) {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    id = btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    localStorage.setItem(key, id);
+  }
+  return id;
+}
+
+// The facilitator key is taken out of the address bar once used (so a shared screen or a copied
+// address does not give it away) and kept for this tab only, for rejoining.
+const keyStore = {
+  load: (room) => sessionStorage.getItem(`circle.key.${room}`),
+  save: (room, key) => sessionStorage.setItem(`circle.key.${room}`, key),
+};
+
+function route() {
+  const { room, key } = readLink();
+  if (meeting && meeting.room === room) return; // e.g. the key was just taken out of the address
+  if (meeting) {
+    // The address now names another meeting (or none): leave this one properly.
+    const old = meeting;
+    meeting = null;
+    old.session.leave();
+  }
+  if (!room) {
+    document.title = 'Circle: start a meeting';
+    show(startView());
+    return;
+  }
+  if (key) keyStore.save(room, key);
+  const token = resumeStore.load(room);
+  if (token) {
+    resumeMeeting(room, token);
+  } else {
+    showJoin(room);
+  }
+}
+
+function showJoin(room, notice) {
+  document.title = 'Circle: join a meeting';
+  const secret = keyStore.load(room);
+  show(
+    joinView({
+      room,
+      facilitator: !!secret,
+      media,
+      notice,
+      onJoin: (name) => enterMeeting(room, (session) => session.join({ name, secret, device: deviceId(room) })),
+    }),
+  );
+}
+
+async function resumeMeeting(room, token) {
+  try {
+    await enterMeeting(room, (session) => session.resume(token));
+  } catch (e) {
+    if (e.code === 'unreachable' || e.code === 'disconnected') {
+      // Keep the token: reloading the page once the server answers still brings you back.
+      showJoin(room, 'Could not reach the meeting server to bring you back. Check your connection and reload the page.');
+      return;
+    }
+    resumeStore.clear(room);
+    showJoin(room, 'Your earlier place in this meeting has ended. Please join again.');
+  }
+}
+
+/**
+ * Opens a session with `start(session)` (join or resume) and, once joined, shows the meeting. Rejects
+ * with the SessionError if the server refused.
+ */
+async function enterMeeting(room, start) {
+  const session = new Session(room);
+  const state = new RoomState();
+  const here = { room, session, state };
+  let shown = null; // 'waiting' | 'room'
+
+  const showForState = () => {
+    const want = state.waiting ? 'waiting' : 'room';
+    if (want === shown) return;
+    shown = want;
+    document.title = `${state.title} · Circle`;
+    show(
+      want === 'waiting'
+        ? waitingView({ state, session, onLeave: () => session.leave() })
+        : roomView({ state, session, media, onLeave: () => session.leave() }),
+    );
+  };
+
+  // Listen before joining: events can follow `joined` at once.
+  session.addEventListener('message', (ev) => {
+    const { changed, announce: lines } = state.apply(ev.detail);
+    if (meeting !== here) return;
+    for (const line of lines) announce(line);
+    if (changed.has(Part.VIEW)) showForState();
+    view?.update?.(changed);
+  });
+  session.addEventListener('status', (ev) => {
+    if (meeting !== here) return;
+    view?.setStatus?.(ev.detail);
+    if (ev.detail === 'reconnecting') announce('Connection lost. Reconnecting…');
+    if (ev.detail === 'open' && shown) announce('Reconnected.');
+  });
+  session.addEventListener('end', (ev) => {
+    media.detach();
+    if (meeting !== here) return;
+    meeting = null;
+    const end = ev.detail;
+    document.title = 'Circle';
+    show(endView({ end, onRejoin: () => showJoin(room) }));
+  });
+
+  meeting = here;
+  try {
+    await start(session);
+  } catch (e) {
+    if (meeting === here) meeting = null;
+    throw e;
+  }
+  media.attach(session);
+  const { key } = readLink();
+  if (key) history.replaceState(null, '', `#room=${encodeURIComponent(room)}`);
+  showForState();
+}
+
+window.addEventListener('hashchange', route);
+route();

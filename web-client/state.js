@@ -1,0 +1,239 @@
+// The room as this participant sees it, built from the server's messages.
+//
+// `apply(msg)` folds one server message into the model and says what changed (so the view redraws
+// only those parts) and what a screen reader should hear. No DOM, no network: a plain module.
+
+/** The parts of the view a change touches. */
+export const Part = Object.freeze({
+  ALL: 'all', // a new snapshot: redraw everything
+  VIEW: 'view', // waiting room <-> room
+  PEOPLE: 'people',
+  FLOOR: 'floor',
+  CHAT: 'chat',
+  SETTINGS: 'settings',
+  COUNTS: 'counts',
+  ME: 'me',
+});
+
+// Room chat kept in the page: the server's history plus what arrives live, bounded.
+const MAX_CHAT = 500;
+
+export class RoomState {
+  constructor() {
+    this.you = null;
+    this.role = 'member';
+    this.waiting = false;
+    this.title = '';
+    this.settings = {};
+    /** @type {Map<string, object>} participant views by id, in join order */
+    this.participants = new Map();
+    this.counts = null;
+    this.floor = { speaker: null, queue: [] };
+    this.chat = [];
+    this.mayBeHeard = false;
+    /** Who is speaking now, from the voice relay's `speakers` events. */
+    this.speaking = new Set();
+    /** The share timer's warning and expiry for the current share. */
+    this.share = { warned: false, expired: false };
+    /** Server clock minus this page's clock, in ms, estimated from fresh event timestamps. */
+    this.clockOffset = 0;
+    /** Chat messages added and deleted by the last `apply`, for incremental drawing. */
+    this.chatAdded = [];
+    this.chatDeleted = [];
+  }
+
+  get me() {
+    return this.participants.get(this.you);
+  }
+
+  get isFacilitator() {
+    return this.role === 'facilitator';
+  }
+
+  /** The server's clock now, as well as this page can tell. */
+  serverNow() {
+    return Date.now() + this.clockOffset;
+  }
+
+  nameOf(id) {
+    return this.participants.get(id)?.name ?? null;
+  }
+
+  /** Folds one server message in. Returns `{ changed: Set<Part>, announce: string[] }`. */
+  apply(msg) {
+    const changed = new Set();
+    const announce = [];
+    this.chatAdded = [];
+    this.chatDeleted = [];
+    const say = (text) => announce.push(text);
+    switch (msg.type) {
+      case 'joined':
+        this.you = msg.you;
+        this.role = msg.role;
+        this.waiting = msg.waiting;
+        this.load(msg.room);
+        changed.add(Part.ALL).add(Part.VIEW);
+        break;
+      case 'admitted':
+        this.waiting = false;
+        this.load(msg.room);
+        changed.add(Part.ALL).add(Part.VIEW);
+        say('You are in the meeting. You are muted.');
+        break;
+      case 'room_state': {
+        const before = this.role;
+        this.load(msg.room);
+        this.role = this.me?.role ?? this.role;
+        if (before !== this.role) {
+          say(this.isFacilitator ? 'You are now a co-facilitator.' : 'You are now a member.');
+        }
+        changed.add(Part.ALL);
+        break;
+      }
+      case 'participant_joined': {
+        const p = msg.participant;
+        this.participants.set(p.id, p);
+        if (p.presence === 'waiting' && this.isFacilitator) say(`${p.name} is in the waiting room.`);
+        changed.add(Part.PEOPLE);
+        break;
+      }
+      case 'participant_updated': {
+        const p = msg.participant;
+        const before = this.participants.get(p.id);
+        this.participants.set(p.id, p);
+        if (p.id === this.you) {
+          this.role = p.role;
+          if (before && !before.muted_by_facilitator && p.muted_by_facilitator) {
+            say('A facilitator muted you.');
+          } else if (before?.muted_by_facilitator && !p.muted_by_facilitator) {
+            say('You may speak now. Unmute when you are ready.');
+          }
+          if (before && before.chat_allowed && !p.chat_allowed) say('A facilitator paused your chat.');
+          if (before && !before.chat_allowed && p.chat_allowed) say('You can write in the chat again.');
+          changed.add(Part.ME);
+        }
+        changed.add(Part.PEOPLE);
+        // Hands live in the queue too; a name may show in the floor.
+        changed.add(Part.FLOOR);
+        break;
+      }
+      case 'participant_left':
+        this.participants.delete(msg.participant);
+        changed.add(Part.PEOPLE);
+        break;
+      case 'counts':
+        this.counts = msg.counts;
+        changed.add(Part.COUNTS);
+        break;
+      case 'floor': {
+        const before = this.floor.speaker;
+        const after = msg.floor.speaker;
+        this.floor = msg.floor;
+        if (before?.participant !== after?.participant || before?.since !== after?.since) {
+          this.share = { warned: false, expired: false };
+          if (after) this.clockOffset = after.since - Date.now();
+        }
+        if (before?.participant !== after?.participant) {
+          if (!after) say('No one has the floor now.');
+          else if (after.participant === this.you) say('You have the floor. Unmute when you are ready.');
+          else say(`${after.name} has the floor.`);
+        }
+        changed.add(Part.FLOOR).add(Part.PEOPLE);
+        break;
+      }
+      case 'share_warning': {
+        this.share.warned = true;
+        const who = msg.participant === this.you ? 'You have' : `${this.floor.speaker?.name ?? 'The speaker'} has`;
+        say(`${who} ${msg.remaining_secs} seconds left.`);
+        changed.add(Part.FLOOR);
+        break;
+      }
+      case 'share_expired': {
+        this.share.warned = true;
+        this.share.expired = true;
+        say(msg.participant === this.you ? 'Your time is up.' : `Time is up for ${this.floor.speaker?.name ?? 'the speaker'}.`);
+        changed.add(Part.FLOOR);
+        break;
+      }
+      case 'chat': {
+        const m = msg.message;
+        this.chat.push(m);
+        if (this.chat.length > MAX_CHAT) this.chat.splice(0, this.chat.length - MAX_CHAT);
+        this.chatAdded.push(m);
+        this.clockOffset = m.at - Date.now();
+        if (m.from !== this.you) say(`${m.private ? 'Private message from ' : ''}${m.name}: ${m.text}`);
+        changed.add(Part.CHAT);
+        break;
+      }
+      case 'chat_deleted':
+        this.chat = this.chat.filter((m) => m.id !== msg.message);
+        this.chatDeleted.push(msg.message);
+        changed.add(Part.CHAT);
+        break;
+      case 'settings': {
+        const before = this.settings;
+        this.settings = msg.settings;
+        const s = msg.settings;
+        if (before.locked !== s.locked) say(s.locked ? 'The room is now locked.' : 'The room is now open to new joiners.');
+        if (before.chat_enabled !== s.chat_enabled) say(s.chat_enabled ? 'Chat is on.' : 'Chat is turned off.');
+        if (before.one_speaker !== s.one_speaker) {
+          say(s.one_speaker ? 'One speaker at a time: only the person with the floor can be heard.' : 'Everyone may speak.');
+        }
+        changed.add(Part.SETTINGS).add(Part.FLOOR).add(Part.ME).add(Part.CHAT);
+        break;
+      }
+      case 'speakers':
+        this.speaking = new Set(msg.participants);
+        changed.add(Part.PEOPLE);
+        break;
+      case 'hearing':
+        this.mayBeHeard = msg.may_be_heard;
+        changed.add(Part.ME);
+        break;
+      default:
+        // `removed`, `meeting_ended` and unsolicited `error`s are the session's and the app's.
+        break;
+    }
+    return { changed, announce };
+  }
+
+  load(room) {
+    this.title = room.title;
+    this.settings = room.settings;
+    this.participants = new Map(room.participants.map((p) => [p.id, p]));
+    this.counts = room.counts;
+    const before = this.floor.speaker;
+    this.floor = room.floor;
+    const after = room.floor.speaker;
+    if (before?.participant !== after?.participant || before?.since !== after?.since) {
+      this.share = { warned: false, expired: false };
+    }
+    // The server's history holds room messages only: keep the private ones this page already shows
+    // (a resume or a rebuilt view would otherwise make "I need to talk after" vanish).
+    const privates = this.chat.filter((m) => m.private);
+    const known = new Set(room.chat.map((m) => m.id));
+    this.chat = [...room.chat, ...privates.filter((m) => !known.has(m.id))]
+      .sort((a, b) => a.id - b.id)
+      .slice(-MAX_CHAT);
+  }
+
+  /** Admitted participants in roster order: facilitators first, then members, each in join order. */
+  roster() {
+    const admitted = [...this.participants.values()].filter((p) => p.presence !== 'waiting');
+    return [
+      ...admitted.filter((p) => p.role === 'facilitator'),
+      ...admitted.filter((p) => p.role !== 'facilitator'),
+    ];
+  }
+
+  /** People in the waiting room (facilitators see them; members never do). */
+  waitingList() {
+    return [...this.participants.values()].filter((p) => p.presence === 'waiting' && p.id !== this.you);
+  }
+
+  /** Milliseconds left in the current timed share, or null. */
+  shareRemainingMs() {
+    const ends = this.floor.speaker?.ends_at;
+    return ends == null ? null : Math.max(0, ends - this.serverNow());
+  }
+}

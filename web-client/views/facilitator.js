@@ -1,0 +1,299 @@
+// The facilitator's controls: the waiting list, the floor and the queue, each person's actions, room
+// settings and the end of the meeting. Drawn inside the room view; every handler reads the model at
+// click time, so a redraw never leaves a stale button behind.
+
+import { h } from './dom.js';
+
+const TIMER_CHOICES = [
+  [0, 'No timer'],
+  [60, '1 minute'],
+  [120, '2 minutes'],
+  [180, '3 minutes'],
+  [300, '5 minutes'],
+  [600, '10 minutes'],
+];
+const WARNING_CHOICES = [
+  [10, '10 seconds'],
+  [15, '15 seconds'],
+  [30, '30 seconds'],
+  [60, '1 minute'],
+];
+
+/** The waiting room list, at the top of "People". */
+export function waitingList({ state, act }) {
+  const waiting = state.waitingList();
+  return h(
+    'div',
+    { class: `waiting-list${waiting.length ? ' has-waiting' : ''}` },
+    h(
+      'div',
+      { class: 'section-head' },
+      h('h2', { id: 'waiting-title', tabindex: '-1' }, `Waiting room (${waiting.length})`),
+      waiting.length > 1
+        ? h('button', { type: 'button', class: 'btn btn-small btn-primary', key: 'admit-all', onclick: () => act('admit_all') }, 'Admit all')
+        : null,
+    ),
+    waiting.length
+      ? h(
+          'ul',
+          { class: 'plain-list', 'aria-labelledby': 'waiting-title' },
+          waiting.map((p) =>
+            h(
+              'li',
+              { class: 'waiting-item', key: `w-${p.id}` },
+              h('span', { class: 'person-name' }, p.name),
+              h(
+                'span',
+                { class: 'button-row' },
+                h(
+                  'button',
+                  { type: 'button', class: 'btn btn-small btn-primary', key: `admit-${p.id}`, 'aria-label': `Admit ${p.name}`, onclick: () => act('admit', { participant: p.id }) },
+                  'Admit',
+                ),
+                h(
+                  'button',
+                  { type: 'button', class: 'btn btn-small', key: `deny-${p.id}`, 'aria-label': `Deny ${p.name}`, onclick: () => act('deny', { participant: p.id }) },
+                  'Deny',
+                ),
+              ),
+            ),
+          ),
+        )
+      : h('p', { class: 'empty' }, 'No one is waiting.'),
+  );
+}
+
+/** Next speaker, take the floor back, lower all hands. */
+export function floorControls({ state, act }) {
+  const hasQueue = state.floor.queue.length > 0;
+  const speaker = state.floor.speaker;
+  return h(
+    'div',
+    { class: 'button-row floor-controls' },
+    h(
+      'button',
+      { type: 'button', class: 'btn btn-small btn-primary', key: 'next-speaker', disabled: !hasQueue, onclick: () => act('next_speaker') },
+      'Next speaker',
+    ),
+    h(
+      'button',
+      { type: 'button', class: 'btn btn-small', key: 'take-floor', disabled: !speaker, onclick: () => act('take_floor') },
+      'Take the floor back',
+    ),
+    h(
+      'button',
+      { type: 'button', class: 'btn btn-small', key: 'lower-all', disabled: !hasQueue, onclick: () => act('lower_all_hands') },
+      'Lower all hands',
+    ),
+  );
+}
+
+/** Give the floor, move up / down, lower the hand: for one queue entry. */
+export function queueActions({ act }, entry, index, length) {
+  const id = entry.participant;
+  const name = entry.name;
+  return h(
+    'span',
+    { class: 'button-row queue-actions' },
+    h('button', { type: 'button', class: 'btn btn-small', key: `qg-${id}`, 'aria-label': `Give the floor to ${name}`, onclick: () => act('give_floor', { participant: id }) }, 'Give floor'),
+    h(
+      'button',
+      { type: 'button', class: 'btn btn-small btn-icon', key: `qu-${id}`, 'aria-label': `Move ${name} up`, disabled: index === 0, onclick: () => act('move_hand', { participant: id, position: Math.max(0, index - 1) }) },
+      '↑',
+    ),
+    h(
+      'button',
+      { type: 'button', class: 'btn btn-small btn-icon', key: `qd-${id}`, 'aria-label': `Move ${name} down`, disabled: index === length - 1, onclick: () => act('move_hand', { participant: id, position: index + 1 }) },
+      '↓',
+    ),
+    h('button', { type: 'button', class: 'btn btn-small btn-icon', key: `ql-${id}`, 'aria-label': `Lower ${name}’s hand`, onclick: () => act('lower_hand', { participant: id }) }, '×'),
+  );
+}
+
+/** The actions on one person, behind a disclosure so the roster stays calm. */
+export function personActions({ state, act, confirm }, p) {
+  const id = p.id;
+  const name = p.name;
+  // Choosing an item closes the menu and puts focus back on its button, before the action runs (so a
+  // confirmation dialog returns focus there too).
+  const b = (key, label, run, cls = '') =>
+    h(
+      'button',
+      {
+        type: 'button',
+        class: `menu-item${cls}`,
+        key: `${key}-${id}`,
+        onclick: (ev) => {
+          const details = ev.currentTarget.closest('details');
+          details.open = false;
+          details.querySelector('summary').focus();
+          run();
+        },
+      },
+      label,
+    );
+  const items = [];
+  const hasFloor = state.floor.speaker?.participant === id;
+  if (p.presence !== 'waiting') {
+    items.push(hasFloor ? b('floor', 'Take the floor back', () => act('take_floor')) : b('floor', 'Give the floor', () => act('give_floor', { participant: id })));
+  }
+  if (p.role === 'member') {
+    items.push(
+      p.muted_by_facilitator
+        ? b('mute', 'Allow to speak', () => act('allow_speak', { participant: id }))
+        : b('mute', 'Mute', () => act('mute', { participant: id })),
+    );
+    if (p.hand_raised_at != null) items.push(b('lower', 'Lower hand', () => act('lower_hand', { participant: id })));
+    items.push(
+      p.chat_allowed
+        ? b('chat', 'Pause their chat', () => act('set_chat_allowed', { participant: id, allowed: false }))
+        : b('chat', 'Let them chat again', () => act('set_chat_allowed', { participant: id, allowed: true })),
+    );
+    items.push(b('promote', 'Make co-facilitator', () => act('promote', { participant: id })));
+    items.push(
+      b(
+        'remove',
+        'Remove from meeting…',
+        async () => {
+          const ok = await confirm({
+            title: `Remove ${name}?`,
+            body: `${name} leaves the meeting now. They can join again with the link.`,
+            confirm: 'Remove',
+            danger: true,
+          });
+          if (ok) act('remove', { participant: id });
+        },
+        ' is-danger',
+      ),
+    );
+    items.push(
+      b(
+        'ban',
+        'Ban from meeting…',
+        async () => {
+          const ok = await confirm({
+            title: `Ban ${name}?`,
+            body: `${name} leaves the meeting now and cannot come back to it, not even with the link.`,
+            confirm: 'Ban',
+            danger: true,
+          });
+          if (ok) act('ban', { participant: id });
+        },
+        ' is-danger',
+      ),
+    );
+  } else {
+    items.push(b('demote', 'Make member', () => act('demote', { participant: id })));
+  }
+  return h(
+    'details',
+    {
+      class: 'person-actions',
+      key: `actions-${id}`,
+      ontoggle: (ev) => {
+        if (ev.currentTarget.open) ev.currentTarget.querySelector('.menu').scrollIntoView({ block: 'nearest' });
+      },
+      onkeydown: (ev) => {
+        if (ev.key !== 'Escape') return;
+        ev.currentTarget.open = false;
+        ev.currentTarget.querySelector('summary').focus();
+      },
+    },
+    h('summary', { class: 'btn btn-small', key: `summary-${id}`, 'aria-label': `Actions for ${name}` }, 'Actions'),
+    h('div', { class: 'menu', role: 'group', 'aria-label': `Actions for ${name}` }, items),
+  );
+}
+
+/** Room-wide controls: microphones, settings, the end of the meeting. */
+export function facilitatorPanel(ctx) {
+  const { state, act, confirm } = ctx;
+  const s = state.settings;
+  const set = async (patch) => {
+    // If the server refuses, redraw so the controls show the settings as they really are.
+    if (!(await act('update_settings', { settings: patch }))) ctx.forceRender();
+  };
+  const toggle = (key, field, label, hint) =>
+    h(
+      'div',
+      { class: 'check' },
+      h('input', {
+        type: 'checkbox',
+        id: `set-${key}`,
+        key: `set-${key}`,
+        checked: !!s[field],
+        'aria-describedby': hint ? `set-${key}-hint` : null,
+        onchange: (ev) => set({ [field]: ev.target.checked }),
+      }),
+      h('label', { for: `set-${key}` }, label),
+      hint ? h('p', { class: 'hint', id: `set-${key}-hint` }, hint) : null,
+    );
+  const select = (key, field, label, choices, current) => {
+    const options = [...choices];
+    if (!options.some(([v]) => v === current)) options.push([current, `${current} seconds`]);
+    return h(
+      'div',
+      { class: 'field field-inline' },
+      h('label', { for: `set-${key}` }, label),
+      h(
+        'select',
+        { id: `set-${key}`, key: `set-${key}`, onchange: (ev) => set({ [field]: Number(ev.target.value) }) },
+        options.map(([v, text]) => h('option', { value: String(v), selected: v === current }, text)),
+      ),
+    );
+  };
+  return [
+    h('h2', { id: 'fac-title', tabindex: '-1' }, 'Running the meeting'),
+    h(
+      'section',
+      { class: 'fac-section', 'aria-labelledby': 'fac-mics' },
+      h('h3', { id: 'fac-mics' }, 'Microphones'),
+      h(
+        'button',
+        { type: 'button', class: 'btn btn-small', key: 'mute-all', onclick: () => act('mute_all') },
+        'Mute all members',
+      ),
+      h('p', { class: 'hint' }, 'Muted members can unmute again only when you allow them to speak (in each person’s actions).'),
+    ),
+    h(
+      'section',
+      { class: 'fac-section', 'aria-labelledby': 'fac-settings' },
+      h('h3', { id: 'fac-settings' }, 'Room settings'),
+      toggle('locked', 'locked', 'Lock the room', 'No one new can join. People already here stay.'),
+      toggle('waiting', 'waiting_room', 'Waiting room'),
+      toggle('mute-entry', 'mute_on_entry', 'New members need permission to unmute'),
+      toggle('one-speaker', 'one_speaker', 'One speaker at a time', 'Only the person with the floor and facilitators can be heard.'),
+      toggle('chat', 'chat_enabled', 'Room chat on'),
+      toggle('privacy', 'roster_privacy', 'Private roster', 'Members see the facilitators and a head count, not each other’s names.'),
+      select('timer', 'share_secs', 'Share timer', TIMER_CHOICES, s.share_secs ?? 0),
+      s.share_secs
+        ? [
+            select('warning', 'share_warning_secs', 'Warning before the end', WARNING_CHOICES, s.share_warning_secs),
+            toggle('auto-end', 'auto_end_share', 'Take the floor back when time is up'),
+          ]
+        : null,
+    ),
+    h(
+      'section',
+      { class: 'fac-section', 'aria-labelledby': 'fac-end' },
+      h('h3', { id: 'fac-end' }, 'End'),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'btn btn-danger-outline',
+          key: 'end-meeting',
+          onclick: async () => {
+            const ok = await confirm({
+              title: 'End the meeting for everyone?',
+              body: 'Everyone is disconnected, and the meeting, its chat and its links are gone for good.',
+              confirm: 'End the meeting',
+              danger: true,
+            });
+            if (ok) act('end_meeting');
+          },
+        },
+        'End the meeting',
+      ),
+    ),
+  ];
+}

@@ -1,0 +1,575 @@
+// The room: who is here, who has the floor and who waits to speak, the chat, your own controls, and
+// (for facilitators) the controls that run the meeting.
+//
+// Drawing: each part of the page is rebuilt from the model and swapped in only when it differs from
+// what is shown (`swap`), keeping keyboard focus where it was. The chat log is the exception: it grows
+// message by message, so reading and scrolling are never disturbed. The share timer ticks on its own.
+
+import { Part } from '../state.js';
+import { confirmDialog, formatDuration, formatTime, h, icon, swap } from './dom.js';
+import { requestErrorText } from './messages.js';
+import { facilitatorPanel, personActions, queueActions, floorControls, waitingList } from './facilitator.js';
+
+/**
+ * @param {object} o
+ * @param {import('../state.js').RoomState} o.state
+ * @param {import('../session.js').Session} o.session
+ * @param {import('../media.js').Media} o.media
+ * @param {() => void} o.onLeave
+ */
+export function roomView({ state, session, media, onLeave }) {
+  const header = h('header', { class: 'room-header' });
+  const stage = h('section', { class: 'panel stage', 'aria-labelledby': 'speaking-title' });
+  const people = h('section', { class: 'panel people', 'aria-labelledby': 'people-title' });
+  const chatLog = h('div', {
+    class: 'chat-log',
+    role: 'log',
+    // The announcer already reads new messages out; a second live region would read them twice.
+    'aria-live': 'off',
+    'aria-label': 'Chat messages',
+    tabindex: '0',
+  });
+  const chatState = h('div', { class: 'chat-state' });
+  const chatForm = buildChatForm();
+  const chat = h(
+    'section',
+    { class: 'panel chat', 'aria-labelledby': 'chat-title' },
+    h('h2', { id: 'chat-title', tabindex: '-1' }, icon('chat'), 'Chat'),
+    chatLog,
+    chatState,
+    chatForm.el,
+  );
+  const facilitator = h('aside', { class: 'panel facilitator', 'aria-labelledby': 'fac-title' });
+  const controls = h('div', { class: 'controls-inner' });
+  const toast = h('div', { class: 'toast', role: 'alert', hidden: true });
+  const footer = h('footer', { class: 'controls', 'aria-label': 'Your controls' }, toast, controls);
+  const grid = h('div', { class: 'room-grid' }, stage, people, chat, facilitator);
+  const main = h('main', { id: 'main', class: 'room' }, header, grid, footer);
+
+  let connection = session.status;
+  let replyTo = null; // a member a facilitator is replying to privately
+  let renderQueued = false;
+  let toastTimer = 0;
+  let speaking = false;
+
+  /** Sends a request; shows why if it is refused. Resolves to true on success. */
+  async function act(type, fields = {}) {
+    try {
+      await session.request(type, fields);
+      return true;
+    } catch (e) {
+      showToast(requestErrorText(e));
+      return false;
+    }
+  }
+
+  function showToast(text) {
+    toast.textContent = text;
+    toast.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => (toast.hidden = true), 7000);
+  }
+
+  const ctx = {
+    state,
+    act,
+    confirm: confirmDialog,
+    setReplyTo(id) {
+      replyTo = id;
+      chatForm.refresh();
+      chatForm.focus();
+    },
+    forceRender: () => render(true),
+  };
+
+  // ---- header ---------------------------------------------------------------------------------
+
+  function renderHeader() {
+    const c = state.counts;
+    const bits = [];
+    if (c) {
+      bits.push(plural(c.members, 'member'), plural(c.facilitators, 'facilitator'));
+    }
+    const waiting = state.isFacilitator ? state.waitingList().length : 0;
+    return [
+      h(
+        'div',
+        { class: 'room-title' },
+        h('h1', { id: 'room-title', tabindex: '-1' }, state.title),
+        h(
+          'p',
+          { class: 'counts' },
+          icon('people'),
+          h('span', { class: 'counts-text' }, bits.join(' · ')),
+          state.settings.locked ? h('span', { class: 'badge badge-quiet' }, icon('lock'), 'Locked') : null,
+          state.settings.one_speaker ? h('span', { class: 'badge badge-quiet' }, 'One speaker') : null,
+        ),
+      ),
+      waiting > 0
+        ? h(
+            'button',
+            {
+              type: 'button',
+              class: 'btn btn-small btn-attention',
+              key: 'waiting-jump',
+              onclick: () => document.getElementById('waiting-title')?.focus(),
+            },
+            `${waiting} waiting to join`,
+          )
+        : null,
+      h(
+        'p',
+        // Screen readers hear of it from the announcer (this element is redrawn, so no live region).
+        { class: `connection${connection === 'reconnecting' ? ' is-reconnecting' : ''}` },
+        connection === 'reconnecting' ? 'Reconnecting…' : '',
+      ),
+    ];
+  }
+
+  // ---- speaking: the floor and the queue --------------------------------------------------------
+
+  function renderStage() {
+    const speaker = state.floor.speaker;
+    const queue = state.floor.queue;
+    const fac = state.isFacilitator;
+    let card;
+    if (speaker) {
+      const mine = speaker.participant === state.you;
+      card = h(
+        'div',
+        { class: `floor-card${mine ? ' is-me' : ''}`, 'data-floor': speaker.participant },
+        h('p', { class: 'floor-label' }, mine ? 'You have the floor' : 'Has the floor'),
+        h('p', { class: 'floor-name' }, mine ? `${speaker.name} (you)` : speaker.name),
+        speaker.ends_at != null ? timerBlock(speaker) : h('p', { class: 'floor-untimed' }, 'Untimed share'),
+        mine && state.me?.self_muted ? h('p', { class: 'floor-hint' }, 'Unmute when you are ready to speak.') : null,
+      );
+    } else {
+      card = h(
+        'div',
+        { class: 'floor-card is-empty' },
+        h('p', { class: 'floor-label' }, 'No one has the floor'),
+        h('p', { class: 'floor-hint' }, queue.length ? 'The facilitator will give the floor to the next person.' : 'Raise your hand to ask to share.'),
+      );
+    }
+    return [
+      h('h2', { id: 'speaking-title', tabindex: '-1' }, 'Speaking'),
+      card,
+      fac ? floorControls(ctx) : null,
+      h('h3', { id: 'queue-title' }, `Raised hands (${queue.length})`),
+      queue.length
+        ? h(
+            'ol',
+            { class: 'queue', 'aria-labelledby': 'queue-title' },
+            queue.map((entry, i) => {
+              const mine = entry.participant === state.you;
+              return h(
+                'li',
+                { class: `queue-item${mine ? ' is-me' : ''}`, key: `q-${entry.participant ?? `anon-${i}`}` },
+                h('span', { class: 'queue-pos', 'aria-hidden': 'true' }, String(i + 1)),
+                h('span', { class: 'queue-name' }, entry.name ?? 'A member', mine ? h('span', { class: 'you' }, ' (you)') : null),
+                fac && entry.participant ? queueActions(ctx, entry, i, queue.length) : null,
+              );
+            }),
+          )
+        : h('p', { class: 'empty' }, 'No hands raised.'),
+    ];
+  }
+
+  function timerBlock(speaker) {
+    const t = timerState(speaker);
+    return h(
+      'div',
+      { class: `timer${t.cls}` },
+      h('p', { class: 'timer-line' }, icon('clock'), h('span', { class: 'timer-text' }, t.text)),
+      h('div', { class: 'timer-bar', 'aria-hidden': 'true' }, h('div', { class: 'timer-fill', style: `width:${t.pct}%` })),
+    );
+  }
+
+  function timerState(speaker) {
+    const left = state.shareRemainingMs() ?? 0;
+    const total = Math.max(1, speaker.ends_at - speaker.since);
+    const warnMs = (state.settings.share_warning_secs ?? 0) * 1000;
+    const expired = state.share.expired || left <= 0;
+    const warning = !expired && (state.share.warned || (warnMs > 0 && left <= warnMs));
+    return {
+      cls: expired ? ' is-expired' : warning ? ' is-warning' : '',
+      text: expired ? 'Time is up' : `${formatDuration(left)} left`,
+      pct: Math.round((left / total) * 100),
+    };
+  }
+
+  /** Moves the countdown without redrawing anything else. */
+  function tick() {
+    const speaker = state.floor.speaker;
+    const el = stage.querySelector('.timer');
+    if (!speaker || speaker.ends_at == null || !el) return;
+    const t = timerState(speaker);
+    el.className = `timer${t.cls}`;
+    el.querySelector('.timer-text').textContent = t.text;
+    el.querySelector('.timer-fill').style.width = `${t.pct}%`;
+  }
+  const ticker = setInterval(tick, 250);
+
+  // ---- people ---------------------------------------------------------------------------------
+
+  function renderPeople() {
+    const roster = state.roster();
+    const fac = state.isFacilitator;
+    const here = state.counts ? state.counts.members + state.counts.facilitators : roster.length;
+    const hidden = state.settings.roster_privacy && !fac;
+    return [
+      fac ? waitingList(ctx) : null,
+      h('h2', { id: 'people-title', tabindex: '-1' }, icon('people'), `People here (${here})`),
+      hidden ? h('p', { class: 'hint' }, 'In this meeting, members’ names are private: you see the facilitators and yourself.') : null,
+      h(
+        'ul',
+        { class: 'roster', 'aria-labelledby': 'people-title' },
+        roster.map((p) => personRow(p)),
+      ),
+      hidden && here > roster.length
+        ? h('p', { class: 'hint' }, `and ${plural(here - roster.length, 'other member')}`)
+        : null,
+    ];
+  }
+
+  function personRow(p) {
+    const mine = p.id === state.you;
+    const hasFloor = state.floor.speaker?.participant === p.id;
+    const reconnecting = p.presence === 'reconnecting';
+    const badges = [];
+    if (p.role === 'facilitator') badges.push(h('span', { class: 'badge badge-role' }, 'Facilitator'));
+    if (hasFloor) badges.push(h('span', { class: 'badge badge-floor' }, 'Has the floor'));
+    if (p.hand_raised_at != null) badges.push(h('span', { class: 'badge badge-hand' }, icon('hand'), 'Hand raised'));
+    if (p.muted_by_facilitator) {
+      badges.push(h('span', { class: 'badge badge-caution' }, icon('mic-off'), 'Muted by facilitator'));
+    } else if (p.self_muted) {
+      badges.push(h('span', { class: 'badge badge-quiet' }, icon('mic-off'), 'Muted'));
+    } else {
+      badges.push(h('span', { class: 'badge badge-live' }, icon('mic'), 'Mic on'));
+    }
+    if (!p.chat_allowed) badges.push(h('span', { class: 'badge badge-quiet' }, 'Chat paused'));
+    if (reconnecting) badges.push(h('span', { class: 'badge badge-caution' }, 'Reconnecting…'));
+    const cls = ['person'];
+    if (mine) cls.push('is-me');
+    if (reconnecting) cls.push('is-reconnecting');
+    if (hasFloor) cls.push('has-floor');
+    if ((mine && speaking) || state.speaking.has(p.id)) cls.push('is-speaking');
+    return h(
+      'li',
+      { class: cls.join(' '), key: `p-${p.id}`, 'data-participant': p.id },
+      // Lit while they speak: from your own microphone's level, and from the server's `speakers`
+      // events once the voice relay sends them.
+      h('span', { class: 'speaking-dot', 'aria-hidden': 'true', title: 'Speaking' }),
+      h(
+        'div',
+        { class: 'person-main' },
+        h('span', { class: 'person-name' }, p.name, mine ? h('span', { class: 'you' }, ' (you)') : null),
+        h('span', { class: 'badges' }, badges),
+      ),
+      state.isFacilitator && !mine ? personActions(ctx, p) : null,
+    );
+  }
+
+  // ---- chat -----------------------------------------------------------------------------------
+
+  function chatItem(m) {
+    const mine = m.from === state.you;
+    const author = state.participants.get(m.from);
+    let meta = null;
+    if (m.private) {
+      if (m.to) meta = m.to === state.you ? 'Private · from the facilitators to you' : `Private · to ${state.nameOf(m.to) ?? 'a member'}`;
+      else if (author?.role === 'facilitator') meta = 'Private · facilitators only';
+      else meta = 'Private · to the facilitators';
+    }
+    const fac = state.isFacilitator;
+    const tools = [];
+    if (fac && !m.private) {
+      tools.push(
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'btn-link',
+            'aria-label': `Delete message from ${m.name}`,
+            onclick: () => act('delete_chat', { message: m.id }),
+          },
+          'Delete',
+        ),
+      );
+    }
+    if (fac && m.private && !mine && author && author.role !== 'facilitator') {
+      tools.push(
+        h(
+          'button',
+          { type: 'button', class: 'btn-link', 'aria-label': `Reply privately to ${m.name}`, onclick: () => ctx.setReplyTo(m.from) },
+          'Reply privately',
+        ),
+      );
+    }
+    return h(
+      'article',
+      { class: `msg${m.private ? ' is-private' : ''}${mine ? ' is-mine' : ''}`, 'data-message': String(m.id) },
+      h(
+        'header',
+        { class: 'msg-head' },
+        h('span', { class: 'msg-name' }, mine ? `${m.name} (you)` : m.name),
+        h('time', { datetime: new Date(m.at).toISOString() }, formatTime(m.at)),
+        tools.length ? h('span', { class: 'msg-tools' }, tools) : null,
+      ),
+      meta ? h('p', { class: 'msg-meta' }, meta) : null,
+      h('p', { class: 'msg-text' }, m.text),
+    );
+  }
+
+  function renderChatLog(full) {
+    const nearBottom = chatLog.scrollHeight - chatLog.scrollTop - chatLog.clientHeight < 80;
+    if (full) {
+      chatLog.replaceChildren(...state.chat.map(chatItem));
+      if (!state.chat.length) chatLog.append(h('p', { class: 'empty chat-empty' }, 'No messages yet.'));
+    } else {
+      for (const id of state.chatDeleted) chatLog.querySelector(`[data-message="${id}"]`)?.remove();
+      if (state.chatAdded.length) chatLog.querySelector('.chat-empty')?.remove();
+      for (const m of state.chatAdded) chatLog.append(chatItem(m));
+      // Keep the page's copy bounded like the model's.
+      while (chatLog.childElementCount > state.chat.length && chatLog.firstElementChild?.dataset.message) {
+        chatLog.firstElementChild.remove();
+      }
+    }
+    if (full || nearBottom || state.chatAdded.some((m) => m.from === state.you)) {
+      chatLog.scrollTop = chatLog.scrollHeight;
+    }
+  }
+
+  function buildChatForm() {
+    const to = h('select', { id: 'chat-to', name: 'to' });
+    const input = h('textarea', {
+      id: 'chat-input',
+      name: 'text',
+      rows: '2',
+      maxlength: '2000',
+      placeholder: 'Write a message',
+      'aria-describedby': 'chat-to-hint',
+    });
+    const hint = h('p', { class: 'hint', id: 'chat-to-hint' });
+    const send = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Send');
+    const el = h(
+      'form',
+      { class: 'chat-form', novalidate: true },
+      h('div', { class: 'chat-to-row' }, h('label', { for: 'chat-to' }, 'Send to'), to),
+      h('label', { for: 'chat-input', class: 'visually-hidden' }, 'Message'),
+      h('div', { class: 'chat-input-row' }, input, send),
+      hint,
+    );
+    input.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        el.requestSubmit();
+      }
+    });
+    to.addEventListener('change', () => {
+      if (!to.value.startsWith('to:')) replyTo = null;
+      refresh();
+    });
+    el.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const text = input.value.trim();
+      if (!text) return;
+      const target = to.value;
+      let ok;
+      send.disabled = true;
+      if (target === 'room') ok = await act('chat', { text });
+      else if (target === 'facilitators') ok = await act('chat_private', { text });
+      else ok = await act('chat_private', { text, to: target.slice(3) });
+      send.disabled = false;
+      if (ok) input.value = '';
+      input.focus();
+    });
+
+    /** Who you may write to, and whether you may write at all, from the settings and your state. */
+    function refresh() {
+      const me = state.me;
+      const fac = state.isFacilitator;
+      const roomChat = fac || state.settings.chat_enabled;
+      const allowed = fac || (me?.chat_allowed ?? true);
+      if (replyTo && !state.participants.has(replyTo)) replyTo = null;
+      const options = [];
+      if (roomChat) options.push(['room', 'Everyone']);
+      options.push(['facilitators', fac ? 'Facilitators only (private)' : 'The facilitators (private)']);
+      if (fac && replyTo) options.push([`to:${replyTo}`, `${state.nameOf(replyTo)} (private reply)`]);
+      const previous = replyTo && fac ? `to:${replyTo}` : to.value;
+      const signature = JSON.stringify(options);
+      if (signature !== to.dataset.options) {
+        to.dataset.options = signature;
+        to.replaceChildren(...options.map(([v, label]) => h('option', { value: v }, label)));
+        to.value = options.some(([v]) => v === previous) ? previous : options[0][0];
+      }
+      input.disabled = !allowed;
+      send.disabled = !allowed;
+      to.disabled = !allowed;
+      let note = '';
+      if (!allowed) note = 'A facilitator has paused your chat.';
+      else if (to.value === 'facilitators') note = fac ? 'Only the facilitators will see this.' : 'Only the facilitators will see this. Nobody else in the meeting can read it.';
+      else if (to.value.startsWith('to:')) note = `Only ${state.nameOf(replyTo)} and the facilitators will see this.`;
+      else note = 'Everyone in the meeting will see this.';
+      hint.textContent = note;
+      let stateNote = null;
+      if (!state.settings.chat_enabled) {
+        stateNote = fac
+          ? 'Room chat is off for members. Facilitators can still write.'
+          : 'The facilitator has turned the room chat off. You can still write privately to the facilitators.';
+      }
+      swap(chatState, stateNote ? h('p', { class: 'notice' }, stateNote) : []);
+    }
+    return { el, refresh, focus: () => input.focus() };
+  }
+
+  // ---- your controls --------------------------------------------------------------------------
+
+  function renderControls() {
+    const me = state.me;
+    if (!me) return [];
+    const offline = connection !== 'open';
+    const byFac = me.muted_by_facilitator;
+    const muted = me.self_muted;
+    const hand = me.hand_raised_at != null;
+    let note = '';
+    if (byFac) note = 'A facilitator has muted you. You can unmute when they allow you to speak.';
+    else if (media.permission === 'denied') note = 'Your browser blocked the microphone. You can listen and chat. To speak, allow the microphone for this site and try again.';
+    else if (media.permission === 'unavailable') note = 'No microphone was found. You can listen and chat.';
+    else if (!muted && !state.mayBeHeard && state.settings.one_speaker) note = 'Only the person with the floor can be heard right now.';
+    else if (muted) note = 'You are muted.';
+    else note = 'Your microphone is on.';
+    return [
+      h(
+        'button',
+        {
+          type: 'button',
+          key: 'mic',
+          class: `btn btn-control${muted ? '' : ' is-live'}${!muted && speaking ? ' is-speaking' : ''}`,
+          disabled: byFac || offline,
+          'aria-describedby': 'mic-note',
+          onclick: () => toggleMute(),
+        },
+        icon(muted ? 'mic-off' : 'mic'),
+        muted ? 'Unmute' : 'Mute',
+      ),
+      h(
+        'button',
+        {
+          type: 'button',
+          key: 'hand',
+          class: `btn btn-control${hand ? ' is-on' : ''}`,
+          'aria-pressed': hand ? 'true' : 'false',
+          disabled: offline,
+          onclick: () => act(hand ? 'lower_hand' : 'raise_hand'),
+        },
+        icon('hand'),
+        hand ? 'Lower hand' : 'Raise hand',
+      ),
+      h('p', { id: 'mic-note', class: `controls-note${byFac ? ' is-caution' : ''}` }, note),
+      h('button', { type: 'button', key: 'leave', class: 'btn btn-control btn-leave', onclick: () => leave() }, 'Leave'),
+    ];
+  }
+
+  async function toggleMute() {
+    const me = state.me;
+    if (!me) return;
+    if (!me.self_muted) {
+      // Close the microphone first: muting must never wait on the network.
+      await media.setMuted(true);
+      await act('set_self_mute', { muted: true });
+      return;
+    }
+    const ok = await media.setMuted(false);
+    if (!ok) {
+      render(true);
+      showToast(
+        media.permission === 'denied'
+          ? 'Your browser blocked the microphone. Allow it for this site in your browser’s settings, then try again.'
+          : 'No microphone was found.',
+      );
+      return;
+    }
+    if (!(await act('set_self_mute', { muted: false }))) await media.setMuted(true);
+  }
+
+  async function leave() {
+    if (state.isFacilitator) {
+      const ok = await confirmDialog({
+        title: 'Leave the meeting?',
+        body: 'The meeting goes on without you. To end it for everyone, use “End the meeting” instead.',
+        confirm: 'Leave',
+      });
+      if (!ok) return;
+    }
+    onLeave();
+  }
+
+  // ---- drawing --------------------------------------------------------------------------------
+
+  function render(force = false) {
+    renderQueued = false;
+    const opt = (fallbackId) => ({ force, fallback: document.getElementById(fallbackId) });
+    swap(header, renderHeader(), opt('room-title'));
+    swap(stage, renderStage(), opt('speaking-title'));
+    swap(people, renderPeople(), opt('people-title'));
+    swap(facilitator, state.isFacilitator ? facilitatorPanel(ctx) : [], opt('chat-title'));
+    facilitator.hidden = !state.isFacilitator;
+    main.classList.toggle('is-facilitator', state.isFacilitator);
+    swap(controls, renderControls(), opt('chat-title'));
+    chatForm.refresh();
+  }
+
+  function queueRender() {
+    if (renderQueued) return;
+    renderQueued = true;
+    setTimeout(render, 0);
+  }
+
+  // One open actions menu at a time: a click anywhere else closes it.
+  const closeMenus = (ev) => {
+    for (const d of main.querySelectorAll('details.person-actions[open]')) {
+      if (!d.contains(ev.target)) d.open = false;
+    }
+  };
+  document.addEventListener('click', closeMenus);
+
+  const onSpeaking = (ev) => {
+    speaking = ev.detail;
+    queueRender();
+  };
+  media.addEventListener('speaking', onSpeaking);
+
+  render(true);
+  renderChatLog(true);
+
+  return {
+    el: main,
+    focus: () => document.getElementById('room-title')?.focus(),
+    /** Redraws what `changed` touched (a Set of Part). */
+    update(changed) {
+      if (changed.has(Part.ALL)) {
+        renderChatLog(true);
+      } else if (changed.has(Part.CHAT)) {
+        renderChatLog(false);
+      }
+      // The mute state the server keeps rules the microphone: a facilitator's mute closes it.
+      if (state.me?.self_muted && media.isOpen) media.setMuted(true);
+      queueRender();
+    },
+    setStatus(status) {
+      connection = status;
+      queueRender();
+    },
+    destroy() {
+      clearInterval(ticker);
+      clearTimeout(toastTimer);
+      media.removeEventListener('speaking', onSpeaking);
+      document.removeEventListener('click', closeMenus);
+    },
+  };
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
