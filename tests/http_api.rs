@@ -107,3 +107,23 @@ async fn room_creation_can_require_the_operator_key() {
         .unwrap();
     assert_eq!(right.status(), 201);
 }
+
+#[tokio::test]
+async fn the_web_client_is_served_with_protective_headers() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../web-client");
+    let srv = server_with(|c| c.client.serve_dir = dir.into()).await;
+    let client = srv.running.client_addr.expect("client served");
+    let res = reqwest::get(format!("http://{client}/")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let h = res.headers();
+    assert_eq!(h["cache-control"], "no-cache");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(csp.contains(&format!("ws://{}", srv.running.addr)), "{csp}");
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("<script type=\"module\"")
+    );
+}

@@ -665,6 +665,9 @@ pub enum ServerMsg {
         grace_secs: u64,
         /// `true` while you are in the waiting room: `room` then holds only the title and yourself.
         waiting: bool,
+        /// The server's clock now (Unix ms), so a client can show share timers right even when its
+        /// own clock is off.
+        server_time: Millis,
         /// `true` when the server relays voice: send `media_offer` to start.
         media: bool,
         /// STUN / TURN servers for the client's `RTCPeerConnection`.

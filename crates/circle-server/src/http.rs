@@ -12,7 +12,11 @@ use axum::{
 use circle_protocol::{RoomId, Settings, SettingsPatch};
 use circle_room::{Room, RoomLimits};
 use serde::{Deserialize, Serialize};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    services::ServeDir,
+    set_header::SetResponseHeaderLayer,
+};
 use tracing::info;
 
 /// Longest room title, in characters.
@@ -70,6 +74,35 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(websocket))
         .layer(cors)
         .with_state(state)
+}
+
+/// The web client's static files, with headers that keep a new version from mixing with a cached old
+/// one and that let the page talk to this server only.
+pub fn client_router(dir: &str, state: &AppState) -> Router {
+    let api = state.config.public_url();
+    let ws = api.replacen("http", "ws", 1);
+    // Scripts come only from this folder; styles may also be inline (the views set a few style
+    // attributes, e.g. progress bars), which risks no script execution.
+    let csp = format!(
+        "default-src 'self'; connect-src 'self' {api} {ws}; media-src 'self' blob:; \
+         img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; \
+         base-uri 'none'; frame-ancestors 'none'"
+    );
+    let header_layer = |name, value: &str| {
+        SetResponseHeaderLayer::overriding(
+            name,
+            HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("")),
+        )
+    };
+    Router::new()
+        .fallback_service(ServeDir::new(dir))
+        .layer(header_layer(header::CACHE_CONTROL, "no-cache"))
+        .layer(header_layer(header::CONTENT_SECURITY_POLICY, &csp))
+        .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header_layer(
+            header::HeaderName::from_static("x-content-type-options"),
+            "nosniff",
+        ))
 }
 
 /// `POST /api/rooms` body; every field optional.

@@ -176,7 +176,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     });
     let client_addr = client.map(|(caddr, l, dir)| {
         let stop = state.shutdown.clone();
-        let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
+        let app = http::client_router(&dir, &state);
         tokio::spawn(async move {
             let _ = axum::serve(l, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -538,6 +538,7 @@ impl RoomActor {
             resume_token: self.state.keys.issue(&self.info.id, who),
             grace_secs: self.state.config.rooms.grace_secs,
             waiting,
+            server_time: self.state.clock.now_ms(),
             media: self.state.media.is_some(),
             ice_servers: self
                 .state
