@@ -17,10 +17,12 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // webrtc-rs's own warnings can name remote addresses: its crates are capped at `error`, whatever
+    // RUST_LOG asks, so no IP address reaches the logs.
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let filter = format!("{filter},{}", circle_media::WEBRTC_LOG_DIRECTIVES);
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let args = Args::parse();
     let config = Config::load(args.config.as_deref()).context("loading configuration")?;

@@ -14,7 +14,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
     },
 };
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{debug, info};
 
 /// The relay and the directory of who drives which of its peers and groups.
@@ -127,10 +127,16 @@ async fn route_events(
             }
         };
         match to {
-            // An offer must not be lost: wait for room in the actor's inbox.
-            Some(to) => {
-                let _ = to.send(RoomCmd::MediaEvent(event)).await;
-            }
+            Some(to) => match to.try_send(RoomCmd::MediaEvent(event)) {
+                Ok(()) | Err(TrySendError::Closed(_)) => {}
+                // An offer must not be lost, and one busy room must not hold up every other room's
+                // events: wait for room in that actor's inbox on the side.
+                Err(TrySendError::Full(cmd)) => {
+                    tokio::spawn(async move {
+                        let _ = to.send(cmd).await;
+                    });
+                }
+            },
             None => debug!("media event for a peer or group no room drives"),
         }
     }
