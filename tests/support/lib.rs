@@ -399,3 +399,5 @@ fn joined(m: ServerMsg) -> Result<Joined> {
 pub fn join_error(e: &anyhow::Error) -> Option<ErrorCode> {
     e.downcast_ref::<ErrorCode>().copied()
 }
+
+pub mod voice;

@@ -22,7 +22,7 @@ async fn fifty_peers_added_and_closed_leave_no_state() {
     for i in 0..50u64 {
         let id = PeerId(1000 + i);
         let client = h.join(id, Some(G)).await;
-        let (cs, aid) = (client.shared.clone(), a.id);
+        let (cs, aid) = (&client, a.id);
         wait_for("churned peer hears A", Duration::from_secs(10), || {
             cs.received_from(aid) > 0
         })
@@ -50,7 +50,7 @@ async fn fifty_peers_added_and_closed_leave_no_state() {
 
     // A's connection survived 100 renegotiations and still works.
     let b = h.join(PeerId(2), Some(G)).await;
-    let (a_s, b_s) = (a.shared.clone(), b.shared.clone());
+    let (a_s, b_s) = (&a, &b);
     wait_for("A and B hear each other", Duration::from_secs(10), || {
         a_s.received_from(PeerId(2)) > 10 && b_s.received_from(PeerId(1)) > 10
     })

@@ -15,7 +15,7 @@ async fn all_hear_each_other(clients: &[&Client]) {
     for a in clients {
         for b in clients {
             if a.id != b.id {
-                let (sa, idb) = (a.shared.clone(), b.id);
+                let (sa, idb) = (*a, b.id);
                 wait_for(&format!("{} hears {}", a.id, b.id), SETTLE, || {
                     sa.received_from(idb) > 5
                 })
@@ -34,10 +34,7 @@ async fn three_peers_hear_each_other() {
     let clients = [&a, &b, &c];
     all_hear_each_other(&clients).await;
     // The clients list AES-256-GCM first, as Chrome does; the SFU settles on AES-128-GCM.
-    assert_eq!(
-        *a.shared.srtp_cipher.lock().unwrap(),
-        "SRTP_AEAD_AES_128_GCM"
-    );
+    assert_eq!(a.peer.srtp_cipher(), "SRTP_AEAD_AES_128_GCM");
 
     // Measure a 2-second window: what each receives from each other against what that other sent.
     let sent_before: Vec<u64> = clients.iter().map(|c| c.sent()).collect();
@@ -45,7 +42,7 @@ async fn three_peers_hear_each_other() {
         .iter()
         .map(|r| clients.iter().map(|s| r.received_from(s.id)).collect())
         .collect();
-    let a_shared = a.shared.clone();
+    let a_shared = &a;
     let start = a_shared.sent();
     wait_for("100 packets sent", SETTLE, || {
         a_shared.sent() >= start + 100
@@ -91,7 +88,7 @@ async fn closed_gate_is_never_forwarded_and_reopening_resumes() {
     h.sfu.set_gate(b.id, false).unwrap();
     // Packets forwarded just before the flip may still be in flight: wait for B to send a few more,
     // then take the baseline.
-    let bs = b.shared.clone();
+    let bs = &b;
     let start = bs.sent();
     wait_for("B sends on", SETTLE, || bs.sent() >= start + 5).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -116,7 +113,7 @@ async fn closed_gate_is_never_forwarded_and_reopening_resumes() {
     .await;
 
     h.sfu.set_gate(b.id, true).unwrap();
-    let (a_s, c_s) = (a.shared.clone(), c.shared.clone());
+    let (a_s, c_s) = (&a, &c);
     wait_for("A and C hear B again", SETTLE, || {
         a_s.received_from(PeerId(2)) >= a_from_b + 25
             && c_s.received_from(PeerId(2)) >= c_from_b + 25
@@ -136,10 +133,10 @@ async fn a_peer_in_no_group_hears_nothing_until_it_joins() {
     let d = h.join(PeerId(4), None).await;
     all_hear_each_other(&[&a, &b]).await;
 
-    let ds = d.shared.clone();
+    let ds = &d;
     let start = ds.sent();
     wait_for("D sends 75 packets", SETTLE, || ds.sent() >= start + 75).await;
-    assert_eq!(d.shared.received_total(), 0, "D in no group received audio");
+    assert_eq!(d.received_total(), 0, "D in no group received audio");
     assert_eq!(a.received_from(d.id), 0, "A heard D from the waiting room");
     assert_eq!(b.received_from(d.id), 0, "B heard D from the waiting room");
 
@@ -166,27 +163,23 @@ async fn close_peer_ends_its_connection_and_frees_its_state() {
 
     // The client's connection ends: the SFU's DTLS close_notify closes its transport at once, and
     // its connection state leaves `Connected` when ICE consent lapses (about 5 s in `rtc`) ...
-    let cs = c.shared.clone();
+    let cs = &c;
     wait_for("C's connection ends", Duration::from_secs(30), || {
         !matches!(
-            *cs.state.lock().unwrap(),
+            cs.peer.state(),
             Some(rtc::peer_connection::state::RTCPeerConnectionState::Connected)
         )
     })
     .await;
     // ... and it receives nothing more while A and B keep talking.
-    let c_total = c.shared.received_total();
+    let c_total = c.received_total();
     let a_from_b = a.received_from(b.id);
-    let a_s = a.shared.clone();
+    let a_s = &a;
     wait_for("A keeps hearing B", SETTLE, || {
         a_s.received_from(PeerId(2)) >= a_from_b + 50
     })
     .await;
-    assert_eq!(
-        c.shared.received_total(),
-        c_total,
-        "closed C still receives"
-    );
+    assert_eq!(c.received_total(), c_total, "closed C still receives");
     assert!(matches!(
         h.sfu.set_group(c.id, Some(G)).await,
         Err(circle_media::MediaError::UnknownPeer(_))

@@ -191,10 +191,20 @@ struct RoomActor {
     media_ids: HashMap<ParticipantId, PeerId>,
     /// Whose peer each relay peer id is.
     by_peer: HashMap<PeerId, ParticipantId>,
-    /// Live media sessions: the gate the relay reads for each participant who has one.
-    sessions: HashMap<ParticipantId, Gate>,
+    /// Live media sessions, for each participant who has one.
+    sessions: HashMap<ParticipantId, Session>,
     /// Relay work the last drain asked for, done (awaiting the relay) before the next input.
     media_todo: Vec<MediaTodo>,
+}
+
+/// One participant's live media session.
+struct Session {
+    /// The "may be heard" flag the relay reads per packet.
+    gate: Gate,
+    /// The relay's ICE username fragment in this session's SDPs (from its answer). The peer id
+    /// outlives a session, so this is what tells the session's renegotiation offers from those a
+    /// replaced session made before it closed, still queued here: those are dropped.
+    ufrag: Option<String>,
 }
 
 /// Relay work that follows a room change.
@@ -408,12 +418,23 @@ impl RoomActor {
                 }
                 let gate = media.handle.add_peer(peer).await.map_err(&failed)?;
                 media.route_peer(peer, self.inbox.clone());
-                self.sessions.insert(who.clone(), gate.clone());
+                self.sessions.insert(
+                    who.clone(),
+                    Session {
+                        gate: gate.clone(),
+                        ufrag: None,
+                    },
+                );
                 let group = (!self.room.is_waiting(who)).then_some(self.group).flatten();
                 media.handle.set_group(peer, group).await.map_err(&failed)?;
                 gate.set(self.room.may_be_heard(who));
                 match media.handle.handle_offer(peer, sdp).await {
-                    Ok(sdp) => Ok(Some(ServerMsg::MediaAnswer { id, sdp })),
+                    Ok(sdp) => {
+                        if let Some(session) = self.sessions.get_mut(who) {
+                            session.ufrag = ice_ufrag(&sdp);
+                        }
+                        Ok(Some(ServerMsg::MediaAnswer { id, sdp }))
+                    }
                     Err(e) => {
                         self.sessions.remove(who);
                         media.unroute_peer(peer);
@@ -451,7 +472,15 @@ impl RoomActor {
         match event {
             MediaEvent::LocalOffer { peer, sdp } => {
                 if let Some(who) = self.by_peer.get(&peer).cloned() {
-                    self.send_one(&who, &ServerMsg::MediaOffer { sdp });
+                    let stale = match self.sessions.get(&who) {
+                        None => true,
+                        Some(s) => s.ufrag.is_some() && s.ufrag != ice_ufrag(&sdp),
+                    };
+                    if stale {
+                        debug!(room = %self.info.id, %peer, "offer of a replaced session dropped");
+                    } else {
+                        self.send_one(&who, &ServerMsg::MediaOffer { sdp });
+                    }
                 }
             }
             MediaEvent::LocalCandidate { peer, candidate } => {
@@ -574,8 +603,8 @@ impl RoomActor {
                     self.media_todo.push(MediaTodo::Close(who));
                 }
                 Output::Hearing { who, may_be_heard } => {
-                    if let Some(gate) = self.sessions.get(&who) {
-                        gate.set(may_be_heard);
+                    if let Some(session) = self.sessions.get(&who) {
+                        session.gate.set(may_be_heard);
                     }
                     if may_be_heard {
                         self.hearing.insert(who, true);
@@ -660,6 +689,13 @@ fn encode(msg: &ServerMsg) -> Option<Utf8Bytes> {
             None
         }
     }
+}
+
+/// The ICE username fragment (`a=ice-ufrag:`) of an SDP: the relay makes a new one per session.
+fn ice_ufrag(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+        .map(str::to_owned)
 }
 
 fn far_future() -> Instant {
