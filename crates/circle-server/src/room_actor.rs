@@ -1,8 +1,9 @@
 //! The room actor: one task owns one [`Room`] state machine and the outbound queues of the
 //! connections joined to it. Connections talk to it through a cloneable [`RoomHandle`] over a bounded
 //! channel; it answers each request, fans the room's outputs out (serialising each message once), fires
-//! the room's timers, and publishes who may be heard into a snapshot the media relay reads without
-//! asking it.
+//! the room's timers, and drives the voice relay: each participant's media session, its group (none in
+//! the waiting room), and its gate, which the relay reads per packet and the actor sets from the room's
+//! "may be heard" answer.
 
 use crate::{
     AppState,
@@ -13,7 +14,7 @@ use crate::{
 use axum::extract::ws::Utf8Bytes;
 use circle_media::{Gate, GroupId, IceCandidate as MediaCandidate, MediaError, MediaEvent, PeerId};
 use circle_protocol::{
-    ErrorCode, IceCandidate, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, RoomId,
+    ErrorCode, IceCandidate, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, Role, RoomId,
     ServerMsg,
 };
 use circle_room::{Audience, Command, JoinRequest, Output, Room};
@@ -114,7 +115,8 @@ pub struct RoomHandle {
     pub info: Arc<RoomInfo>,
     /// The actor's inbox.
     tx: mpsc::Sender<RoomCmd>,
-    /// Who may be heard now, written by the actor only: the media relay's gate reads it per packet.
+    /// Who may be heard now, written by the actor only, read without asking it (the same answer the
+    /// actor puts in each media session's gate).
     hearing: Arc<DashMap<ParticipantId, bool>>,
 }
 
@@ -426,9 +428,12 @@ impl RoomActor {
                     },
                 );
                 let group = (!self.room.is_waiting(who)).then_some(self.group).flatten();
-                media.handle.set_group(peer, group).await.map_err(&failed)?;
                 gate.set(self.room.may_be_heard(who));
-                match media.handle.handle_offer(peer, sdp).await {
+                let answer = match media.handle.set_group(peer, group).await {
+                    Ok(()) => media.handle.handle_offer(peer, sdp).await,
+                    Err(e) => Err(e),
+                };
+                match answer {
                     Ok(sdp) => {
                         if let Some(session) = self.sessions.get_mut(who) {
                             session.ufrag = ice_ufrag(&sdp);
@@ -497,18 +502,47 @@ impl RoomActor {
                 debug!(room = %self.info.id, %peer, ?state, "media connection state");
             }
             MediaEvent::ActiveSpeakers { speakers, .. } => {
-                let participants = speakers
+                let speaking: Vec<ParticipantId> = speakers
                     .iter()
                     .filter_map(|p| self.by_peer.get(p).cloned())
                     .collect();
-                if let Some(text) = encode(&ServerMsg::Speakers { participants }) {
-                    for who in self.room.recipients(&Audience::Admitted) {
-                        self.push(&who, Outbound::Text(text.clone()));
-                    }
-                }
+                self.send_speakers(speaking);
             }
         }
         self.drain();
+    }
+
+    /// Tells everyone admitted who is speaking. With roster privacy a member hears everyone but is told
+    /// only about those they may see (facilitators, themselves) and the floor holder.
+    fn send_speakers(&mut self, speaking: Vec<ParticipantId>) {
+        let everyone = self.room.recipients(&Audience::Admitted);
+        if !self.room.settings().roster_privacy {
+            if let Some(text) = encode(&ServerMsg::Speakers {
+                participants: speaking,
+            }) {
+                for who in everyone {
+                    self.push(&who, Outbound::Text(text.clone()));
+                }
+            }
+            return;
+        }
+        let floor = self.room.speaker().cloned();
+        for who in everyone {
+            let participants = if self.room.role_of(&who) == Some(Role::Facilitator) {
+                speaking.clone()
+            } else {
+                speaking
+                    .iter()
+                    .filter(|s| {
+                        **s == who
+                            || floor.as_ref() == Some(*s)
+                            || self.room.role_of(s) == Some(Role::Facilitator)
+                    })
+                    .cloned()
+                    .collect()
+            };
+            self.send_one(&who, &ServerMsg::Speakers { participants });
+        }
     }
 
     /// Does the relay work the room's last changes call for.
@@ -555,7 +589,7 @@ impl RoomActor {
     fn send_joined(
         &mut self,
         who: &ParticipantId,
-        role: circle_protocol::Role,
+        role: Role,
         waiting: bool,
         id: Option<RequestId>,
     ) {
