@@ -3,8 +3,7 @@
 // session (websocket), the room model and the microphone together.
 //
 // Modules: config.js (server address), api.js (HTTP), session.js (websocket, request ids,
-// resume/backoff), state.js (the room model), media.js (microphone; the seam for voice),
-// views/*.js (drawing).
+// resume/backoff), state.js (the room model), media.js (microphone and voice), views/*.js (drawing).
 
 import { Media } from './media.js';
 import { RoomState, Part } from './state.js';
@@ -143,7 +142,7 @@ async function enterMeeting(room, start) {
     if (ev.detail === 'open' && shown) announce('Reconnected.');
   });
   session.addEventListener('end', (ev) => {
-    media.detach();
+    media.detach(session);
     if (meeting !== here) return;
     meeting = null;
     const end = ev.detail;
@@ -152,16 +151,27 @@ async function enterMeeting(room, start) {
   });
 
   meeting = here;
+  let joined;
   try {
-    await start(session);
+    joined = await start(session);
   } catch (e) {
     if (meeting === here) meeting = null;
     throw e;
   }
-  media.attach(session);
+  media.attach(session, joined, state);
   const { key } = readLink();
   if (key) history.replaceState(null, '', `#room=${encodeURIComponent(room)}`);
   showForState();
+}
+
+// The browser tests set this flag (before the page loads) to read the voice connection's statistics.
+if (window.__CIRCLE_TEST__) {
+  window.__circle = {
+    media,
+    get state() {
+      return meeting?.state ?? null;
+    },
+  };
 }
 
 window.addEventListener('hashchange', route);

@@ -1,24 +1,34 @@
-// The microphone: the check on the join page (a live level meter) and the local side of mute.
+// The microphone and the voice connection.
 //
-// The microphone is open only while it is needed: during the check, and while you are unmuted. Muting
-// stops the tracks, so the browser's "microphone in use" light tells the truth.
+// The microphone: the check on the join page (a live level meter) and the local side of mute. It is
+// open only while it is needed: during the check, and while you are unmuted. Muting stops the tracks,
+// so the browser's "microphone in use" light tells the truth, and takes the track off the voice
+// connection (`replaceTrack(null)`), so nothing is sent.
 //
-// Voice is not here yet: `attach(session)` is the seam for it, and today it only remembers the session,
-// so nothing leaves this page but the mute state the server already keeps. The server's side exists
-// (`joined.media` and `joined.ice_servers`; `media_offer` / `media_answer` / `media_candidate` both
-// ways; `stream` in each participant view; `speakers` events). What `attach` is to do:
-//   1. when `joined.media` is true (and again after a resume: a `media_offer` always starts a fresh
-//      session), create an RTCPeerConnection with `joined.ice_servers`, add an audio transceiver that
-//      sends the microphone track while unmuted (`replaceTrack(track)` on unmute, `replaceTrack(null)`
-//      on mute), send `media_offer {sdp}` and apply the `media_answer` that replies to it;
-//   2. trickle candidates: `onicecandidate` -> `media_candidate {candidate: {candidate, sdp_mid,
-//      sdp_mline_index}}`; a server `media_candidate` -> `addIceCandidate`;
-//   3. answer the server's renegotiation `media_offer` with `media_answer`;
-//   4. play each remote track (`ontrack`; `event.streams[0].id` matches a participant's `stream`) in an
-//      <audio> element, and close the connection in `detach`.
-// The speaking dots already follow `speakers` events (state.js).
+// Voice: `attach(session, joined, state)` negotiates WebRTC audio with the server's relay over the
+// websocket, when `joined.media` says the server relays voice.
+//   - The client makes the first offer (`media_offer`), with one audio transceiver: sendrecv (the
+//     microphone track on it only while unmuted), or recvonly when this page already knows there is
+//     no microphone or it was refused (listen only; if one is allowed later, a fresh offer sends
+//     it). The server's `media_answer` carries the request id. Every client
+//     offer starts a fresh session on the server: after a resume (a new `joined`) the old connection
+//     is closed and a new one offered. Server `media_offer`s that arrive between our offer and its
+//     answer belong to the old session and are ignored (the websocket is ordered).
+//   - The server then renegotiates (`media_offer`) as members come and go; we answer (`media_answer`).
+//     Each other member's voice is its own track whose stream id is that member's `stream` in the
+//     roster; each plays in its own <audio> element (per-person volume: `setVolume`).
+//   - ICE: the server is ICE-lite and its host candidate is in its SDP; our candidates are trickled
+//     (`media_candidate`), except mDNS-hidden ones (`….local`), which are of no use to it. A failed
+//     connection (or a refused offer or answer) is offered afresh, with backoff.
+//   - `detach` (leave, removed, meeting ended) closes the connection and the players.
+// The speaking dots follow the server's `speakers` events (state.js). `stats()` sums up the
+// connection's `getStats()` per remote stream, for diagnostics and the browser tests.
 
 const SPEAKING_LEVEL = 0.06; // RMS above which the local voice counts as speaking
+// A voice connection that failed (or an offer the server refused) is offered afresh after this,
+// doubling up to the maximum, while the websocket is open.
+const VOICE_RETRY_FIRST_MS = 1000;
+const VOICE_RETRY_MAX_MS = 15000;
 
 export class Media extends EventTarget {
   constructor() {
@@ -27,13 +37,34 @@ export class Media extends EventTarget {
     this.audio = null; // { ctx, analyser, data, raf }
     /** 'unknown' | 'granted' | 'denied' | 'unavailable' */
     this.permission = 'unknown';
+    this.opening = null; // the pending `open()`
     this.session = null;
+    this.state = null; // the room model, for stream id -> participant
     this.speaking = false;
+    /** The server's voice settings from the last `joined`. */
+    this.relay = { media: false, iceServers: [] };
+    /** The current voice connection: { gen, pc, transceiver, awaitingAnswer, chain, offerSent, queued }. */
+    this.voice = null;
+    this.generation = 0;
+    this.retry = { timer: 0, attempt: 0 };
+    /** Remote voices by stream id: { stream, track, el }. */
+    this.remotes = new Map();
+    /** Per-person playback volume (0..1) by participant id; 1 when not set. */
+    this.volumes = new Map();
+    this.sink = null; // the hidden element holding the <audio> players
+    this.blockedPlayers = new Set(); // players the autoplay policy held back until a click or key
+    this.onMessage = (ev) => this.onSessionMessage(ev.detail);
+    this.onGesture = () => this.resumePlayback();
   }
 
   /** Opens the microphone. Resolves to true, or false if it was refused or there is none. */
-  async open() {
-    if (this.stream) return true;
+  open() {
+    if (this.stream) return Promise.resolve(true);
+    this.opening ??= this.openMic().finally(() => (this.opening = null));
+    return this.opening;
+  }
+
+  async openMic() {
     if (!navigator.mediaDevices?.getUserMedia) {
       this.permission = 'unavailable';
       return false;
@@ -45,6 +76,7 @@ export class Media extends EventTarget {
       });
       this.permission = 'granted';
       this.startMeter();
+      this.syncSender();
       return true;
     } catch (e) {
       this.permission = e?.name === 'NotAllowedError' || e?.name === 'SecurityError' ? 'denied' : 'unavailable';
@@ -52,11 +84,12 @@ export class Media extends EventTarget {
     }
   }
 
-  /** Closes the microphone. */
+  /** Closes the microphone (and stops sending it). */
   close() {
     this.stopMeter();
     for (const t of this.stream?.getTracks() ?? []) t.stop();
     this.stream = null;
+    this.syncSender();
     this.setSpeaking(false);
   }
 
@@ -111,17 +144,335 @@ export class Media extends EventTarget {
     return this.open();
   }
 
+  // ---- voice ------------------------------------------------------------------------------------
+
   /**
-   * The seam for voice. TODO(voice): negotiate WebRTC audio with the server over `session` here (the
-   * steps are at the top of this file). Today: local microphone only.
+   * Starts voice for a session that has just been joined (`joined` is the server's `joined`), and
+   * follows it: a resume (a new `joined`) starts a fresh connection. `state` is the room model, for
+   * telling whose voice a stream is.
    */
-  attach(session) {
+  attach(session, joined, state) {
+    if (this.session && this.session !== session) this.detach(this.session);
     this.session = session;
+    this.state = state ?? null;
+    session.addEventListener('message', this.onMessage);
+    this.startFromJoined(joined);
   }
 
-  /** Drops the session and closes the microphone. */
-  detach() {
+  /** Drops the session (if it is still the attached one), closes the voice connection and the microphone. */
+  detach(session) {
+    if (session && session !== this.session) return;
+    this.session?.removeEventListener('message', this.onMessage);
     this.session = null;
+    this.state = null;
+    this.stopVoice();
     this.close();
   }
+
+  startFromJoined(joined) {
+    this.relay = { media: !!joined?.media, iceServers: joined?.ice_servers ?? [] };
+    this.retry.attempt = 0;
+    if (this.relay.media) this.startVoice();
+    else this.stopVoice();
+  }
+
+  onSessionMessage(msg) {
+    const v = this.voice;
+    switch (msg.type) {
+      case 'joined':
+        // A resume: the server's media session may be gone or stale; every offer starts afresh.
+        this.startFromJoined(msg);
+        break;
+      case 'media_offer':
+        // Between our offer and its answer, an offer from the server belongs to the old session.
+        if (!v || v.awaitingAnswer) return;
+        this.enqueue(v, () => this.answerOffer(v, msg.sdp));
+        break;
+      case 'media_candidate':
+        if (!v || v.awaitingAnswer) return;
+        this.enqueue(v, () =>
+          v.pc
+            .addIceCandidate({
+              candidate: msg.candidate.candidate,
+              sdpMid: msg.candidate.sdp_mid ?? null,
+              sdpMLineIndex: msg.candidate.sdp_mline_index ?? null,
+            })
+            .catch(() => {}),
+        );
+        break;
+      case 'participant_joined':
+      case 'participant_updated':
+      case 'room_state':
+      case 'admitted':
+        // A stream may now have a name (and a volume) it did not have.
+        this.applyVolumes();
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Runs negotiation steps of one connection one after another. */
+  enqueue(v, step) {
+    v.chain = v.chain.then(() => (this.voice === v ? step() : undefined)).catch((e) => this.voiceFailed(v, e));
+    return v.chain;
+  }
+
+  /** Closes any connection and offers a new one. */
+  startVoice() {
+    this.stopVoice();
+    const session = this.session;
+    if (!session || typeof RTCPeerConnection === 'undefined') return;
+    const gen = ++this.generation;
+    const pc = new RTCPeerConnection({ iceServers: this.relay.iceServers.map(iceServer) });
+    const listenOnly = this.permission === 'denied' || this.permission === 'unavailable';
+    const transceiver = pc.addTransceiver('audio', { direction: listenOnly ? 'recvonly' : 'sendrecv' });
+    const v = { gen, pc, session, transceiver, awaitingAnswer: true, chain: Promise.resolve(), offerSent: false, queued: [] };
+    this.voice = v;
+    pc.ontrack = (ev) => {
+      if (this.voice === v) this.addRemote(ev);
+    };
+    pc.onicecandidate = (ev) => {
+      if (this.voice !== v || !ev.candidate?.candidate) return;
+      const c = ev.candidate;
+      if (isMdnsCandidate(c.candidate)) return;
+      const candidate = { candidate: c.candidate };
+      if (c.sdpMid != null) candidate.sdp_mid = c.sdpMid;
+      if (c.sdpMLineIndex != null) candidate.sdp_mline_index = c.sdpMLineIndex;
+      if (v.offerSent) this.sendCandidate(v, candidate);
+      else v.queued.push(candidate);
+    };
+    pc.onconnectionstatechange = () => {
+      if (this.voice !== v) return;
+      if (pc.connectionState === 'connected') this.retry.attempt = 0;
+      if (pc.connectionState === 'failed') this.voiceFailed(v, new Error('the voice connection failed'));
+      this.dispatchEvent(new CustomEvent('voice', { detail: pc.connectionState }));
+    };
+    this.enqueue(v, async () => {
+      if (!listenOnly) await transceiver.sender.replaceTrack(this.micTrack());
+      await pc.setLocalDescription(await pc.createOffer());
+      if (this.voice !== v) return;
+      const reply = v.session.request('media_offer', { sdp: withoutMdns(pc.localDescription.sdp) });
+      v.offerSent = true;
+      for (const c of v.queued.splice(0)) this.sendCandidate(v, c);
+      let answer;
+      try {
+        answer = await reply;
+      } finally {
+        // Server offers from here on are this session's (they are queued behind the answer).
+        v.awaitingAnswer = false;
+      }
+      if (this.voice !== v) return;
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    });
+  }
+
+  /** Answers the server's renegotiation. */
+  async answerOffer(v, sdp) {
+    await v.pc.setRemoteDescription({ type: 'offer', sdp });
+    await v.pc.setLocalDescription(await v.pc.createAnswer());
+    if (this.voice !== v) return;
+    await v.session.request('media_answer', { sdp: withoutMdns(v.pc.localDescription.sdp) });
+  }
+
+  sendCandidate(v, candidate) {
+    // A candidate the server cannot use is of no harm: it is ICE-lite and learns our address from
+    // our connectivity checks anyway.
+    v.session.request('media_candidate', { candidate }).catch(() => {});
+  }
+
+  /** A negotiation step failed or the connection broke: offer again later, unless the socket is down. */
+  voiceFailed(v, e) {
+    if (this.voice !== v) return;
+    // Not connected: the resume's `joined` starts a fresh connection.
+    if (e?.code === 'not_connected' || e?.code === 'disconnected') return;
+    if (this.retry.timer) return;
+    const delay = Math.min(VOICE_RETRY_MAX_MS, VOICE_RETRY_FIRST_MS * 2 ** this.retry.attempt);
+    this.retry.attempt += 1;
+    this.retry.timer = setTimeout(() => {
+      this.retry.timer = 0;
+      if (this.voice === v && this.session?.status === 'open') this.startVoice();
+    }, delay);
+  }
+
+  /** Closes the voice connection and the players. */
+  stopVoice() {
+    clearTimeout(this.retry.timer);
+    this.retry.timer = 0;
+    const v = this.voice;
+    this.voice = null;
+    if (v) {
+      v.pc.ontrack = null;
+      v.pc.onicecandidate = null;
+      v.pc.onconnectionstatechange = null;
+      v.pc.close();
+    }
+    for (const r of this.remotes.values()) this.dropPlayer(r);
+    this.remotes.clear();
+  }
+
+  micTrack() {
+    return this.stream?.getAudioTracks()[0] ?? null;
+  }
+
+  /** Puts the open microphone's track on the connection, or takes it off. */
+  syncSender() {
+    const v = this.voice;
+    if (!v || v.pc.signalingState === 'closed') return;
+    if (v.transceiver.direction === 'recvonly') {
+      // Listen-only, and now there is a microphone: a fresh offer that sends it.
+      if (this.stream && this.session?.status === 'open') this.startVoice();
+      return;
+    }
+    v.transceiver.sender.replaceTrack(this.micTrack()).catch(() => {});
+  }
+
+  /** Plays a remote voice: one <audio> element per stream (that is, per person). */
+  addRemote(ev) {
+    const stream = ev.streams[0];
+    if (!stream) return;
+    let r = this.remotes.get(stream.id);
+    if (!r) {
+      const el = document.createElement('audio');
+      el.autoplay = true;
+      el.dataset.stream = stream.id;
+      this.playerSink().append(el);
+      r = { stream, track: ev.track, el };
+      this.remotes.set(stream.id, r);
+    }
+    r.track = ev.track;
+    r.stream = stream;
+    if (r.el.srcObject !== stream) r.el.srcObject = stream;
+    stream.onremovetrack = () => {
+      // The server took this voice away (the person left or reconnected); a new track may follow.
+      if (stream.getTracks().length === 0 && this.remotes.get(stream.id) === r) {
+        this.dropPlayer(r);
+        this.remotes.delete(stream.id);
+      }
+    };
+    r.el.volume = this.volumeFor(stream.id);
+    this.play(r.el);
+  }
+
+  play(el) {
+    el.play().catch((e) => {
+      if (e?.name !== 'NotAllowedError') return;
+      // The autoplay policy wants a gesture first (a resume after reloading the tab): the first
+      // click or key press starts the room's voices.
+      this.blockedPlayers.add(el);
+      document.addEventListener('click', this.onGesture, true);
+      document.addEventListener('keydown', this.onGesture, true);
+    });
+  }
+
+  resumePlayback() {
+    document.removeEventListener('click', this.onGesture, true);
+    document.removeEventListener('keydown', this.onGesture, true);
+    for (const el of this.blockedPlayers) if (el.isConnected) el.play().catch(() => {});
+    this.blockedPlayers.clear();
+  }
+
+  dropPlayer(r) {
+    this.blockedPlayers.delete(r.el);
+    r.el.pause();
+    r.el.srcObject = null;
+    r.el.remove();
+  }
+
+  playerSink() {
+    if (!this.sink?.isConnected) {
+      this.sink = document.createElement('div');
+      this.sink.hidden = true;
+      this.sink.className = 'voice-players';
+      document.body.append(this.sink);
+    }
+    return this.sink;
+  }
+
+  /** The participant id whose voice the stream `streamId` carries, or null. */
+  participantOf(streamId) {
+    for (const p of this.state?.participants.values() ?? []) if (p.stream === streamId) return p.id;
+    return null;
+  }
+
+  volumeFor(streamId) {
+    const who = this.participantOf(streamId);
+    return who === null ? 1 : (this.volumes.get(who) ?? 1);
+  }
+
+  /** Sets how loud one person plays here (0..1). */
+  setVolume(participant, volume) {
+    this.volumes.set(participant, Math.max(0, Math.min(1, volume)));
+    this.applyVolumes();
+  }
+
+  applyVolumes() {
+    for (const [id, r] of this.remotes) r.el.volume = this.volumeFor(id);
+  }
+
+  /** The voice connection (for diagnostics), or null. */
+  get pc() {
+    return this.voice?.pc ?? null;
+  }
+
+  /**
+   * A summary of the voice connection's statistics: what we send, and per remote stream (keyed by
+   * stream id, the `stream` of a participant view) what we receive. Null without a connection.
+   */
+  async stats() {
+    const v = this.voice;
+    if (!v) return null;
+    const report = await v.pc.getStats();
+    const inbound = new Map();
+    let outbound = null;
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') inbound.set(s.trackIdentifier, s);
+      if (s.type === 'outbound-rtp' && s.kind === 'audio') outbound = s;
+    });
+    const streams = {};
+    for (const [id, r] of this.remotes) {
+      const s = inbound.get(r.track.id);
+      streams[id] = {
+        participant: this.participantOf(id),
+        track: r.track.id,
+        packetsReceived: s?.packetsReceived ?? 0,
+        bytesReceived: s?.bytesReceived ?? 0,
+        totalAudioEnergy: s?.totalAudioEnergy ?? 0,
+        audioLevel: s?.audioLevel ?? 0,
+        playing: !r.el.paused,
+        volume: r.el.volume,
+      };
+    }
+    return {
+      generation: v.gen,
+      connectionState: v.pc.connectionState,
+      signalingState: v.pc.signalingState,
+      direction: v.transceiver.direction,
+      sending: !!v.transceiver.sender.track,
+      packetsSent: outbound?.packetsSent ?? 0,
+      streams,
+    };
+  }
+}
+
+/** joined.ice_servers (snake case, as the server sends them) as an RTCIceServer. */
+function iceServer(s) {
+  const out = { urls: s.urls };
+  if (s.username != null) out.username = s.username;
+  if (s.credential != null) out.credential = s.credential;
+  return out;
+}
+
+// A host candidate hidden behind an mDNS name (`….local`) is of no use to the server: it is ICE-lite,
+// learns our address from our connectivity checks, and would otherwise ask the local network who
+// that name is. Such candidates are neither trickled nor left in the SDPs we send.
+function isMdnsCandidate(candidate) {
+  return /\.local$/i.test(candidate.replace(/^a=/, '').split(' ')[4] ?? '');
+}
+
+function withoutMdns(sdp) {
+  return sdp
+    .split('\r\n')
+    .filter((line) => !(line.startsWith('a=candidate:') && isMdnsCandidate(line)))
+    .join('\r\n');
 }

@@ -13,6 +13,8 @@ export const Part = Object.freeze({
   SETTINGS: 'settings',
   COUNTS: 'counts',
   ME: 'me',
+  /** Only who is speaking (several times a second while people talk): painted in place. */
+  SPEAKING: 'speaking',
 });
 
 // Room chat kept in the page: the server's history plus what arrives live, bounded.
@@ -184,7 +186,7 @@ export class RoomState {
       }
       case 'speakers':
         this.speaking = new Set(msg.participants);
-        changed.add(Part.PEOPLE);
+        changed.add(Part.SPEAKING);
         break;
       case 'hearing':
         this.mayBeHeard = msg.may_be_heard;

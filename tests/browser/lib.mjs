@@ -51,13 +51,18 @@ export async function person(browser, name, { denyMic = false, clipboard = false
   await context.route('**/config.js', (route) =>
     route.fulfill({ contentType: 'text/javascript', body: `export const SERVER_URL = ${JSON.stringify(API_URL)};` }),
   );
-  // Keep a handle on each websocket the page opens, so a test can drop a connection.
+  // Keep a handle on each websocket the page opens, so a test can drop a connection (and, while
+  // `__refuseSockets` is set, make new ones fail as they do offline); and ask the client for its test
+  // hook (`window.__circle`: the voice connection's statistics, the room model).
   await context.addInitScript(() => {
+    window.__CIRCLE_TEST__ = true;
     const Native = window.WebSocket;
     window.__sockets = [];
+    window.__refuseSockets = false;
     window.WebSocket = class extends Native {
-      constructor(...args) {
-        super(...args);
+      constructor(url, ...rest) {
+        // Port 1 on loopback: refused at once.
+        super(window.__refuseSockets ? 'ws://127.0.0.1:1/' : url, ...rest);
         window.__sockets.push(this);
       }
     };
@@ -117,6 +122,26 @@ export async function until(page, what, fn, arg, timeout = 10_000) {
   }
 }
 
+/**
+ * Drops a page's connection to the server and keeps it from reconnecting until `restoreConnection`.
+ * (Chromium's offline emulation is not used for this: a websocket closed while "offline" can hang in
+ * CLOSING for many seconds, so the page would not even notice the drop.)
+ */
+export function dropConnection(page) {
+  return page.evaluate(() => {
+    window.__refuseSockets = true;
+    window.__sockets.at(-1).close();
+  });
+}
+
+/** Lets the page connect again, and tells it the network is back (the browser's `online` event). */
+export function restoreConnection(page) {
+  return page.evaluate(() => {
+    window.__refuseSockets = false;
+    window.dispatchEvent(new Event('online'));
+  });
+}
+
 /** Waits for visible text inside `selector`. */
 export async function seeText(page, selector, text, timeout) {
   await page.locator(selector, { hasText: text }).first().waitFor({ state: 'visible', timeout });
@@ -156,4 +181,127 @@ export async function personAction(page, name, action) {
 /** Whether the announcer (the screen readers' live region) has said `text`. */
 export function announced(page, text) {
   return until(page, `announcement "${text}"`, (t) => document.getElementById('announcer')?.textContent.includes(t), text);
+}
+
+// ---- voice --------------------------------------------------------------------------------------
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * What `listener` receives from the person called `name`, from its voice connection's `getStats()`
+ * (web-client/media.js `stats()`), for the track whose stream id is that person's `stream`:
+ * `{ generation, connection, direction, stream, track, packets, energy, level }`. `track` names the
+ * track within one voice connection (`generation`): a new connection may reuse a track id.
+ */
+export function received(listener, name) {
+  return listener.page.evaluate(async (name) => {
+    const c = window.__circle;
+    const p = [...(c.state?.participants.values() ?? [])].find((x) => x.name === name);
+    const s = await c.media.stats();
+    const r = p?.stream ? s?.streams[p.stream] : undefined;
+    return {
+      generation: s?.generation ?? null,
+      connection: s?.connectionState ?? null,
+      direction: s?.direction ?? null,
+      stream: p?.stream ?? null,
+      track: r?.track ? `${s.generation}/${r.track}` : null,
+      packets: r?.packetsReceived ?? 0,
+      energy: r?.totalAudioEnergy ?? 0,
+      level: r?.audioLevel ?? 0,
+    };
+  }, name);
+}
+
+/** What a person's own voice connection sends: `{ generation, sending, packetsSent, direction }`. */
+export function sent(p) {
+  return p.page.evaluate(async () => {
+    const s = await window.__circle.media.stats();
+    return { generation: s?.generation ?? null, sending: s?.sending ?? false, packetsSent: s?.packetsSent ?? 0, direction: s?.direction ?? null };
+  });
+}
+
+/** Polls `sample()` until `ok(value)`; fails with `what` and the last value. */
+export async function poll(what, sample, ok, timeout = 10_000, every = 100) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await sample();
+    if (ok(last)) return last;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last value: ${JSON.stringify(last)})`);
+    await sleep(every);
+  }
+}
+
+/**
+ * Waits until `listener` hears `speaker`: on one track with `speaker`'s stream id, the packets go up by
+ * at least `packets` and the decoded audio carries energy (Chromium's fake microphone beeps).
+ * `after` (an earlier `received` sample) makes it count only what came since; `generation` waits for
+ * that voice connection (after a resume). Returns the last sample.
+ */
+export async function expectHears(listener, speaker, { after = null, generation = null, packets = 25, timeout = 10_000 } = {}) {
+  let first = null;
+  return poll(
+    `${listener.name} to hear ${speaker.name}`,
+    () => received(listener, speaker.name),
+    (s) => {
+      if (!s.track || (generation !== null && s.generation < generation)) return false;
+      // Counted from: the earlier sample if it was of this very track, zero on a track that came
+      // since, or else the first sample seen.
+      let base;
+      if (after && after.track === s.track) base = after;
+      else if (after) base = { packets: 0, energy: 0 };
+      else {
+        if (!first || first.track !== s.track) first = s;
+        base = first;
+      }
+      return s.packets >= base.packets + packets && s.energy > base.energy;
+    },
+    timeout,
+  );
+}
+
+/**
+ * Checks that `listener` receives nothing from `speaker` for `windowMs`: once the packet count has
+ * stood still for half a second (packets already in flight when the gate closed), it is measured
+ * over the window and must not move. Returns the sample at the end of the window.
+ */
+export async function expectSilence(listener, speaker, windowMs = 1500) {
+  try {
+    return await measureSilence(listener, speaker, windowMs);
+  } catch (e) {
+    // What the listener receives from whom, to tell a relay that forwards a muted voice from one
+    // that puts a voice on the wrong track.
+    const seen = await listener.page.evaluate(async () => {
+      const c = window.__circle;
+      const names = Object.fromEntries([...(c.state?.participants.values() ?? [])].map((p) => [p.stream, p.name]));
+      const s = await c.media.stats();
+      return Object.entries(s?.streams ?? {}).map(([id, r]) => `${names[id] ?? id}: ${r.packetsReceived} packets on ${r.track}`);
+    });
+    e.message += `; ${listener.name} receives ${seen.join(', ')}`;
+    throw e;
+  }
+}
+
+async function measureSilence(listener, speaker, windowMs) {
+  let prev = null;
+  const settled = await poll(
+    `${speaker.name}'s packets to stop reaching ${listener.name}`,
+    () => received(listener, speaker.name),
+    (s) => {
+      const still = prev && prev.track === s.track && prev.packets === s.packets;
+      prev = s;
+      return still;
+    },
+    10_000,
+    500,
+  );
+  await sleep(windowMs);
+  const end = await received(listener, speaker.name);
+  if (end.track === settled.track && end.packets !== settled.packets) {
+    throw new Error(`${listener.name} received ${end.packets - settled.packets} packets from ${speaker.name} in ${windowMs} ms of silence`);
+  }
+  if (end.track !== settled.track && end.packets > 0) {
+    throw new Error(`${listener.name} received ${end.packets} packets from ${speaker.name} on a new track in ${windowMs} ms of silence`);
+  }
+  return end;
 }

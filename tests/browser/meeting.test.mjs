@@ -1,20 +1,28 @@
 // A whole meeting in real Chromium: one facilitator (Maya), two members (Robin, Alex) and a late
 // joiner (Kim), each in their own browser context, through the web client served by the real server.
-// Every step waits on what a person would see; none sleeps.
+// Every step waits on what a person would see, or on what a page's voice connection receives
+// (`getStats()`); none sleeps but for the measured window in which a muted voice must not arrive.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   CLIENT_URL,
   announced,
+  dropConnection,
+  expectHears,
   expectQueue,
+  expectSilence,
   launch,
   newPage,
   person,
   personAction,
+  poll,
+  received,
+  restoreConnection,
   row,
   screenshots,
   seeText,
+  sent,
   until,
 } from './lib.mjs';
 
@@ -236,7 +244,7 @@ test('a whole meeting: create, wait, admit, queue, timed share, chat, mute, reco
       await seeText(robin.page, '.msg.is-private', 'Of course, stay on after');
     });
 
-    await step('the facilitator allows a member to speak, then mutes them', async () => {
+    await step('the facilitator allows a member to speak; the members hear each other; a mute silences them', async () => {
       await personAction(maya.page, 'Alex', 'Allow to speak');
       await until(alex.page, 'Unmute to be enabled', () => !document.querySelector('[data-key="mic"]').disabled);
       await announced(alex.page, 'You may speak now.');
@@ -244,8 +252,12 @@ test('a whole meeting: create, wait, admit, queue, timed share, chat, mute, reco
       await until(alex.page, 'the mic to be on', () => document.querySelector('[data-key="mic"]').textContent === 'Mute');
       await row(maya.page, 'Alex').locator('.badge', { hasText: 'Mic on' }).waitFor();
       await row(robin.page, 'Alex').locator('.badge', { hasText: 'Mic on' }).waitFor();
-      // TODO(voice): here Robin should receive Alex's audio: inbound-rtp packets from Alex's
-      // track and audioLevel / totalAudioEnergy above zero (BROWSER-TESTS.md).
+      // Robin had the floor, which allowed him to speak: he unmutes too.
+      await robin.page.getByRole('button', { name: 'Unmute' }).click();
+      await row(alex.page, 'Robin').locator('.badge', { hasText: 'Mic on' }).waitFor();
+      // They hear each other: packets on the other's track, with sound in them. Kim, whose browser
+      // refused the microphone, hears them too.
+      await Promise.all([expectHears(robin, alex), expectHears(alex, robin), expectHears(maya, alex), expectHears(kim, alex)]);
 
       await personAction(maya.page, 'Alex', 'Mute');
       for (const p of [maya, robin, alex]) {
@@ -257,16 +269,42 @@ test('a whole meeting: create, wait, admit, queue, timed share, chat, mute, reco
       });
       await seeText(alex.page, '#mic-note', 'A facilitator has muted you. You can unmute when they allow you to speak.');
       await announced(alex.page, 'A facilitator muted you.');
-      // TODO(voice): here Robin should receive zero packets from Alex.
+      // Alex's page took the microphone off the connection...
+      await poll('Alex to stop sending', () => sent(alex), (s) => !s.sending);
+      // ...and even a page that keeps sending (here made to, as a misbehaving client would) is not
+      // heard: the server drops what a muted member sends.
+      await alex.page.evaluate(async () => {
+        window.__forced = await navigator.mediaDevices.getUserMedia({ audio: true });
+        await window.__circle.media.pc.getTransceivers()[0].sender.replaceTrack(window.__forced.getAudioTracks()[0]);
+      });
+      const trying = await sent(alex);
+      const [quiet] = await Promise.all([expectSilence(robin, alex), expectSilence(maya, alex)]);
+      const tried = await sent(alex);
+      assert.ok(tried.packetsSent > trying.packetsSent + 25, `Alex's page kept sending (${trying.packetsSent} -> ${tried.packetsSent})`);
+      await alex.page.evaluate(async () => {
+        await window.__circle.media.pc.getTransceivers()[0].sender.replaceTrack(null);
+        for (const t of window.__forced.getTracks()) t.stop();
+      });
+      // Robin is still heard.
+      await expectHears(alex, robin, { after: await received(alex, 'Robin') });
+
+      // Allowed again and unmuted, Alex is heard again; then muted again for what follows.
+      await personAction(maya.page, 'Alex', 'Allow to speak');
+      await until(alex.page, 'Unmute to be enabled', () => !document.querySelector('[data-key="mic"]').disabled);
+      await alex.page.getByRole('button', { name: 'Unmute' }).click();
+      await expectHears(robin, alex, { after: quiet });
+      await personAction(maya.page, 'Alex', 'Mute');
+      await row(alex.page, 'Alex').locator('.badge', { hasText: 'Muted by facilitator' }).waitFor();
+      await poll('Alex to stop sending', () => sent(alex), (s) => !s.sending);
     });
 
-    await step('a dropped connection shows Reconnecting… and comes back to the same place', async () => {
-      // Offline first, so the page cannot reconnect at once and the state is there to see.
-      await alex.context.setOffline(true);
-      await alex.page.evaluate(() => window.__sockets.at(-1).close());
+    await step('a dropped connection shows Reconnecting… and comes back to the same place, voice too', async () => {
+      const before = await received(alex, 'Robin');
+      // The page cannot reconnect at once, so the state is there to see.
+      await dropConnection(alex.page);
       await seeText(alex.page, '.connection', 'Reconnecting…');
       await row(maya.page, 'Alex').locator('.badge', { hasText: 'Reconnecting…' }).waitFor();
-      await alex.context.setOffline(false);
+      await restoreConnection(alex.page);
       await alex.page.locator('.connection.is-reconnecting').waitFor({ state: 'detached' });
       await row(maya.page, 'Alex').locator('.badge', { hasText: 'Reconnecting…' }).waitFor({ state: 'detached' });
       // Same name, same hand in the queue, same mute state, same chat.
@@ -275,6 +313,10 @@ test('a whole meeting: create, wait, admit, queue, timed share, chat, mute, reco
       assert.deepEqual(await micButton(alex.page), { label: 'Unmute', disabled: true });
       await seeText(alex.page, '#people-title', 'People here (4)');
       await seeText(alex.page, '.msg', 'Welcome, everyone');
+      // A fresh voice connection, on which Robin is heard again; Alex, still muted, sends nothing.
+      const after = await expectHears(alex, robin, { generation: before.generation + 1, after: before });
+      assert.ok(after.generation > before.generation, 'the resume starts a new voice connection');
+      assert.equal((await sent(alex)).sending, false);
     });
 
     await step('remove, lock: a removed member cannot come back while the room is locked, then can', async () => {
@@ -355,6 +397,3 @@ test('a whole meeting: create, wait, admit, queue, timed share, chat, mute, reco
   }
 });
 
-test('members hear each other through the voice relay', {
-  todo: 'the web client does not negotiate voice yet (web-client/media.js attach() is the seam)',
-});

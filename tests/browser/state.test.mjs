@@ -140,3 +140,14 @@ test('a new snapshot (resume, rebuilt view) keeps the private messages already s
   s.apply({ ...joined(), room });
   assert.deepEqual(s.chat.map((m) => m.id), [1, 5, 6]);
 });
+
+test('who is speaking changes only the speaking part (painted in place, never a redraw), silently', () => {
+  const s = new RoomState();
+  s.apply(joined());
+  const r = s.apply({ type: 'speakers', participants: ['f'] });
+  assert.deepEqual([...r.changed], [Part.SPEAKING]);
+  assert.deepEqual(r.announce, []);
+  assert.ok(s.speaking.has('f'));
+  s.apply({ type: 'speakers', participants: [] });
+  assert.equal(s.speaking.size, 0);
+});

@@ -534,11 +534,43 @@ export function roomView({ state, session, media, onLeave }) {
   };
   document.addEventListener('click', closeMenus);
 
+  // Who is speaking changes several times a second while people talk: the dots and the mic button's
+  // glow are painted on the elements already there, never by a redraw (which would replace the
+  // roster under a pointer, closing a hover or losing a click). The classes are the ones `personRow`
+  // and `renderControls` would draw, so a later redraw finds nothing to change.
+  function paintSpeaking() {
+    for (const el of people.querySelectorAll('.person[data-participant]')) {
+      const id = el.dataset.participant;
+      el.classList.toggle('is-speaking', (id === state.you && speaking) || state.speaking.has(id));
+    }
+    const mic = controls.querySelector('[data-key="mic"]');
+    mic?.classList.toggle('is-speaking', mic.classList.contains('is-live') && speaking);
+  }
+
   const onSpeaking = (ev) => {
     speaking = ev.detail;
-    queueRender();
+    paintSpeaking();
   };
   media.addEventListener('speaking', onSpeaking);
+
+  // The mute state the server keeps rules the microphone. When it turns to muted (a facilitator's
+  // mute, "mute all") the microphone closes, and nothing more is sent. Unmuting
+  // opens the microphone before asking the server (`toggleMute`), so only a change to muted is
+  // followed here, never the other way while that request is in flight.
+  let wasMuted = state.me?.self_muted ?? true;
+  function followMute() {
+    const muted = state.me?.self_muted ?? true;
+    if (muted && !wasMuted && media.isOpen) media.setMuted(true);
+    wasMuted = muted;
+  }
+  // Back in the room unmuted (the tab was reloaded and resumed): open the microphone again, or, if
+  // that is not possible now, tell the server you are muted rather than show a live microphone.
+  if (!wasMuted && !media.isOpen) {
+    media.setMuted(false).then(async (ok) => {
+      if (!ok) await act('set_self_mute', { muted: true });
+      queueRender();
+    });
+  }
 
   render(true);
   renderChatLog(true);
@@ -548,13 +580,16 @@ export function roomView({ state, session, media, onLeave }) {
     focus: () => document.getElementById('room-title')?.focus(),
     /** Redraws what `changed` touched (a Set of Part). */
     update(changed) {
+      if (changed.size === 1 && changed.has(Part.SPEAKING)) {
+        paintSpeaking();
+        return;
+      }
       if (changed.has(Part.ALL)) {
         renderChatLog(true);
       } else if (changed.has(Part.CHAT)) {
         renderChatLog(false);
       }
-      // The mute state the server keeps rules the microphone: a facilitator's mute closes it.
-      if (state.me?.self_muted && media.isOpen) media.setMuted(true);
+      followMute();
       queueRender();
     },
     setStatus(status) {
