@@ -430,7 +430,12 @@ impl RoomActor {
                 let group = (!self.room.is_waiting(who)).then_some(self.group).flatten();
                 gate.set(self.room.may_be_heard(who));
                 let answer = match media.handle.set_group(peer, group).await {
-                    Ok(()) => media.handle.handle_offer(peer, sdp).await,
+                    Ok(()) => {
+                        media
+                            .handle
+                            .handle_offer(peer, without_mdns_candidates(&sdp))
+                            .await
+                    }
                     Err(e) => Err(e),
                 };
                 match answer {
@@ -451,11 +456,15 @@ impl RoomActor {
             MediaRequest::Answer(sdp) => {
                 media
                     .handle
-                    .handle_answer(peer, sdp)
+                    .handle_answer(peer, without_mdns_candidates(&sdp))
                     .await
                     .map_err(&failed)?;
                 Ok(None)
             }
+            // The relay is ICE-lite: it learns a client's address from its connectivity checks and
+            // needs no client candidate. An mDNS one (`….local`) would make the ICE stack query the
+            // local network for a name it can never use, so it is dropped here.
+            MediaRequest::Candidate(c) if is_mdns_candidate(&c.candidate) => Ok(None),
             MediaRequest::Candidate(c) => {
                 let candidate = MediaCandidate {
                     candidate: c.candidate,
@@ -725,6 +734,29 @@ fn encode(msg: &ServerMsg) -> Option<Utf8Bytes> {
     }
 }
 
+/// Whether an ICE candidate line names an mDNS host (`….local`) instead of an address.
+fn is_mdns_candidate(line: &str) -> bool {
+    // candidate:<foundation> <component> <transport> <priority> <address> <port> typ ...
+    line.split_whitespace()
+        .nth(4)
+        .is_some_and(|addr| addr.ends_with(".local"))
+}
+
+/// An SDP without its mDNS candidate lines (see [`is_mdns_candidate`]).
+fn without_mdns_candidates(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let is_mdns = line
+            .trim_end()
+            .strip_prefix("a=")
+            .is_some_and(is_mdns_candidate);
+        if !is_mdns {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 /// The ICE username fragment (`a=ice-ufrag:`) of an SDP: the relay makes a new one per session.
 fn ice_ufrag(sdp: &str) -> Option<String> {
     sdp.lines()
@@ -734,4 +766,24 @@ fn ice_ufrag(sdp: &str) -> Option<String> {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mdns_candidates_are_left_out() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2122 9c1f.local 5000 typ host\r\n\
+                   a=candidate:2 1 udp 2122 127.0.0.1 5001 typ host\r\na=end\r\n";
+        let kept = without_mdns_candidates(sdp);
+        assert!(!kept.contains(".local"));
+        assert!(kept.contains("127.0.0.1 5001") && kept.ends_with("a=end\r\n"));
+        assert!(is_mdns_candidate(
+            "candidate:1 1 udp 2122 x.local 5000 typ host"
+        ));
+        assert!(!is_mdns_candidate(
+            "candidate:1 1 udp 2122 10.0.0.1 5000 typ host"
+        ));
+    }
 }
