@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test test-rust test-browser lint fmt fmt-check clippy bench-chat bench-idle
+.PHONY: run build test test-rust test-browser lint fmt fmt-check clippy bench-chat bench-idle bench-voice
 
 ## Start the server (release build) on embedded defaults, with the web client served on :8080.
 run:
@@ -34,3 +34,9 @@ fmt:
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+
+## Voice relay: one speaker to 10 and 50 listeners over real WebRTC (docs/BENCHMARKS.md).
+bench-voice:
+	$(CARGO) build --release -p circle-server -p circle-tests --bin circle --bin circle-voice-load
+	target/release/circle-voice-load --listeners 10 --seconds 10
+	target/release/circle-voice-load --listeners 50 --seconds 10
