@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test test-rust test-browser lint fmt fmt-check clippy bench-chat bench-idle bench-voice
+.PHONY: run build test test-rust test-browser lint fmt fmt-check clippy bench bench-chat bench-idle bench-voice
 
 ## Start the server (release build) on embedded defaults, with the web client served on :8080.
 run:
@@ -40,3 +40,14 @@ bench-voice:
 	$(CARGO) build --release -p circle-server -p circle-tests --bin circle --bin circle-voice-load
 	target/release/circle-voice-load --listeners 10 --seconds 10
 	target/release/circle-voice-load --listeners 50 --seconds 10
+
+## Benchmarks (docs/BENCHMARKS.md): release builds; the server runs as a child on a free loopback port.
+bench: bench-chat bench-idle
+
+bench-chat:
+	$(CARGO) build --release -p circle-bench -p circle-server
+	./target/release/circle-load chat --members 1000 --messages 200 --rate 10
+
+bench-idle:
+	$(CARGO) build --release -p circle-bench -p circle-server
+	ulimit -n 32768 2>/dev/null || true; ./target/release/circle-load idle --sessions 10000

@@ -1,0 +1,92 @@
+//! `circle-load`: load tools that measure Circle against the targets in `docs/BENCHMARKS.md`.
+//!
+//! # Layout
+//! - `server.rs`: the `circle` binary as a child process on a free loopback port, its RSS and CPU
+//!   time, killed when dropped (so on every exit path, errors and panics included).
+//! - `cpu.rs`: CPU time of the server, this tool and the rest of the machine, from `/proc`.
+//! - `client.rs`: a minimal websocket client: connect, `join`, wait for `joined`.
+//! - `chat.rs`: `circle-load chat`: fan-out latency of room chat to every member.
+//! - `idle.rs`: `circle-load idle`: server memory per idle joined session.
+//! - `stats.rs`: percentiles.
+//!
+//! Every loop is bounded in count and in time, and all traffic goes to a loopback address.
+
+mod chat;
+mod client;
+mod cpu;
+mod idle;
+mod server;
+mod stats;
+
+use clap::{Parser, Subcommand};
+use std::time::{Duration, Instant};
+
+/// Load tools for the Circle server. Traffic goes to 127.0.0.1 only.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Chat fan-out: one sender, N members; latency from send to each member's receipt.
+    Chat(chat::ChatArgs),
+    /// Idle sessions: server RSS per joined websocket session that then stays quiet.
+    Idle(idle::IdleArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    raise_fd_limit();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        // Ctrl-C ends the run early; the child server is killed as its guard is dropped.
+        tokio::select! {
+            r = run(args) => r,
+            _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+        }
+    })
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    match args.cmd {
+        Cmd::Chat(a) => chat::run(a).await,
+        Cmd::Idle(a) => idle::run(a).await,
+    }
+}
+
+/// Raises this process's soft open-file limit to its hard limit; the child server inherits it.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => eprintln!("open-file limit: {n}"),
+        Err(e) => eprintln!("could not raise the open-file limit: {e}"),
+    }
+}
+
+/// Polls `count` until it reaches `want` or `deadline` passes, printing progress to stderr every
+/// few seconds; returns the last count.
+pub(crate) async fn wait_for(
+    what: &str,
+    want: usize,
+    deadline: Instant,
+    count: impl Fn() -> usize,
+) -> usize {
+    const POLL: Duration = Duration::from_millis(10);
+    const REPORT_EVERY: Duration = Duration::from_secs(5);
+    let mut next_report = Instant::now() + REPORT_EVERY;
+    loop {
+        let n = count();
+        if n >= want || Instant::now() >= deadline {
+            return n;
+        }
+        if Instant::now() >= next_report {
+            eprintln!("  {what}: {n} of {want}");
+            next_report += REPORT_EVERY;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
