@@ -338,3 +338,43 @@ async fn shutting_down_tells_members() {
     stopping.await.expect("shutdown completes");
     assert!(state.shutdown.is_cancelled());
 }
+
+#[tokio::test]
+async fn a_large_room_arrives_in_pieces_that_add_up() {
+    let srv = server().await;
+    let room = srv
+        .create_room(json!({"settings": {"waiting_room": false}}))
+        .await;
+    let mut others = Vec::new();
+    for i in 0..12 {
+        let (mut c, _) = srv.join(&room, &format!("Member {i}"), false).await;
+        c.ok(C::Chat {
+            id: None,
+            text: "words ".repeat(150),
+        })
+        .await;
+        others.push(c);
+    }
+    let (mut late, lj) = srv.join(&room, "Late", false).await;
+    assert!(
+        lj.room.participants.len() < 13,
+        "the snapshot itself is trimmed"
+    );
+    let mut people = lj.room.participants.len();
+    let mut chat = lj.room.chat.len();
+    while people < 13 || chat < 12 {
+        late.expect("the rest of the snapshot", |m| match m {
+            S::MoreParticipants { participants } => {
+                people += participants.len();
+                Some(())
+            }
+            S::MoreChat { chat: more } => {
+                chat += more.len();
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    }
+    assert_eq!((people, chat), (13, 12));
+}

@@ -92,6 +92,19 @@ export class RoomState {
         changed.add(Part.ALL);
         break;
       }
+      // A large snapshot arrives in pieces right after it: the rest of the roster, then of the chat.
+      case 'more_participants':
+        for (const p of msg.participants) this.participants.set(p.id, p);
+        changed.add(Part.PEOPLE);
+        break;
+      case 'more_chat': {
+        const known = new Set(this.chat.map((m) => m.id));
+        this.chat = [...this.chat, ...msg.chat.filter((m) => !known.has(m.id))]
+          .sort((a, b) => a.id - b.id)
+          .slice(-MAX_CHAT);
+        changed.add(Part.ALL);
+        break;
+      }
       case 'participant_joined': {
         const p = msg.participant;
         this.participants.set(p.id, p);

@@ -557,6 +557,9 @@ impl Pump {
                     ServerMsg::Admitted { room } | ServerMsg::RoomState { room } => {
                         self.learn_room(room)
                     }
+                    ServerMsg::MoreParticipants { participants } => {
+                        participants.iter().for_each(|p| self.learn(p));
+                    }
                     ServerMsg::ParticipantJoined { participant }
                     | ServerMsg::ParticipantUpdated { participant } => {
                         self.learn(participant);

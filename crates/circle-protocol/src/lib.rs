@@ -756,6 +756,19 @@ pub enum ServerMsg {
         /// The room as you may see it now.
         room: RoomSnapshot,
     },
+    /// More participants of the snapshot just sent (`joined`, `admitted` or `room_state`), which
+    /// arrives in pieces when it is large: add them to the roster. Sent right after the snapshot,
+    /// before any other message.
+    MoreParticipants {
+        /// The next participants, in roster order.
+        participants: Vec<ParticipantView>,
+    },
+    /// More chat history of the snapshot just sent, oldest first: append it. Sent right after the
+    /// snapshot (and its `more_participants`), before any other message.
+    MoreChat {
+        /// The next history messages.
+        chat: Vec<ChatView>,
+    },
     /// Your own media permission: whether the server currently forwards your audio.
     Hearing {
         /// `true` when you may be heard (not muted, not silenced by one-speaker mode).

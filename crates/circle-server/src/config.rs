@@ -231,7 +231,7 @@ impl Default for LimitsConfig {
         Self {
             max_frame_bytes: 64 * 1024,
             max_ws_message_bytes: 256 * 1024,
-            outbound_queue: 256,
+            outbound_queue: 1024,
             chat_per_sec: 1,
             chat_burst: 5,
             hand_per_sec: 1,

@@ -246,7 +246,7 @@ async fn websocket(
         .max_message_size(limits.max_ws_message_bytes)
         .max_frame_size(limits.max_ws_message_bytes)
         // Small buffers: an idle member should cost kilobytes, not the 128 KiB defaults.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| conn::run(socket, state)))
 }

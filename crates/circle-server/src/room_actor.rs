@@ -14,8 +14,8 @@ use crate::{
 use axum::extract::ws::Utf8Bytes;
 use circle_media::{Gate, GroupId, IceCandidate as MediaCandidate, MediaError, MediaEvent, PeerId};
 use circle_protocol::{
-    ErrorCode, IceCandidate, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, Role, RoomId,
-    ServerMsg,
+    ChatView, ErrorCode, IceCandidate, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId,
+    Role, RoomId, ServerMsg,
 };
 use circle_room::{Audience, Command, JoinRequest, Output, Room};
 use dashmap::DashMap;
@@ -25,6 +25,14 @@ use tokio::{
     time::{Instant, sleep_until},
 };
 use tracing::{debug, info, warn};
+
+/// Participants per frame when a snapshot is sent in pieces. A websocket connection keeps a write
+/// buffer as large as the largest frame it ever sent, for as long as it lives: one `joined` listing a
+/// thousand people would cost every idle member about 100 KiB, so large snapshots go out in pieces
+/// of a couple of kilobytes.
+const PARTICIPANTS_PER_FRAME: usize = 8;
+/// Chat text bytes per frame when a snapshot's history is sent in pieces (one message always fits).
+const CHAT_BYTES_PER_FRAME: usize = 1500;
 
 /// Requests queued for one room, from all its connections. When full, a connection's reader waits
 /// (its own client is slowed, nobody else's); per-connection rate limits keep the total bounded.
@@ -620,7 +628,16 @@ impl RoomActor {
                 .unwrap_or_default(),
             room: self.room.snapshot_for(who),
         };
-        self.send_one(who, &msg);
+        self.send_snapshot(who, msg);
+    }
+
+    /// Sends a message that carries a room snapshot, in pieces if it is large (see
+    /// [`PARTICIPANTS_PER_FRAME`]): the snapshot with the first participants and the oldest chat,
+    /// then `more_participants` and `more_chat` until it is all there.
+    fn send_snapshot(&mut self, who: &ParticipantId, msg: ServerMsg) {
+        for piece in in_pieces(msg) {
+            self.send_one(who, &piece);
+        }
     }
 
     /// Carries out everything the room asked for.
@@ -633,6 +650,16 @@ impl RoomActor {
                     if matches!(msg, ServerMsg::Admitted { .. }) {
                         self.media_todo
                             .extend(recipients.iter().cloned().map(MediaTodo::SyncGroup));
+                    }
+                    if matches!(
+                        msg,
+                        ServerMsg::Admitted { .. } | ServerMsg::RoomState { .. }
+                    ) {
+                        // Snapshots go to one person each; large ones go out in pieces.
+                        for who in &recipients {
+                            self.send_snapshot(who, msg.clone());
+                        }
+                        continue;
                     }
                     let Some(text) = encode(&msg) else { continue };
                     for who in &recipients {
@@ -734,6 +761,53 @@ fn encode(msg: &ServerMsg) -> Option<Utf8Bytes> {
     }
 }
 
+/// A snapshot-carrying message as the frames to send: itself, trimmed to its first participants and
+/// oldest chat, then the rest in `more_participants` and `more_chat` pieces. Other messages pass as
+/// they are.
+fn in_pieces(mut msg: ServerMsg) -> Vec<ServerMsg> {
+    let room = match &mut msg {
+        ServerMsg::Joined { room, .. }
+        | ServerMsg::Admitted { room }
+        | ServerMsg::RoomState { room } => room,
+        _ => return vec![msg],
+    };
+    let mut rest_people = room
+        .participants
+        .split_off(room.participants.len().min(PARTICIPANTS_PER_FRAME));
+    let chat = std::mem::take(&mut room.chat);
+    let mut chat_pieces = chunk_chat(chat).into_iter();
+    room.chat = chat_pieces.next().unwrap_or_default();
+    let mut out = vec![msg];
+    while !rest_people.is_empty() {
+        let next = rest_people.split_off(rest_people.len().min(PARTICIPANTS_PER_FRAME));
+        out.push(ServerMsg::MoreParticipants {
+            participants: std::mem::replace(&mut rest_people, next),
+        });
+    }
+    out.extend(chat_pieces.map(|chat| ServerMsg::MoreChat { chat }));
+    out
+}
+
+/// Chat history in runs of about [`CHAT_BYTES_PER_FRAME`] bytes of text, oldest first.
+fn chunk_chat(chat: Vec<ChatView>) -> Vec<Vec<ChatView>> {
+    let mut pieces: Vec<Vec<ChatView>> = Vec::new();
+    let mut bytes = 0;
+    for m in chat {
+        let len = m.text.len() + m.name.len();
+        match pieces.last_mut() {
+            Some(piece) if bytes + len <= CHAT_BYTES_PER_FRAME => {
+                bytes += len;
+                piece.push(m);
+            }
+            _ => {
+                bytes = len;
+                pieces.push(vec![m]);
+            }
+        }
+    }
+    pieces
+}
+
 /// Whether an ICE candidate line names an mDNS host (`….local`) instead of an address.
 fn is_mdns_candidate(line: &str) -> bool {
     // candidate:<foundation> <component> <transport> <priority> <address> <port> typ ...
@@ -771,6 +845,67 @@ fn far_future() -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use circle_protocol::{FloorView, ParticipantView, Presence, RoomSnapshot, Settings};
+
+    fn person(i: usize) -> ParticipantView {
+        ParticipantView {
+            id: ParticipantId(format!("p{i}")),
+            name: format!("Person {i}"),
+            role: Role::Member,
+            presence: Presence::Online,
+            hand_raised_at: None,
+            self_muted: true,
+            muted_by_facilitator: false,
+            chat_allowed: true,
+            stream: None,
+        }
+    }
+
+    fn line(i: u64, len: usize) -> ChatView {
+        ChatView {
+            id: i,
+            from: ParticipantId("p0".into()),
+            name: "Person 0".into(),
+            text: "x".repeat(len),
+            at: i,
+            private: false,
+            to: None,
+        }
+    }
+
+    #[test]
+    fn a_large_snapshot_goes_out_in_pieces_that_add_up_to_it() {
+        let room = RoomSnapshot {
+            title: "t".into(),
+            settings: Settings::default(),
+            participants: (0..20).map(person).collect(),
+            counts: None,
+            floor: FloorView {
+                speaker: None,
+                queue: Vec::new(),
+            },
+            chat: (1..=5).map(|i| line(i, 700)).collect(),
+        };
+        let pieces = in_pieces(ServerMsg::RoomState { room: room.clone() });
+        let mut people = Vec::new();
+        let mut chat = Vec::new();
+        for (i, p) in pieces.iter().enumerate() {
+            let frame = serde_json::to_string(p).unwrap();
+            assert!(frame.len() < 4096, "piece {i} is {} bytes", frame.len());
+            match p {
+                ServerMsg::RoomState { room } if i == 0 => {
+                    people.extend(room.participants.clone());
+                    chat.extend(room.chat.clone());
+                }
+                ServerMsg::MoreParticipants { participants } => people.extend(participants.clone()),
+                ServerMsg::MoreChat { chat: more } => chat.extend(more.clone()),
+                other => panic!("unexpected piece {other:?}"),
+            }
+        }
+        assert_eq!(people, room.participants);
+        assert_eq!(chat, room.chat);
+        assert_eq!(in_pieces(ServerMsg::MeetingEnded).len(), 1);
+    }
 
     #[test]
     fn mdns_candidates_are_left_out() {
