@@ -600,3 +600,51 @@ async fn a_replaced_sessions_renegotiation_offer_never_reaches_the_client() {
     second.close().await;
     robin.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_roster_privacy_members_are_told_only_of_speakers_they_may_see() {
+    let _shared = PROCESS.read().await;
+    let srv = server().await;
+    let room = srv
+        .create_room(json!({"settings": {
+            "waiting_room": false, "mute_on_entry": false, "roster_privacy": true
+        }}))
+        .await;
+    let mut robin = speaker(&srv, &room, "Robin", true).await;
+    let mut ann = speaker(&srv, &room, "Ann", false).await;
+    let ben = speaker(&srv, &room, "Ben", false).await;
+    let all: BTreeSet<_> = [robin.id(), ann.id(), ben.id()]
+        .into_iter()
+        .cloned()
+        .collect();
+    // The facilitator is told of all three speaking.
+    robin
+        .expect("all three speaking", |m| match m {
+            S::Speakers { participants } => {
+                (participants.iter().cloned().collect::<BTreeSet<_>>() == all).then_some(())
+            }
+            _ => None,
+        })
+        .await;
+    // Ann, a member, was told at the same moment, but only of the facilitator and herself, though
+    // Ben speaks too. Her own request's reply comes after everything sent to her before it.
+    ann.ok(C::RaiseHand { id: None }).await;
+    let ben_id = ben.id().clone();
+    let told: Vec<BTreeSet<_>> = ann
+        .buffered()
+        .iter()
+        .filter_map(|m| match m {
+            S::Speakers { participants } => Some(participants.iter().cloned().collect()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        told.iter().all(|set| !set.contains(&ben_id)),
+        "Ann was told Ben is speaking: {told:?}"
+    );
+    let visible: BTreeSet<_> = [robin.id(), ann.id()].into_iter().cloned().collect();
+    assert_eq!(told.last(), Some(&visible), "{told:?}");
+    for m in [robin, ann, ben] {
+        m.close().await;
+    }
+}

@@ -199,6 +199,15 @@ impl VoiceMember {
         .await;
     }
 
+    /// Messages read while waiting for something else (oldest first), after draining what the pump
+    /// has passed on so far.
+    pub fn buffered(&mut self) -> &VecDeque<ServerMsg> {
+        while let Ok(m) = self.from_pump.try_recv() {
+            self.inbox.push_back(m);
+        }
+        &self.inbox
+    }
+
     /// Our participant id.
     pub fn id(&self) -> &ParticipantId {
         &self.joined.you
