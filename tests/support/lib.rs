@@ -278,9 +278,8 @@ impl Client {
         what: &str,
         mut pick: impl FnMut(&ServerMsg) -> Option<T>,
     ) -> T {
-        if let Some(i) = self.inbox.iter().position(|m| pick(m).is_some()) {
-            let m = self.inbox.remove(i).expect("index from position");
-            return pick(&m).expect("picked before");
+        if let Some(t) = take_buffered(&mut self.inbox, &mut pick) {
+            return t;
         }
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -370,6 +369,16 @@ impl Client {
             }
         }
     }
+}
+
+/// Takes the first buffered message `pick` accepts, and what it made of it; the rest stay buffered.
+pub(crate) fn take_buffered<T>(
+    inbox: &mut VecDeque<ServerMsg>,
+    pick: &mut impl FnMut(&ServerMsg) -> Option<T>,
+) -> Option<T> {
+    let i = inbox.iter().position(|m| pick(m).is_some())?;
+    let m = inbox.remove(i)?;
+    pick(&m)
 }
 
 fn joined(m: ServerMsg) -> Result<Joined> {

@@ -15,7 +15,7 @@
 //! The pump ends when the server closes the socket or the member hangs up
 //! ([`VoiceMember::drop_connection`], [`VoiceMember::close`]).
 
-use crate::{Client, CreatedRoom, Joined, TestServer, WAIT};
+use crate::{Client, CreatedRoom, Joined, TestServer, WAIT, take_buffered};
 use circle_media::MediaStats;
 use circle_protocol::{ClientMsg, ErrorCode, ParticipantId, RequestId, RoomId, ServerMsg};
 pub use circle_rtc_client::AudioPeer;
@@ -309,9 +309,8 @@ impl VoiceMember {
         what: &str,
         mut pick: impl FnMut(&ServerMsg) -> Option<T>,
     ) -> T {
-        if let Some(i) = self.inbox.iter().position(|m| pick(m).is_some()) {
-            let m = self.inbox.remove(i).expect("index from position");
-            return pick(&m).expect("picked before");
+        if let Some(t) = take_buffered(&mut self.inbox, &mut pick) {
+            return t;
         }
         let deadline = Instant::now() + WAIT;
         loop {

@@ -107,7 +107,8 @@ impl Room {
         Ok(joined)
     }
 
-    /// A participant's connection dropped: they keep their place for the grace period.
+    /// A participant's connection dropped (or the driver dropped one that could not keep up): they
+    /// keep their place for the grace period.
     pub fn disconnected(&mut self, now: Millis, id: &ParticipantId) {
         let grace = self.limits.grace_ms;
         let Some(p) = self.participants.get_mut(id) else {
@@ -120,12 +121,6 @@ impl Room {
         p.grace_deadline = Some(now + grace);
         self.participant_updated(id);
         self.after_change();
-    }
-
-    /// The driver had to drop a connection that could not keep up; the participant gets the grace
-    /// period like any dropped connection.
-    pub fn connection_lost(&mut self, now: Millis, id: &ParticipantId) {
-        self.disconnected(now, id);
     }
 
     pub(crate) fn leave(&mut self, id: &ParticipantId) -> Result<(), RoomError> {

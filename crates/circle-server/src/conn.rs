@@ -8,7 +8,7 @@
 use crate::{
     AppState,
     room_actor::{MediaRequest, RoomCmd, RoomHandle},
-    wire::{WireError, parse_frame, to_command},
+    wire::{WireError, encode, parse_frame, to_command},
 };
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use circle_protocol::{
@@ -274,10 +274,10 @@ async fn write_loop(
 }
 
 fn reply(conn: &Conn, msg: &ServerMsg) {
-    let Ok(text) = serde_json::to_string(msg) else {
+    let Some(text) = encode(msg) else {
         return;
     };
-    if conn.tx.try_send(Outbound::Text(text.into())).is_err() {
+    if conn.tx.try_send(Outbound::Text(text)).is_err() {
         conn.close(LeaveReason::SlowConsumer);
     }
 }

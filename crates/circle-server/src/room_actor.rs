@@ -9,9 +9,8 @@ use crate::{
     AppState,
     auth::{new_participant_id, secrets_match},
     conn::{Conn, Outbound},
-    wire::WireError,
+    wire::{WireError, encode},
 };
-use axum::extract::ws::Utf8Bytes;
 use circle_media::{Gate, GroupId, IceCandidate as MediaCandidate, MediaError, MediaEvent, PeerId};
 use circle_protocol::{
     ChatView, ErrorCode, IceCandidate, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId,
@@ -707,7 +706,7 @@ impl RoomActor {
         if let Some(conn) = self.conns.remove(who) {
             warn!(room = %self.info.id, participant = %who, "slow consumer dropped");
             conn.close(LeaveReason::SlowConsumer);
-            self.room.connection_lost(self.state.clock.now_ms(), who);
+            self.room.disconnected(self.state.clock.now_ms(), who);
             // Its consequences (others see "reconnecting") are drained by the caller's loop.
         }
     }
@@ -748,17 +747,6 @@ pub fn removal_message(reason: LeaveReason) -> Option<&'static str> {
         LeaveReason::ServerShutdown => "The server is restarting. Please rejoin in a minute.",
         LeaveReason::Left | LeaveReason::TimedOut | LeaveReason::MeetingEnded => return None,
     })
-}
-
-/// A message as one websocket text frame, serialised once for all its recipients.
-fn encode(msg: &ServerMsg) -> Option<Utf8Bytes> {
-    match serde_json::to_string(msg) {
-        Ok(s) => Some(Utf8Bytes::from(s)),
-        Err(e) => {
-            warn!(error = %e, "could not encode a server message");
-            None
-        }
-    }
 }
 
 /// A snapshot-carrying message as the frames to send: itself, trimmed to its first participants and

@@ -3,6 +3,7 @@
 //! wire error codes.
 
 use crate::auth::TokenError;
+use axum::extract::ws::Utf8Bytes;
 use circle_protocol::{ClientMsg, ErrorCode, RequestId, ServerMsg};
 use circle_room::{ChatText, Command, RoomError};
 use serde::Deserialize;
@@ -72,6 +73,18 @@ impl From<TokenError> for WireError {
             TokenError::Expired => ErrorCode::TokenExpired,
         };
         Self::new(code, e.to_string())
+    }
+}
+
+/// A message as one websocket text frame; the room actor serialises each message once for all its
+/// recipients.
+pub fn encode(msg: &ServerMsg) -> Option<Utf8Bytes> {
+    match serde_json::to_string(msg) {
+        Ok(s) => Some(Utf8Bytes::from(s)),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not encode a server message");
+            None
+        }
     }
 }
 
