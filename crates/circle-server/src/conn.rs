@@ -141,7 +141,7 @@ pub async fn run(socket: WebSocket, state: AppState) {
         kill: CancellationToken::new(),
         kill_reason: Arc::new(OnceLock::new()),
     };
-    let writer = tokio::spawn(write_loop(
+    let writer = state.tasks.spawn(write_loop(
         sink,
         rx,
         conn.kill.clone(),

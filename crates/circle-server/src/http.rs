@@ -170,7 +170,7 @@ async fn create_room(
     let secret = auth::new_secret();
     let handle = spawn_room(&state, id.clone(), title.clone(), room, secret.clone());
     state.rooms.insert(id.clone(), handle);
-    info!(room = %id, "room created");
+    info!(room = %crate::redact::room_tag(&id), "room created");
     let client = state.config.client.url.trim_end_matches('/');
     let public = state.config.public_url();
     let ws_base = public.replacen("http", "ws", 1);
@@ -248,5 +248,8 @@ async fn websocket(
         // Small buffers: an idle member should cost kilobytes, not the 128 KiB defaults.
         .read_buffer_size(1024)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| conn::run(socket, state)))
+        .on_upgrade(move |socket| {
+            let tasks = state.tasks.clone();
+            tasks.track_future(conn::run(socket, state))
+        }))
 }

@@ -7,6 +7,7 @@
 //! - `wire.rs`: frame parsing, wire → room command, and internal errors → wire error codes.
 //! - `room_actor.rs`: the task that owns one room's state machine and fans its messages out.
 //! - `auth.rs`: random ids and secrets, signed resume tokens.
+//! - `redact.rs`: what logs may say of a room (a keyed hash of its id, never the id).
 //! - `media.rs`: the voice relay (`circle-media`) started for the server, and the routing of its events
 //!   to the room actors that drive it.
 //!
@@ -17,6 +18,7 @@ pub mod config;
 mod conn;
 pub mod http;
 pub mod media;
+pub mod redact;
 pub mod room_actor;
 pub mod wire;
 
@@ -33,7 +35,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 use tokio::{net::TcpListener, task::JoinHandle, time::Instant};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::info;
 
 /// The server's clock: Unix milliseconds for what clients see, read from a monotonic clock so timers
@@ -95,6 +97,9 @@ pub struct AppState {
     conn_ids: Arc<AtomicU64>,
     /// The voice relay, when enabled.
     pub media: Option<media::Media>,
+    /// Every task the server spawns (room actors, connection writers): shutdown waits for them, with a
+    /// deadline, so goodbyes are sent before the process exits.
+    pub tasks: TaskTracker,
 }
 
 impl AppState {
@@ -111,6 +116,7 @@ impl AppState {
             origins: Arc::new(origins),
             conn_ids: Arc::new(AtomicU64::new(1)),
             media,
+            tasks: TaskTracker::new(),
         }
     }
 
@@ -118,6 +124,9 @@ impl AppState {
         self.conn_ids.fetch_add(1, Ordering::Relaxed)
     }
 }
+
+/// How long shutdown waits for goodbyes (removed frames, close frames, DTLS close_notify) to go out.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A running server.
 pub struct Running {
@@ -132,11 +141,14 @@ pub struct Running {
 }
 
 impl Running {
-    /// Tells every member the server is stopping, closes their connections, and waits for the
-    /// server task to end.
+    /// Tells every member the server is stopping, closes their connections, and waits (up to
+    /// [`SHUTDOWN_DEADLINE`] in all) for the server task and every tracked task to end.
     pub async fn shutdown(self) {
         self.state.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        self.state.tasks.close();
+        let deadline = Instant::now() + SHUTDOWN_DEADLINE;
+        let _ = tokio::time::timeout_at(deadline, self.task).await;
+        let _ = tokio::time::timeout_at(deadline, self.state.tasks.wait()).await;
     }
 }
 

@@ -174,7 +174,7 @@ pub fn spawn_room(
         sessions: HashMap::new(),
         media_todo: Vec::new(),
     };
-    tokio::spawn(actor.run(rx));
+    state.tasks.spawn(actor.run(rx));
     handle
 }
 
@@ -245,7 +245,7 @@ impl RoomActor {
                     self.drain();
                 }
                 _ = sleep_until(forget_at.unwrap_or_else(far_future)), if forget_at.is_some() => {
-                    debug!(room = %self.info.id, "empty room forgotten");
+                    debug!(room = %crate::redact::room_tag(&self.info.id), "empty room forgotten");
                     self.room.end();
                     self.drain();
                 }
@@ -270,7 +270,7 @@ impl RoomActor {
             media.unroute_group(group);
         }
         self.state.rooms.remove(&self.info.id);
-        info!(room = %self.info.id, "room closed");
+        info!(room = %crate::redact::room_tag(&self.info.id), "room closed");
     }
 
     async fn handle(&mut self, cmd: RoomCmd) {
@@ -498,7 +498,7 @@ impl RoomActor {
                         Some(s) => s.ufrag.is_some() && s.ufrag != ice_ufrag(&sdp),
                     };
                     if stale {
-                        debug!(room = %self.info.id, %peer, "offer of a replaced session dropped");
+                        debug!(room = %crate::redact::room_tag(&self.info.id), %peer, "offer of a replaced session dropped");
                     } else {
                         self.send_one(&who, &ServerMsg::MediaOffer { sdp });
                     }
@@ -515,7 +515,7 @@ impl RoomActor {
                 }
             }
             MediaEvent::PeerState { peer, state } => {
-                debug!(room = %self.info.id, %peer, ?state, "media connection state");
+                debug!(room = %crate::redact::room_tag(&self.info.id), %peer, ?state, "media connection state");
             }
             MediaEvent::ActiveSpeakers { speakers, .. } => {
                 let speaking: Vec<ParticipantId> = speakers
@@ -704,7 +704,7 @@ impl RoomActor {
             return;
         }
         if let Some(conn) = self.conns.remove(who) {
-            warn!(room = %self.info.id, participant = %who, "slow consumer dropped");
+            warn!(room = %crate::redact::room_tag(&self.info.id), participant = %who, "slow consumer dropped");
             conn.close(LeaveReason::SlowConsumer);
             self.room.disconnected(self.state.clock.now_ms(), who);
             // Its consequences (others see "reconnecting") are drained by the caller's loop.
