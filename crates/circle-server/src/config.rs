@@ -224,6 +224,11 @@ pub struct LimitsConfig {
     pub requests_burst: u32,
     /// A socket that has not joined within this many seconds is closed.
     pub join_timeout_secs: u64,
+    /// Rooms one client (one network address, kept only as a keyed hash in memory) may create per
+    /// minute, sustained.
+    pub rooms_per_client_per_min: u32,
+    /// Rooms one client may create in a burst.
+    pub rooms_per_client_burst: u32,
 }
 
 impl Default for LimitsConfig {
@@ -239,6 +244,8 @@ impl Default for LimitsConfig {
             requests_per_sec: 20,
             requests_burst: 40,
             join_timeout_secs: 30,
+            rooms_per_client_per_min: 2,
+            rooms_per_client_burst: 10,
         }
     }
 }

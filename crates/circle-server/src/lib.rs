@@ -6,6 +6,7 @@
 //! - `conn.rs`: one websocket connection: parsing, rate limits, the bounded outbound queue.
 //! - `wire.rs`: frame parsing, wire → room command, and internal errors → wire error codes.
 //! - `room_actor.rs`: the task that owns one room's state machine and fans its messages out.
+//! - `client_limit.rs`: per-client limits on the HTTP API, keyed by a hash of the address.
 //! - `auth.rs`: random ids and secrets, signed resume tokens.
 //! - `redact.rs`: what logs may say of a room (a keyed hash of its id, never the id).
 //! - `media.rs`: the voice relay (`circle-media`) started for the server, and the routing of its events
@@ -14,6 +15,7 @@
 //! The room rules live in `circle-room` (no IO); the wire types in `circle-protocol`.
 
 pub mod auth;
+pub mod client_limit;
 pub mod config;
 mod conn;
 pub mod http;
@@ -93,6 +95,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The origins allowed to connect, worked out once from the configuration.
     pub origins: Arc<Vec<String>>,
+    /// Room creations per client (hashed address), so one client cannot fill the server.
+    pub room_creation: Arc<client_limit::ClientLimiter>,
     /// Numbers connections, so a replaced connection can be told from the current one.
     conn_ids: Arc<AtomicU64>,
     /// The voice relay, when enabled.
@@ -103,21 +107,27 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for a server with this configuration and voice relay.
-    pub fn new(config: Config, media: Option<media::Media>) -> Self {
-        let keys = TokenKeys::new(&config.auth.token_key, config.auth.token_ttl_secs);
+    /// State for a server with this configuration and voice relay. Fails when the token key cannot
+    /// sign.
+    pub fn new(config: Config, media: Option<media::Media>) -> Result<Self, auth::TokenError> {
+        let keys = TokenKeys::new(&config.auth.token_key, config.auth.token_ttl_secs)?;
         let origins = config.client.effective_origins();
-        Self {
+        let room_creation = Arc::new(client_limit::ClientLimiter::new(
+            config.limits.rooms_per_client_per_min,
+            config.limits.rooms_per_client_burst,
+        ));
+        Ok(Self {
             config: Arc::new(config),
             keys: Arc::new(keys),
             rooms: Arc::new(DashMap::new()),
             clock: Clock::new(),
             shutdown: CancellationToken::new(),
             origins: Arc::new(origins),
+            room_creation,
             conn_ids: Arc::new(AtomicU64::new(1)),
             media,
             tasks: TaskTracker::new(),
-        }
+        })
     }
 
     fn next_conn_id(&self) -> u64 {
@@ -175,13 +185,16 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     } else {
         None
     };
-    let state = AppState::new(config, media);
+    let state = AppState::new(config, media)?;
     let app = http::router(state.clone());
     let stop = state.shutdown.clone();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "server stopped with an error");
         }

@@ -69,7 +69,9 @@ impl From<RoomError> for WireError {
 impl From<TokenError> for WireError {
     fn from(e: TokenError) -> Self {
         let code = match e {
-            TokenError::Invalid => ErrorCode::InvalidToken,
+            TokenError::Invalid | TokenError::Superseded | TokenError::Signing(_) => {
+                ErrorCode::InvalidToken
+            }
             TokenError::Expired => ErrorCode::TokenExpired,
         };
         Self::new(code, e.to_string())
