@@ -1,10 +1,12 @@
 //! The HTTP edge: create a room, look one up, health, and the websocket upgrade with its Origin check.
 //! Errors become responses in one place, [`ApiError`].
 
-use crate::{AppState, auth, client_limit::client_address, conn, room_actor::spawn_room};
+use crate::{
+    AppState, auth, client_limit::client_address, conn, room_actor::spawn_room, ws_upgrade::Upgrade,
+};
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, Path, State, WebSocketUpgrade, rejection::JsonRejection},
+    extract::{ConnectInfo, Path, Request, State, rejection::JsonRejection},
     http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -13,6 +15,7 @@ use circle_protocol::{RoomId, Settings, SettingsPatch};
 use circle_room::{Room, RoomLimits, has_hidden_characters};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     services::ServeDir,
@@ -268,21 +271,18 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok", "rooms": state.rooms.len() }))
 }
 
-async fn websocket(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    check_origin(&state, &headers)?;
-    let limits = &state.config.limits;
-    Ok(ws
-        .max_message_size(limits.max_ws_message_bytes)
-        .max_frame_size(limits.max_ws_message_bytes)
+async fn websocket(State(state): State<AppState>, mut req: Request) -> Result<Response, ApiError> {
+    check_origin(&state, req.headers())?;
+    let upgrade = Upgrade::from_request(&mut req)?;
+    let max = state.config.limits.max_ws_message_bytes;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
         // Small buffers: an idle member should cost kilobytes, not the 128 KiB defaults.
         .read_buffer_size(1024)
-        .write_buffer_size(0)
-        .on_upgrade(move |socket| {
-            let tasks = state.tasks.clone();
-            tasks.track_future(conn::run(socket, state))
-        }))
+        .write_buffer_size(0);
+    let tasks = state.tasks.clone();
+    Ok(upgrade.respond(config, move |socket| {
+        tasks.track_future(conn::run(socket, state))
+    }))
 }

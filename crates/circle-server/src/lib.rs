@@ -3,6 +3,7 @@
 //! # Layout
 //! - `config.rs`: the configuration (defaults, file, environment).
 //! - `http.rs`: the HTTP API (create a room, room info, health) and the websocket upgrade.
+//! - `ws_upgrade.rs`: the websocket handshake, keeping the raw connection (to drain it before closing).
 //! - `conn.rs`: one websocket connection: parsing, rate limits, the bounded outbound queue.
 //! - `wire.rs`: frame parsing, wire → room command, and internal errors → wire error codes.
 //! - `room_actor.rs`: the task that owns one room's state machine and fans its messages out.
@@ -23,6 +24,7 @@ pub mod media;
 pub mod redact;
 pub mod room_actor;
 pub mod wire;
+mod ws_upgrade;
 
 use crate::{auth::TokenKeys, config::Config, room_actor::RoomHandle};
 use anyhow::Context;

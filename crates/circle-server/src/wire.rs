@@ -3,10 +3,10 @@
 //! wire error codes.
 
 use crate::auth::TokenError;
-use axum::extract::ws::Utf8Bytes;
 use circle_protocol::{ClientMsg, ErrorCode, RequestId, ServerMsg};
 use circle_room::{ChatText, Command, RoomError};
 use serde::Deserialize;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// An error on its way to the client: a code, a human message, and the request id if known.
 #[derive(Debug, Clone)]
