@@ -64,6 +64,8 @@ pub struct MediaStats {
     pub gated: u64,
     /// Events dropped because the driver's event receiver was full.
     pub events_dropped: u64,
+    /// The most m-lines any live session has (bounded by its group's size, not its history).
+    pub max_mlines: usize,
 }
 
 /// A cloneable handle to the SFU task. All methods are requests to the task and return its answer.

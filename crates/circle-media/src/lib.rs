@@ -118,10 +118,12 @@
 //! crate (which `tracing-subscriber` picks up), and some of its *warnings* name remote addresses: add
 //! [`WEBRTC_LOG_DIRECTIVES`] to the server's `EnvFilter` to cap it at `error`.
 //!
-//! # Limitations
+//! # SDP size
 //!
-//! A removed subscription leaves an inactive m-line in that peer's SDP (transceivers are not recycled),
-//! so a long meeting with much coming and going grows each SDP by one short m-line per departure.
+//! Transceivers are reused (`Peer::subscribe_exactly`): a voice that leaves turns its m-line inactive,
+//! and once the client has answered that offer the next voice takes it. A session's m-line count is
+//! thus bounded by its group's size (one of its own plus at most three per other member), not by how
+//! often members came, went or restarted their sessions. [`MediaStats::max_mlines`] reports it.
 
 mod config;
 mod demux;

@@ -325,6 +325,12 @@ impl Sfu {
                 stats.groups = self.groups.len();
                 stats.ufrag_routes = self.routes.ufrag_count();
                 stats.addr_routes = self.routes.addr_count();
+                stats.max_mlines = self
+                    .peers
+                    .values_mut()
+                    .map(Peer::mline_count)
+                    .max()
+                    .unwrap_or(0);
                 let _ = reply.send(stats);
             }
         }

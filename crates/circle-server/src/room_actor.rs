@@ -33,6 +33,13 @@ const PARTICIPANTS_PER_FRAME: usize = 8;
 /// Chat text bytes per frame when a snapshot's history is sent in pieces (one message always fits).
 const CHAT_BYTES_PER_FRAME: usize = 1500;
 
+/// Fresh media sessions (`media_offer`s) one participant may start in a burst: joining, a couple of
+/// reconnects and ICE restarts. Each replaces the session and makes everyone else renegotiate, so it
+/// is budgeted per participant (not per connection, which a reconnect would refill).
+const OFFER_BURST: u32 = 5;
+/// One more `media_offer` may be made this long after the last (the bucket's refill).
+const OFFER_REFILL: Duration = Duration::from_secs(6);
+
 /// Requests queued for one room, from all its connections. When full, a connection's reader waits
 /// (its own client is slowed, nobody else's); per-connection rate limits keep the total bounded.
 const ROOM_INBOX: usize = 1024;
@@ -173,6 +180,7 @@ pub fn spawn_room(
         by_peer: HashMap::new(),
         sessions: HashMap::new(),
         media_todo: Vec::new(),
+        offer_budgets: HashMap::new(),
     };
     state.tasks.spawn(actor.run(rx));
     handle
@@ -204,6 +212,45 @@ struct RoomActor {
     sessions: HashMap<ParticipantId, Session>,
     /// Relay work the last drain asked for, done (awaiting the relay) before the next input.
     media_todo: Vec<MediaTodo>,
+    /// Each participant's `media_offer` budget (see [`OFFER_BURST`]).
+    offer_budgets: HashMap<ParticipantId, OfferBudget>,
+}
+
+/// A token bucket of `media_offer`s: [`OFFER_BURST`] tokens, one more every [`OFFER_REFILL`].
+struct OfferBudget {
+    /// Tokens left at `at`.
+    tokens: u32,
+    /// When `tokens` was last brought up to date.
+    at: Instant,
+}
+
+impl OfferBudget {
+    fn new(now: Instant) -> Self {
+        OfferBudget {
+            tokens: OFFER_BURST,
+            at: now,
+        }
+    }
+
+    /// Takes a token if there is one.
+    fn take(&mut self, now: Instant) -> bool {
+        let earned =
+            now.saturating_duration_since(self.at).as_secs_f64() / OFFER_REFILL.as_secs_f64();
+        let earned = earned.floor() as u32;
+        if earned > 0 {
+            self.tokens = (self.tokens + earned).min(OFFER_BURST);
+            // Keep the fraction of a token already earned.
+            self.at += OFFER_REFILL * earned;
+            if self.tokens == OFFER_BURST {
+                self.at = now;
+            }
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
 }
 
 /// One participant's live media session.
@@ -421,6 +468,17 @@ impl RoomActor {
         };
         match req {
             MediaRequest::Offer(sdp) => {
+                let now = Instant::now();
+                let budget = self
+                    .offer_budgets
+                    .entry(who.clone())
+                    .or_insert_with(|| OfferBudget::new(now));
+                if !budget.take(now) {
+                    return Err(WireError::new(
+                        ErrorCode::RateLimited,
+                        "too many new voice sessions; wait a few seconds before offering again",
+                    ));
+                }
                 // Every client offer starts a fresh session: after a reconnect, or as an ICE restart.
                 if self.sessions.remove(who).is_some() {
                     let _ = media.handle.close_peer(peer).await;
@@ -585,6 +643,7 @@ impl RoomActor {
                         continue;
                     };
                     self.by_peer.remove(&peer);
+                    self.offer_budgets.remove(&who);
                     if self.sessions.remove(&who).is_some() {
                         media.unroute_peer(peer);
                         let _ = media.handle.close_peer(peer).await;
@@ -893,6 +952,25 @@ mod tests {
         assert_eq!(people, room.participants);
         assert_eq!(chat, room.chat);
         assert_eq!(in_pieces(ServerMsg::MeetingEnded).len(), 1);
+    }
+
+    #[test]
+    fn the_offer_budget_allows_a_burst_then_one_per_refill() {
+        let start = Instant::now();
+        let mut budget = OfferBudget::new(start);
+        for _ in 0..OFFER_BURST {
+            assert!(budget.take(start));
+        }
+        assert!(!budget.take(start));
+        assert!(!budget.take(start + OFFER_REFILL / 2));
+        assert!(budget.take(start + OFFER_REFILL));
+        assert!(!budget.take(start + OFFER_REFILL));
+        // A long pause refills the burst, no more.
+        let later = start + OFFER_REFILL * 100;
+        for _ in 0..OFFER_BURST {
+            assert!(budget.take(later));
+        }
+        assert!(!budget.take(later));
     }
 
     #[test]
