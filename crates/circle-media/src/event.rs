@@ -53,6 +53,13 @@ pub enum MediaEvent {
         /// Its new state.
         state: PeerState,
     },
+    /// The SFU closed this peer on its own: the WebRTC stack failed (panicked) on its behalf, so its
+    /// state could not be trusted. Its session is gone (as after `close_peer`; its id may be added
+    /// again); the driver should tell its client to start a new one.
+    PeerLost {
+        /// Which peer.
+        peer: PeerId,
+    },
     /// The set of peers currently speaking in a group changed (sorted by id; empty: silence).
     ActiveSpeakers {
         /// Which group.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::MediaError;
 use crate::event::IceCandidate;
@@ -26,6 +26,12 @@ pub(crate) enum Command {
     AddRemoteCandidate(PeerId, IceCandidate, Reply<()>),
     ClosePeer(PeerId, Reply<()>),
     Stats(oneshot::Sender<MediaStats>),
+    /// Test hook: make the WebRTC stack "panic" on this peer's every write.
+    #[cfg(test)]
+    Sabotage(PeerId),
+    /// Test hook: panic in the SFU task itself, outside any per-peer guard.
+    #[cfg(test)]
+    Crash,
 }
 
 /// The publisher's "may be heard" flag. Closed (false) when a peer is added: members join muted.
@@ -64,6 +70,8 @@ pub struct MediaStats {
     pub gated: u64,
     /// Events dropped because the driver's event receiver was full.
     pub events_dropped: u64,
+    /// Peers closed because the WebRTC stack panicked on their behalf ([`crate::MediaEvent::PeerLost`]).
+    pub lost: u64,
     /// The most m-lines any live session has (bounded by its group's size, not its history).
     pub max_mlines: usize,
 }
@@ -75,6 +83,9 @@ pub struct MediaStats {
 pub struct MediaHandle {
     pub(crate) tx: mpsc::Sender<Command>,
     pub(crate) local_addr: SocketAddr,
+    /// Closed (its sender dropped) when the SFU task ends, however it ends: see
+    /// [`MediaHandle::is_running`].
+    pub(crate) running: watch::Receiver<()>,
     pub(crate) gates: Arc<std::sync::Mutex<std::collections::HashMap<PeerId, Gate>>>,
 }
 
@@ -82,6 +93,34 @@ impl MediaHandle {
     /// The address the UDP socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Whether the SFU task is still running. It stops when its socket fails, when it panics outside
+    /// the per-peer guards (a bug in this crate), or when every handle has been dropped; after that
+    /// every request fails with [`MediaError::Stopped`] and nobody has voice, so a server should
+    /// report itself not ready and exit (see [`MediaHandle::stopped`]).
+    pub fn is_running(&self) -> bool {
+        self.running.has_changed().is_ok()
+    }
+
+    /// Resolves once the SFU task has stopped (at once if it already has). For a supervisor:
+    /// `tokio::select!` on it next to the server's other work.
+    pub async fn stopped(&self) {
+        let mut running = self.running.clone();
+        // Nothing is ever sent: `changed` returns only with the error that says the task is gone.
+        while running.changed().await.is_ok() {}
+    }
+
+    /// Test hook: every later write for `peer` panics inside the SFU task.
+    #[cfg(test)]
+    pub(crate) async fn sabotage(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::Sabotage(peer)).await;
+    }
+
+    /// Test hook: the SFU task panics, as a bug outside the per-peer guards would make it.
+    #[cfg(test)]
+    pub(crate) async fn crash(&self) {
+        let _ = self.tx.send(Command::Crash).await;
     }
 
     async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, MediaError> {

@@ -73,6 +73,7 @@
 //!         MediaEvent::LocalOffer { peer, sdp } => { /* send to that client; answer -> handle_answer */ }
 //!         MediaEvent::LocalCandidate { peer, candidate } => { /* trickle to that client */ }
 //!         MediaEvent::PeerState { peer, state } => { /* Failed/Closed: close_peer or await resume */ }
+//!         MediaEvent::PeerLost { peer } => { /* its session is gone: the client must offer anew */ }
 //!         MediaEvent::ActiveSpeakers { group, speakers } => { /* show who speaks */ }
 //!     }
 //! }
@@ -184,18 +185,31 @@ pub async fn spawn(
     let local_candidate = SocketAddr::new(ip, bound.port());
     let (command_tx, command_rx) = mpsc::channel(handle::COMMAND_CAPACITY);
     let (event_tx, event_rx) = mpsc::channel(sfu::EVENT_CAPACITY);
+    // The task owns the sender; it is dropped when the task ends, by return or by panic.
+    let (running_tx, running) = tokio::sync::watch::channel(());
     let sfu = sfu::Sfu::new(socket, local_candidate, config, command_rx, event_tx);
-    tokio::spawn(sfu.run());
+    tokio::spawn(async move {
+        let _running = running_tx;
+        sfu.run().await;
+    });
     tracing::info!(port = bound.port(), "media SFU listening");
     Ok((
         MediaHandle {
             tx: command_tx,
             local_addr: bound,
+            running,
             gates: Default::default(),
         },
         event_rx,
     ))
 }
+
+// Lets the shared integration-test harness (`tests/common`) name this crate from unit tests too.
+#[cfg(test)]
+extern crate self as circle_media;
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_harness;
 
 #[cfg(test)]
 mod tests {

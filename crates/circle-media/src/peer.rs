@@ -92,6 +92,9 @@ pub(crate) struct Peer {
     /// Transceivers of voices that left, still holding their sender so no new voice takes them
     /// before the client has answered an offer showing them stopped; `true` once such an offer went.
     retiring: Vec<(RTCRtpSenderId, bool)>,
+    /// Test hook: every write for this peer panics, as a bug in the WebRTC stack would.
+    #[cfg(test)]
+    pub(crate) sabotaged: bool,
 }
 
 impl Peer {
@@ -175,6 +178,8 @@ impl Peer {
             reported: None,
             track_serial: 0,
             retiring: Vec::new(),
+            #[cfg(test)]
+            sabotaged: false,
         })
     }
 

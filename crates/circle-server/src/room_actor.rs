@@ -575,6 +575,7 @@ impl RoomActor {
             MediaEvent::PeerState { peer, state } => {
                 debug!(room = %crate::redact::room_tag(&self.info.id), %peer, ?state, "media connection state");
             }
+            MediaEvent::PeerLost { peer } => self.media_session_lost(peer),
             MediaEvent::ActiveSpeakers { speakers, .. } => {
                 let speaking: Vec<ParticipantId> = speakers
                     .iter()
@@ -584,6 +585,26 @@ impl RoomActor {
             }
         }
         self.drain();
+    }
+
+    /// The relay closed a session on its own (its WebRTC stack failed on it): forget the session and
+    /// tell its client, who must start a new one.
+    fn media_session_lost(&mut self, peer: PeerId) {
+        let Some(who) = self.by_peer.get(&peer).cloned() else {
+            return;
+        };
+        if self.sessions.remove(&who).is_none() {
+            return;
+        }
+        if let Some(media) = &self.state.media {
+            media.unroute_peer(peer);
+        }
+        let msg = WireError::new(
+            ErrorCode::MediaFailed,
+            "your voice session failed on the server; send a new media_offer",
+        )
+        .to_msg(None);
+        self.send_one(&who, &msg);
     }
 
     /// Tells everyone admitted who is speaking. With roster privacy a member hears everyone but is told

@@ -53,6 +53,7 @@ pub struct Harness {
     offers: Arc<Mutex<HashMap<PeerId, mpsc::UnboundedSender<String>>>>,
     pub states: Arc<Mutex<HashMap<PeerId, PeerState>>>,
     pub speakers: Arc<Mutex<HashMap<GroupId, Vec<PeerId>>>>,
+    lost: Arc<Mutex<Vec<PeerId>>>,
 }
 
 impl Harness {
@@ -64,7 +65,13 @@ impl Harness {
         let offers: Arc<Mutex<HashMap<PeerId, mpsc::UnboundedSender<String>>>> = Default::default();
         let states: Arc<Mutex<HashMap<PeerId, PeerState>>> = Default::default();
         let speakers: Arc<Mutex<HashMap<GroupId, Vec<PeerId>>>> = Default::default();
-        let (o, s, sp) = (offers.clone(), states.clone(), speakers.clone());
+        let lost: Arc<Mutex<Vec<PeerId>>> = Default::default();
+        let (o, s, sp, l) = (
+            offers.clone(),
+            states.clone(),
+            speakers.clone(),
+            lost.clone(),
+        );
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
@@ -79,6 +86,7 @@ impl Harness {
                     MediaEvent::ActiveSpeakers { group, speakers } => {
                         sp.lock().unwrap().insert(group, speakers);
                     }
+                    MediaEvent::PeerLost { peer } => l.lock().unwrap().push(peer),
                     MediaEvent::LocalCandidate { .. } => {}
                 }
             }
@@ -88,7 +96,13 @@ impl Harness {
             offers,
             states,
             speakers,
+            lost,
         }
+    }
+
+    /// Peers the SFU reported lost (`MediaEvent::PeerLost`), in order.
+    pub fn lost(&self) -> Vec<PeerId> {
+        self.lost.lock().unwrap().clone()
     }
 
     pub fn state(&self, peer: PeerId) -> Option<PeerState> {
