@@ -37,7 +37,8 @@ pub(crate) enum Command {
 /// The publisher's "may be heard" flag. Closed (false) when a peer is added: members join muted.
 ///
 /// The packet path reads it for every packet; flipping it takes effect on the next packet, without a
-/// round trip through the SFU task. Cheap to clone; the room actor keeps one per participant.
+/// round trip through the SFU task. Cheap to clone; the room actor keeps one per voice session. The
+/// handle keeps no copy: [`MediaHandle::add_peer`] hands out the only one the driver gets.
 #[derive(Debug, Clone, Default)]
 pub struct Gate(Arc<AtomicBool>);
 
@@ -86,7 +87,6 @@ pub struct MediaHandle {
     /// Closed (its sender dropped) when the SFU task ends, however it ends: see
     /// [`MediaHandle::is_running`].
     pub(crate) running: watch::Receiver<()>,
-    pub(crate) gates: Arc<std::sync::Mutex<std::collections::HashMap<PeerId, Gate>>>,
 }
 
 impl MediaHandle {
@@ -132,11 +132,10 @@ impl MediaHandle {
         rx.await.map_err(|_| MediaError::Stopped)?
     }
 
-    /// Creates a peer, in no group, with its gate closed. Returns its gate.
+    /// Creates a peer, in no group, with its gate closed. Returns its gate, the one place the
+    /// driver opens and closes it.
     pub async fn add_peer(&self, peer: PeerId) -> Result<Gate, MediaError> {
-        let gate = self.request(|r| Command::AddPeer(peer, r)).await?;
-        self.gates_lock().insert(peer, gate.clone());
-        Ok(gate)
+        self.request(|r| Command::AddPeer(peer, r)).await
     }
 
     /// Moves a peer into a group (it hears and is heard by the group's other members) or out of any
@@ -144,14 +143,6 @@ impl MediaHandle {
     /// for the peers whose set of received tracks changed.
     pub async fn set_group(&self, peer: PeerId, group: Option<GroupId>) -> Result<(), MediaError> {
         self.request(|r| Command::SetGroup(peer, group, r)).await
-    }
-
-    /// Opens or closes a peer's gate; the same as [`Gate::set`] on the gate `add_peer` returned.
-    pub fn set_gate(&self, peer: PeerId, open: bool) -> Result<(), MediaError> {
-        let gates = self.gates_lock();
-        let gate = gates.get(&peer).ok_or(MediaError::UnknownPeer(peer))?;
-        gate.set(open);
-        Ok(())
     }
 
     /// Applies the client's offer (its first, or an ICE restart) and returns the SFU's answer SDP.
@@ -181,9 +172,7 @@ impl MediaHandle {
     /// Closes a peer and frees everything it held: its connection, routes, group membership, tracks
     /// sent to others (they get a renegotiation offer).
     pub async fn close_peer(&self, peer: PeerId) -> Result<(), MediaError> {
-        let result = self.request(|r| Command::ClosePeer(peer, r)).await;
-        self.gates_lock().remove(&peer);
-        result
+        self.request(|r| Command::ClosePeer(peer, r)).await
     }
 
     /// Counts of live state.
@@ -194,11 +183,5 @@ impl MediaHandle {
             .await
             .map_err(|_| MediaError::Stopped)?;
         rx.await.map_err(|_| MediaError::Stopped)
-    }
-
-    fn gates_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<PeerId, Gate>> {
-        // A poisoned lock only means another thread panicked while inserting or removing a gate; the
-        // map itself is still consistent, so keep using it.
-        self.gates.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

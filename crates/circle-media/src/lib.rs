@@ -63,7 +63,7 @@
 //! media.handle_answer(bob, bob_answer).await?;
 //!
 //! // A facilitator mutes Alice: her next packet is dropped, whatever her client does.
-//! alice_gate.set(false); // or media.set_gate(alice, false)
+//! alice_gate.set(false);
 //!
 //! // Alice leaves: everything of hers is freed; Bob gets an offer without her track.
 //! media.close_peer(alice).await?;
@@ -198,7 +198,6 @@ pub async fn spawn(
             tx: command_tx,
             local_addr: bound,
             running,
-            gates: Default::default(),
         },
         event_rx,
     ))

@@ -349,7 +349,9 @@ impl Sfu {
         if self.peers.contains_key(&id) {
             return Err(MediaError::PeerExists(id));
         }
-        let peer = Peer::new(id, self.local_candidate, now)?;
+        let local = self.local_candidate;
+        let peer = catch_unwind(|| Peer::new(id, local, now))
+            .map_err(|_| MediaError::webrtc("the webrtc stack panicked building a connection"))??;
         let gate = peer.gate.clone();
         self.routes.add_peer(id, peer.ufrag.clone());
         self.peers.insert(id, peer);

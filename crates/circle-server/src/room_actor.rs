@@ -17,7 +17,6 @@ use circle_protocol::{
     Role, RoomId, ServerMsg,
 };
 use circle_room::{Audience, Command, JoinRequest, Output, Room};
-use dashmap::DashMap;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::{
     sync::{mpsc, oneshot},
@@ -101,6 +100,14 @@ pub enum RoomCmd {
     },
     /// Something the voice relay reported about one of this room's peers or its group.
     MediaEvent(MediaEvent),
+    /// Whether the room lets this participant be heard now (the answer the actor puts in their
+    /// gate). Only tests ask; nothing keeps a copy for them.
+    MayBeHeard {
+        /// Who.
+        who: ParticipantId,
+        /// The room's answer (`false` for someone it does not know).
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// Voice signalling from a client.
@@ -129,9 +136,6 @@ pub struct RoomHandle {
     pub info: Arc<RoomInfo>,
     /// The actor's inbox.
     tx: mpsc::Sender<RoomCmd>,
-    /// Who may be heard now, written by the actor only, read without asking it (the same answer the
-    /// actor puts in each media session's gate).
-    hearing: Arc<DashMap<ParticipantId, bool>>,
 }
 
 impl RoomHandle {
@@ -140,9 +144,15 @@ impl RoomHandle {
         self.tx.send(cmd).await.is_ok()
     }
 
-    /// May this participant's audio be forwarded now? Never waits on the room task.
-    pub fn may_be_heard(&self, who: &ParticipantId) -> bool {
-        self.hearing.get(who).is_some_and(|v| *v)
+    /// May this participant's audio be forwarded now? Asks the actor (for tests: the relay reads each
+    /// session's gate, which the actor sets from the same answer). `false` if the room has ended.
+    pub async fn may_be_heard(&self, who: &ParticipantId) -> bool {
+        let (reply, answer) = oneshot::channel();
+        let asked = RoomCmd::MayBeHeard {
+            who: who.clone(),
+            reply,
+        };
+        self.send(asked).await && answer.await.unwrap_or(false)
     }
 }
 
@@ -161,11 +171,9 @@ pub fn spawn_room(
         group
     });
     let info = Arc::new(RoomInfo { id, title });
-    let hearing = Arc::new(DashMap::new());
     let handle = RoomHandle {
         info: info.clone(),
         tx,
-        hearing: hearing.clone(),
     };
     let actor = RoomActor {
         state: state.clone(),
@@ -173,7 +181,6 @@ pub fn spawn_room(
         room,
         secret,
         conns: HashMap::new(),
-        hearing,
         inbox: handle.tx.clone(),
         group,
         media_ids: HashMap::new(),
@@ -198,8 +205,6 @@ struct RoomActor {
     secret: String,
     /// The live connection of each participant who has one.
     conns: HashMap<ParticipantId, Conn>,
-    /// The published "may be heard" snapshot.
-    hearing: Arc<DashMap<ParticipantId, bool>>,
     /// This actor's own inbox, given to the relay's event router for this room's peers.
     inbox: mpsc::Sender<RoomCmd>,
     /// The relay group of this room (`None` without a relay).
@@ -441,6 +446,9 @@ impl RoomActor {
                 self.drain();
             }
             RoomCmd::MediaEvent(event) => self.media_event(event),
+            RoomCmd::MayBeHeard { who, reply } => {
+                let _ = reply.send(self.room.may_be_heard(&who));
+            }
         }
     }
 
@@ -754,11 +762,6 @@ impl RoomActor {
                 Output::Hearing { who, may_be_heard } => {
                     if let Some(session) = self.sessions.get(&who) {
                         session.gate.set(may_be_heard);
-                    }
-                    if may_be_heard {
-                        self.hearing.insert(who, true);
-                    } else {
-                        self.hearing.remove(&who);
                     }
                 }
                 Output::Ended => {

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use circle_media::{GroupId, MediaConfig, MediaEvent, MediaHandle, PeerId, PeerState};
+use circle_media::{Gate, GroupId, MediaConfig, MediaEvent, MediaHandle, PeerId, PeerState};
 use circle_rtc_client::AudioPeer;
 use tokio::sync::mpsc;
 
@@ -54,6 +54,8 @@ pub struct Harness {
     pub states: Arc<Mutex<HashMap<PeerId, PeerState>>>,
     pub speakers: Arc<Mutex<HashMap<GroupId, Vec<PeerId>>>>,
     lost: Arc<Mutex<Vec<PeerId>>>,
+    /// The gate of each peer `join` added.
+    gates: Mutex<HashMap<PeerId, Gate>>,
 }
 
 impl Harness {
@@ -97,7 +99,13 @@ impl Harness {
             states,
             speakers,
             lost,
+            gates: Mutex::default(),
         }
+    }
+
+    /// Opens or closes the gate of a peer `join` added.
+    pub fn set_gate(&self, id: PeerId, open: bool) {
+        self.gates.lock().unwrap()[&id].set(open);
     }
 
     /// Peers the SFU reported lost (`MediaEvent::PeerLost`), in order.
@@ -113,6 +121,7 @@ impl Harness {
     pub async fn join(&self, id: PeerId, group: Option<GroupId>) -> Client {
         let gate = self.sfu.add_peer(id).await.expect("add_peer");
         gate.set(true);
+        self.gates.lock().unwrap().insert(id, gate);
         self.sfu.set_group(id, group).await.expect("set_group");
         let client = self.connect(id).await;
         let sfu_state = self.states.clone();
