@@ -34,6 +34,8 @@ pub enum MediaEvent {
     LocalOffer {
         /// Whose connection is renegotiated.
         peer: PeerId,
+        /// Which of its sessions ([`crate::NewSession::session`]).
+        session: u64,
         /// The offer SDP.
         sdp: String,
     },
@@ -59,6 +61,8 @@ pub enum MediaEvent {
     PeerLost {
         /// Which peer.
         peer: PeerId,
+        /// Which of its sessions ([`crate::NewSession::session`]).
+        session: u64,
     },
     /// The set of peers currently speaking in a group changed (sorted by id; empty: silence).
     ActiveSpeakers {

@@ -20,6 +20,7 @@ type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
 /// What a handle asks of the SFU task.
 pub(crate) enum Command {
     AddPeer(PeerId, Reply<Gate>),
+    StartSession(SessionRequest, Reply<NewSession>),
     SetGroup(PeerId, Option<GroupId>, Reply<()>),
     HandleOffer(PeerId, String, Reply<String>),
     HandleAnswer(PeerId, String, Reply<()>),
@@ -32,6 +33,27 @@ pub(crate) enum Command {
     /// Test hook: panic in the SFU task itself, outside any per-peer guard.
     #[cfg(test)]
     Crash,
+}
+
+/// What [`MediaHandle::start_session`] asks for.
+pub(crate) struct SessionRequest {
+    pub(crate) peer: PeerId,
+    pub(crate) offer: String,
+    pub(crate) group: Option<GroupId>,
+    pub(crate) may_be_heard: bool,
+}
+
+/// A fresh session, as [`MediaHandle::start_session`] made it.
+#[derive(Debug)]
+pub struct NewSession {
+    /// Its "may be heard" flag, set as asked.
+    pub gate: Gate,
+    /// The SFU's answer to the client's offer.
+    pub answer: String,
+    /// Which session of this peer it is: [`crate::MediaEvent::LocalOffer`] and
+    /// [`crate::MediaEvent::PeerLost`] carry it, so a driver can tell an event of this session from
+    /// one a replaced session of the same peer made just before it closed.
+    pub session: u64,
 }
 
 /// The publisher's "may be heard" flag. Closed (false) when a peer is added: members join muted.
@@ -145,6 +167,26 @@ impl MediaHandle {
         self.request(|r| Command::SetGroup(peer, group, r)).await
     }
 
+    /// Starts a fresh session for `peer` in one round trip: closes the one it has (if any), adds it
+    /// anew with its gate set to `may_be_heard`, puts it in `group`, and answers the client's
+    /// `offer` (mDNS candidates dropped). If the offer is refused, no session remains. Follow-up
+    /// offers come as events after the reply, as for [`MediaHandle::handle_offer`].
+    pub async fn start_session(
+        &self,
+        peer: PeerId,
+        offer: String,
+        group: Option<GroupId>,
+        may_be_heard: bool,
+    ) -> Result<NewSession, MediaError> {
+        let request = SessionRequest {
+            peer,
+            offer,
+            group,
+            may_be_heard,
+        };
+        self.request(|r| Command::StartSession(request, r)).await
+    }
+
     /// Applies the client's offer (its first, or an ICE restart) and returns the SFU's answer SDP.
     ///
     /// Fails with [`MediaError::Glare`] if the SFU's own offer is outstanding. Any follow-up offer the
@@ -154,12 +196,14 @@ impl MediaHandle {
         self.request(|r| Command::HandleOffer(peer, sdp, r)).await
     }
 
-    /// Applies the client's answer to the SFU's last [`crate::MediaEvent::LocalOffer`].
+    /// Applies the client's answer to the SFU's last [`crate::MediaEvent::LocalOffer`] (mDNS candidates
+    /// dropped).
     pub async fn handle_answer(&self, peer: PeerId, sdp: String) -> Result<(), MediaError> {
         self.request(|r| Command::HandleAnswer(peer, sdp, r)).await
     }
 
-    /// Adds a trickled candidate from the client.
+    /// Adds a trickled candidate from the client. An mDNS one (`….local`) is accepted and dropped: the
+    /// SFU is ICE-lite and needs no client candidate, and would only try to resolve the name.
     pub async fn add_remote_candidate(
         &self,
         peer: PeerId,

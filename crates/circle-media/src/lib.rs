@@ -70,10 +70,10 @@
 //!
 //! while let Some(event) = events.recv().await {
 //!     match event {
-//!         MediaEvent::LocalOffer { peer, sdp } => { /* send to that client; answer -> handle_answer */ }
+//!         MediaEvent::LocalOffer { peer, sdp, .. } => { /* send to that client; answer -> handle_answer */ }
 //!         MediaEvent::LocalCandidate { peer, candidate } => { /* trickle to that client */ }
 //!         MediaEvent::PeerState { peer, state } => { /* Failed/Closed: close_peer or await resume */ }
-//!         MediaEvent::PeerLost { peer } => { /* its session is gone: the client must offer anew */ }
+//!         MediaEvent::PeerLost { peer, .. } => { /* its session is gone: the client must offer anew */ }
 //!         MediaEvent::ActiveSpeakers { group, speakers } => { /* show who speaks */ }
 //!     }
 //! }
@@ -134,6 +134,7 @@ mod forward;
 mod handle;
 mod ids;
 mod peer;
+mod sdp;
 mod sfu;
 mod speaker;
 
@@ -146,7 +147,7 @@ use tokio::sync::mpsc;
 pub use config::MediaConfig;
 pub use error::MediaError;
 pub use event::{IceCandidate, MediaEvent, PeerState};
-pub use handle::{Gate, MediaHandle, MediaStats};
+pub use handle::{Gate, MediaHandle, MediaStats, NewSession};
 pub use ids::{GroupId, PeerId};
 
 /// `EnvFilter` directives that cap the webrtc-rs crates at `error`, whose warnings can carry remote

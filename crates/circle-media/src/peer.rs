@@ -26,6 +26,7 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDi
 use crate::error::MediaError;
 use crate::handle::Gate;
 use crate::ids::{GroupId, PeerId};
+use crate::sdp::without_mdns_candidates;
 use crate::speaker::{AUDIO_LEVEL_URI, LevelWindow};
 
 /// The Opus payload type the SFU offers (what browsers use too; an answer may pick another).
@@ -63,6 +64,8 @@ pub(crate) struct Subscription {
 pub(crate) struct Peer {
     /// The driver's id for it (logs, events, msid of its tracks at others).
     pub(crate) id: PeerId,
+    /// Which session of this id it is: unique for the SFU's life, carried by its events.
+    pub(crate) session: u64,
     /// The webrtc-rs sans-IO connection: ICE, DTLS, SRTP, RTCP reports for this leg.
     pub(crate) pc: RTCPeerConnection,
     /// Our ICE username fragment: the demultiplexing key for this peer's first STUN request.
@@ -100,6 +103,7 @@ pub(crate) struct Peer {
 impl Peer {
     pub(crate) fn new(
         id: PeerId,
+        session: u64,
         host_candidate: SocketAddr,
         now: Instant,
     ) -> Result<Peer, MediaError> {
@@ -164,6 +168,7 @@ impl Peer {
 
         Ok(Peer {
             id,
+            session,
             pc,
             ufrag,
             gate: Gate::default(),
@@ -188,7 +193,8 @@ impl Peer {
         if self.offer_outstanding {
             return Err(MediaError::Glare(self.id));
         }
-        let offer = RTCSessionDescription::offer(sdp).map_err(MediaError::negotiation)?;
+        let offer = RTCSessionDescription::offer(without_mdns_candidates(&sdp))
+            .map_err(MediaError::negotiation)?;
         self.pc
             .set_remote_description(now, offer)
             .map_err(MediaError::negotiation)?;
@@ -231,7 +237,8 @@ impl Peer {
         if !self.offer_outstanding {
             return Err(MediaError::NoOfferOutstanding(self.id));
         }
-        let answer = RTCSessionDescription::answer(sdp).map_err(MediaError::negotiation)?;
+        let answer = RTCSessionDescription::answer(without_mdns_candidates(&sdp))
+            .map_err(MediaError::negotiation)?;
         self.pc
             .set_remote_description(now, answer)
             .map_err(MediaError::negotiation)?;

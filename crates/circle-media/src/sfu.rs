@@ -22,9 +22,10 @@ use crate::demux::Routes;
 use crate::error::MediaError;
 use crate::event::{IceCandidate, MediaEvent, PeerState};
 use crate::forward::{Inbound, flush_writes, intake};
-use crate::handle::{Command, MediaStats};
+use crate::handle::{Command, MediaStats, NewSession, SessionRequest};
 use crate::ids::{GroupId, PeerId};
 use crate::peer::Peer;
+use crate::sdp::is_mdns_candidate;
 
 /// Events from the SFU task to the driver. Full (a driver that stopped reading): the event is dropped
 /// and counted in [`MediaStats::events_dropped`]; media never waits for the driver.
@@ -72,6 +73,8 @@ pub(crate) struct Sfu {
     pub(crate) stats: MediaStats,
     /// When active speakers are next evaluated.
     next_speaker_tick: Instant,
+    /// Sessions made so far: the last one's number ([`Peer::session`]).
+    sessions: u64,
 }
 
 impl Sfu {
@@ -98,6 +101,7 @@ impl Sfu {
             recv_buf: BytesMut::with_capacity(RECV_ARENA),
             stats: MediaStats::default(),
             next_speaker_tick,
+            sessions: 0,
         }
     }
 
@@ -254,9 +258,11 @@ impl Sfu {
     pub(crate) fn lose_peer(&mut self, id: PeerId) {
         tracing::error!(peer = %id, "the webrtc stack panicked on this peer's behalf; closing it");
         self.stats.lost += 1;
-        if self.close_peer(id) {
-            self.emit(MediaEvent::PeerLost { peer: id });
-        }
+        let Some(session) = self.peers.get(&id).map(|p| p.session) else {
+            return;
+        };
+        self.close_peer(id);
+        self.emit(MediaEvent::PeerLost { peer: id, session });
     }
 
     fn emit(&mut self, event: MediaEvent) {
@@ -269,6 +275,17 @@ impl Sfu {
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
+            Command::StartSession(request, reply) => {
+                let id = request.peer;
+                let result = self.start_session(request, now);
+                let ok = result.is_ok();
+                // The answer goes out before any follow-up offer (see `MediaHandle::handle_offer`).
+                let _ = reply.send(result);
+                if ok {
+                    self.resubscribe(&[id], now);
+                }
+                self.pump(id, now);
+            }
             Command::AddPeer(id, reply) => {
                 let result = self.add_peer(id, now);
                 let _ = reply.send(result);
@@ -296,6 +313,13 @@ impl Sfu {
                 let _ = reply.send(result);
                 self.offer_if_due(id, now);
                 self.pump(id, now);
+            }
+            // Accepted and dropped: see `sdp.rs`.
+            Command::AddRemoteCandidate(id, candidate, reply)
+                if is_mdns_candidate(&candidate.candidate) =>
+            {
+                let known = self.peers.contains_key(&id);
+                let _ = reply.send(known.then_some(()).ok_or(MediaError::UnknownPeer(id)));
             }
             Command::AddRemoteCandidate(id, candidate, reply) => {
                 let init = RTCIceCandidateInit {
@@ -350,7 +374,9 @@ impl Sfu {
             return Err(MediaError::PeerExists(id));
         }
         let local = self.local_candidate;
-        let peer = catch_unwind(|| Peer::new(id, local, now))
+        self.sessions += 1;
+        let session = self.sessions;
+        let peer = catch_unwind(|| Peer::new(id, session, local, now))
             .map_err(|_| MediaError::webrtc("the webrtc stack panicked building a connection"))??;
         let gate = peer.gate.clone();
         self.routes.add_peer(id, peer.ufrag.clone());
@@ -358,6 +384,39 @@ impl Sfu {
         self.pump(id, now);
         tracing::debug!(peer = %id, "peer added");
         Ok(gate)
+    }
+
+    /// See [`crate::MediaHandle::start_session`].
+    fn start_session(
+        &mut self,
+        request: SessionRequest,
+        now: Instant,
+    ) -> Result<NewSession, MediaError> {
+        let SessionRequest {
+            peer: id,
+            offer,
+            group,
+            may_be_heard,
+        } = request;
+        self.close_peer(id);
+        let gate = self.add_peer(id, now)?;
+        gate.set(may_be_heard);
+        let session = self.sessions;
+        let answer = self.set_group(id, group, now).and_then(|()| {
+            self.guarded(id, |peer| peer.answer(offer, now))
+                .unwrap_or(Err(MediaError::UnknownPeer(id)))
+        });
+        match answer {
+            Ok(answer) => Ok(NewSession {
+                gate,
+                answer,
+                session,
+            }),
+            Err(e) => {
+                self.close_peer(id);
+                Err(e)
+            }
+        }
     }
 
     fn set_group(
@@ -426,9 +485,13 @@ impl Sfu {
     }
 
     fn offer_if_due(&mut self, id: PeerId, now: Instant) {
-        match self.guarded(id, |peer| peer.offer_if_due(now)) {
-            Some(Ok(Some(sdp))) => self.emit(MediaEvent::LocalOffer { peer: id, sdp }),
-            Some(Ok(None)) | None => {}
+        match self.guarded(id, |peer| peer.offer_if_due(now).map(|o| (o, peer.session))) {
+            Some(Ok((Some(sdp), session))) => self.emit(MediaEvent::LocalOffer {
+                peer: id,
+                session,
+                sdp,
+            }),
+            Some(Ok((None, _))) | None => {}
             Some(Err(e)) => tracing::warn!(peer = %id, error = %e, "could not make an offer"),
         }
     }

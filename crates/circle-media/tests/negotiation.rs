@@ -62,7 +62,7 @@ async fn next_offer_for(events: &mut mpsc::Receiver<MediaEvent>, id: PeerId) -> 
     tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match events.recv().await.expect("events open") {
-                MediaEvent::LocalOffer { peer, sdp } if peer == id => return sdp,
+                MediaEvent::LocalOffer { peer, sdp, .. } if peer == id => return sdp,
                 _ => {}
             }
         }

@@ -137,7 +137,7 @@ async fn route_events(
             MediaEvent::LocalOffer { peer, .. }
             | MediaEvent::LocalCandidate { peer, .. }
             | MediaEvent::PeerState { peer, .. }
-            | MediaEvent::PeerLost { peer } => peers.get(peer).map(|r| r.value().clone()),
+            | MediaEvent::PeerLost { peer, .. } => peers.get(peer).map(|r| r.value().clone()),
             MediaEvent::ActiveSpeakers { group, .. } => {
                 groups.get(group).map(|r| r.value().clone())
             }

@@ -77,7 +77,7 @@ impl Harness {
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
-                    MediaEvent::LocalOffer { peer, sdp } => {
+                    MediaEvent::LocalOffer { peer, sdp, .. } => {
                         if let Some(tx) = o.lock().unwrap().get(&peer) {
                             let _ = tx.send(sdp);
                         }
@@ -88,7 +88,7 @@ impl Harness {
                     MediaEvent::ActiveSpeakers { group, speakers } => {
                         sp.lock().unwrap().insert(group, speakers);
                     }
-                    MediaEvent::PeerLost { peer } => l.lock().unwrap().push(peer),
+                    MediaEvent::PeerLost { peer, .. } => l.lock().unwrap().push(peer),
                     MediaEvent::LocalCandidate { .. } => {}
                 }
             }
