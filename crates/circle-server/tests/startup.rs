@@ -1,0 +1,204 @@
+//! The `circle` binary at startup (issue 8, item 10; issue 7, item 6): a configuration that cannot
+//! work is refused with one clear line per problem and a non-zero exit status, before anything is
+//! bound; logs go to standard error.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+/// Exit status `circle` uses for a configuration it refuses.
+const EXIT_CONFIG: i32 = 2;
+
+/// How long a refused start may take; a server that starts instead is stopped then.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Runs `circle` with only these environment variables; its exit status (`None` if it was still
+/// running after [`WAIT`], i.e. it started) and standard error lines.
+fn run(env: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_circle"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("circle runs");
+    let deadline = std::time::Instant::now() + WAIT;
+    let code = loop {
+        match child.try_wait().expect("wait for circle") {
+            Some(status) => break status.code(),
+            None if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    (code, stderr.lines().map(str::to_owned).collect())
+}
+
+/// Loopback, free ports: only the setting under test can be wrong.
+const FREE_PORTS: [(&str, &str); 3] = [
+    ("CIRCLE_SERVER__LISTEN", "127.0.0.1:0"),
+    ("CIRCLE_CLIENT__LISTEN", "127.0.0.1:0"),
+    ("CIRCLE_MEDIA__LISTEN", "127.0.0.1:0"),
+];
+
+fn with_free_ports<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut v = FREE_PORTS.to_vec();
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn a_zero_limit_is_refused_not_raised() {
+    let (code, lines) = run(&with_free_ports(&[("CIRCLE_LIMITS__OUTBOUND_QUEUE", "0")]));
+    assert_eq!(code, Some(EXIT_CONFIG), "{lines:?}");
+    assert_eq!(
+        lines,
+        vec!["circle: limits.outbound_queue is 0: it must be at least 1"]
+    );
+}
+
+#[test]
+fn every_problem_gets_its_own_line() {
+    let (code, lines) = run(&with_free_ports(&[
+        ("CIRCLE_ROOMS__MAX_ROOMS", "0"),
+        ("CIRCLE_LIMITS__CHAT_BURST", "0"),
+    ]));
+    assert_eq!(code, Some(EXIT_CONFIG), "{lines:?}");
+    assert_eq!(
+        lines,
+        vec![
+            "circle: limits.chat_burst is 0: it must be at least 1",
+            "circle: rooms.max_rooms is 0: it must be at least 1",
+        ]
+    );
+}
+
+#[test]
+fn a_malformed_rust_log_is_refused_not_replaced() {
+    let (code, lines) = run(&with_free_ports(&[("RUST_LOG", "circle_server=loud")]));
+    assert_eq!(code, Some(EXIT_CONFIG), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("circle: RUST_LOG \"circle_server=loud\" is not a log filter"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_public_listener_without_an_advertised_address_is_refused() {
+    let (code, lines) = run(&[
+        ("CIRCLE_SERVER__LISTEN", "0.0.0.0:0"),
+        ("CIRCLE_MEDIA__LISTEN", "127.0.0.1:0"),
+    ]);
+    assert_eq!(code, Some(EXIT_CONFIG), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "circle: server.listen 0.0.0.0:0 is on all interfaces but server.public_url is empty"
+        ),
+        "{lines:?}"
+    );
+
+    let (code, lines) = run(&[
+        ("CIRCLE_SERVER__LISTEN", "127.0.0.1:0"),
+        ("CIRCLE_MEDIA__LISTEN", "0.0.0.0:0"),
+    ]);
+    assert_eq!(code, Some(EXIT_CONFIG), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "circle: media.listen 0.0.0.0:0 is on all interfaces but media.advertised_ip is empty"
+        ),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn turn_without_a_secret_is_refused() {
+    let (code, lines) = run(&with_free_ports(&[(
+        "CIRCLE_MEDIA__ICE_SERVERS",
+        r#"[{urls=["turn:turn.example.org:3478"]}]"#,
+    )]));
+    assert_eq!(code, Some(EXIT_CONFIG), "{lines:?}");
+    assert_eq!(
+        lines,
+        vec![
+            "circle: media.ice_servers [\"turn:turn.example.org:3478\"] is a TURN server without \
+             username and credential"
+        ]
+    );
+}
+
+#[test]
+fn a_missing_tls_key_is_refused() {
+    let dir = std::env::temp_dir().join(format!("circle-startup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let cert_path = dir.join("cert.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+    let key_path = dir.join("missing-key.pem");
+    let (code, lines) = run(&with_free_ports(&[
+        ("CIRCLE_TLS__CERT", cert_path.to_str().expect("utf-8 path")),
+        ("CIRCLE_TLS__KEY", key_path.to_str().expect("utf-8 path")),
+    ]));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(EXIT_CONFIG), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!("circle: tls: cannot read {}", key_path.display())),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn logs_go_to_standard_error() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_circle"))
+        .env_clear()
+        .envs(FREE_PORTS)
+        .env("CIRCLE_MEDIA__ENABLED", "false")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("circle starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(("stderr", line));
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx2.send(("stdout", line));
+        }
+    });
+    let mut seen = Vec::new();
+    let found = loop {
+        match rx.recv_timeout(WAIT) {
+            Ok((stream, line)) => {
+                let listening = line.contains("circle listening");
+                seen.push((stream, line));
+                if listening {
+                    break seen.last().map(|(s, _)| *s);
+                }
+            }
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(found, Some("stderr"), "{seen:?}");
+}
