@@ -267,12 +267,15 @@ impl Listener {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let service = TowerToHyperService::new(self.app.clone());
+        // A connection opened while draining is served one request, then closed; one opened before
+        // is shut down gracefully when the drain starts.
+        let draining = self.drain.is_cancelled();
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
             .max_buf_size(self.max_header_bytes)
-            .keep_alive(!self.drain.is_cancelled());
+            .keep_alive(!draining);
         let conn = builder
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
@@ -280,7 +283,7 @@ impl Listener {
         let ended = tokio::select! {
             r = conn.as_mut() => Some(r),
             _ = self.stop.cancelled() => None,
-            _ = self.drain.cancelled() => None,
+            _ = self.drain.cancelled(), if !draining => None,
         };
         let ended = match ended {
             Some(r) => r,
