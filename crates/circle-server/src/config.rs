@@ -575,6 +575,53 @@ mod tests {
     }
 
     #[test]
+    fn the_defaults_are_valid() {
+        Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn problems_are_listed_one_line_each() {
+        let mut c = Config::default();
+        c.limits.max_header_bytes = 1024;
+        c.client.allowed_origins = vec!["https://a.example/path".into()];
+        c.server.public_url = "ftp://x".into();
+        c.media.advertised_ip = "not-an-ip".into();
+        let e = c.validate().expect_err("refused");
+        assert_eq!(
+            e.0,
+            vec![
+                "limits.max_header_bytes is 1024: it must be at least 8192",
+                "server.public_url \"ftp://x\" must start with http:// or https://",
+                "client.allowed_origins entry \"https://a.example/path\" is not an origin: \
+                 write scheme://host[:port], nothing after",
+                "media.advertised_ip \"not-an-ip\" is not an IP address",
+            ]
+        );
+        assert_eq!(e.to_string().lines().count(), 4);
+    }
+
+    #[test]
+    fn a_url_a_header_cannot_carry_is_refused() {
+        let mut c = Config::default();
+        c.client.url = "http://a.example/\u{7f}".into();
+        assert_eq!(c.validate().expect_err("refused").0.len(), 1);
+    }
+
+    #[test]
+    fn an_http_public_url_with_tls_is_refused() {
+        let mut c = Config::default();
+        c.server.public_url = "http://circle.example.org".into();
+        c.tls.cert = "/nonexistent/cert.pem".into();
+        c.tls.key = "/nonexistent/key.pem".into();
+        let e = c.validate().expect_err("refused");
+        assert!(e.0[0].contains("is http:// but [tls] is set"), "{e}");
+        assert!(
+            e.0[1].starts_with("tls: cannot read /nonexistent/cert.pem"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn shipped_config_file_matches_the_schema() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/circle.toml");
         let c = Config::load(Some(&path)).expect("config/circle.toml loads");

@@ -48,7 +48,7 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// socket cannot take it at once, the connection is simply closed.
 const REFUSED_RESPONSE: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-connection: close\r\nretry-after: 5\r\ncontent-length: 75\r\n\r\n\
+connection: close\r\nretry-after: 5\r\ncontent-length: 81\r\n\r\n\
 {\"code\":\"server_busy\",\"message\":\"this server has no room for another connection\"}";
 
 /// The cap on open connections, shared by the public listeners, and its gauges.

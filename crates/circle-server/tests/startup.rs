@@ -202,3 +202,119 @@ fn logs_go_to_standard_error() {
     let _ = child.wait();
     assert_eq!(found, Some("stderr"), "{seen:?}");
 }
+
+/// Starts `circle` under a shell `ulimit -n` of `files`, with `env`; the child and, once it is
+/// listening, its API address (read from the line it prints on standard output).
+fn start_limited(
+    files: u32,
+    env: &[(&str, &str)],
+) -> (std::process::Child, Option<std::net::SocketAddr>) {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {files} && exec \"$0\""))
+        .arg(env!("CARGO_BIN_EXE_circle"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("circle starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // "Circle server on http://127.0.0.1:PORT; web client expected at …"
+    let addr = rx.recv_timeout(WAIT).ok().and_then(|line| {
+        let rest = line.split("http://").nth(1)?;
+        rest.split(';').next()?.parse().ok()
+    });
+    (child, addr)
+}
+
+/// A new connection, with `GET /healthz` sent if `ask`: the first line the server sends, or `None` if
+/// the connection was closed or gave nothing within `WAIT`.
+fn first_line(addr: std::net::SocketAddr, ask: bool) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, WAIT).ok()?;
+    s.set_read_timeout(Some(WAIT)).ok()?;
+    if ask {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: circle\r\nconnection: close\r\n\r\n")
+            .ok()?;
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    text.lines().next().map(str::to_owned)
+}
+
+#[test]
+fn a_connection_cap_above_the_descriptor_limit_is_refused() {
+    let (mut child, addr) = start_limited(256, &FREE_PORTS);
+    let status = {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break Some(s);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert!(
+        addr.is_none(),
+        "circle started with 4096 connections allowed and 256 files"
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(EXIT_CONFIG));
+}
+
+#[test]
+fn with_few_descriptors_idle_sockets_cannot_lock_out_health_checks() {
+    // 256 files, at most 100 connections: 300 idle sockets (the attack in issue 8) fill the cap,
+    // the server refuses the rest at once and answers again as soon as they go.
+    let mut env = FREE_PORTS.to_vec();
+    env.push(("CIRCLE_LIMITS__MAX_CONNECTIONS", "100"));
+    env.push(("CIRCLE_MEDIA__ENABLED", "false"));
+    let (mut child, addr) = start_limited(256, &env);
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("circle did not start");
+    };
+    let idle: Vec<_> = (0..300)
+        .filter_map(|_| std::net::TcpStream::connect_timeout(&addr, WAIT).ok())
+        .collect();
+    // Refused at once: the 503 comes without our even asking.
+    let refused = first_line(addr, false);
+    drop(idle);
+    // Once the idle sockets are gone, health checks are answered again.
+    let deadline = std::time::Instant::now() + WAIT;
+    let recovered = loop {
+        let got = first_line(addr, true);
+        if got.as_deref().is_some_and(|l| l.contains(" 200 "))
+            || std::time::Instant::now() >= deadline
+        {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let still_running = child.try_wait().expect("wait").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        refused.as_deref(),
+        Some("HTTP/1.1 503 Service Unavailable"),
+        "past the cap"
+    );
+    assert!(
+        recovered.as_deref().is_some_and(|l| l.contains(" 200 ")),
+        "after the idle sockets left: {recovered:?}"
+    );
+    assert!(still_running, "the server died");
+}
