@@ -293,6 +293,11 @@ pub struct LimitsConfig {
     /// Most TCP connections open at once on the public listeners, websockets included. Past it new
     /// connections are refused at once (plain HTTP: a 503) and live meetings go on.
     pub max_connections: usize,
+    /// Rooms one client (one network address, kept only as a keyed hash in memory) may create per
+    /// minute, sustained.
+    pub rooms_per_client_per_min: u32,
+    /// Rooms one client may create in a burst.
+    pub rooms_per_client_burst: u32,
 }
 
 impl Default for LimitsConfig {
@@ -313,6 +318,8 @@ impl Default for LimitsConfig {
             max_header_bytes: 16 * 1024,
             max_body_bytes: 64 * 1024,
             max_connections: 4096,
+            rooms_per_client_per_min: 2,
+            rooms_per_client_burst: 10,
         }
     }
 }

@@ -1,18 +1,21 @@
 //! The HTTP edge: create a room, look one up, health, readiness, and the websocket upgrade with its Origin check.
 //! Errors become responses in one place, [`ApiError`].
 
-use crate::{AppState, auth, conn, room_actor::spawn_room};
+use crate::{
+    AppState, auth, client_limit::client_address, conn, room_actor::spawn_room, ws_upgrade::Upgrade,
+};
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, Path, State, WebSocketUpgrade, rejection::JsonRejection},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State, rejection::JsonRejection},
+    http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use circle_protocol::{RoomId, Settings, SettingsPatch};
-use circle_room::{Room, RoomLimits};
+use circle_room::{Room, RoomLimits, has_hidden_characters};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     limit::RequestBodyLimitLayer,
@@ -43,6 +46,9 @@ pub enum ApiError {
     /// The page's origin is not allowed to connect.
     #[error("this page is not allowed to connect to this server")]
     Origin,
+    /// This client created too many rooms lately.
+    #[error("too many rooms created from here lately; try again in a minute")]
+    RateLimited,
 }
 
 impl IntoResponse for ApiError {
@@ -53,6 +59,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "room_not_found"),
             ApiError::Full => (StatusCode::SERVICE_UNAVAILABLE, "server_full"),
             ApiError::Origin => (StatusCode::FORBIDDEN, "origin_not_allowed"),
+            ApiError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         };
         let body = serde_json::json!({ "code": code, "message": self.to_string() });
         (status, Json(body)).into_response()
@@ -172,8 +179,11 @@ struct CreatedRoom {
 async fn create_room(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CreateRoom>, JsonRejection>,
+    extensions: Extensions,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedRoom>), ApiError> {
+    // A page on another site could otherwise make its visitors' browsers create rooms here.
+    check_origin(&state, &headers)?;
     let key = &state.config.rooms.operator_key;
     if !key.is_empty() {
         let presented = headers
@@ -185,11 +195,19 @@ async fn create_room(
             return Err(ApiError::Unauthorized);
         }
     }
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    if let Some(client) = client_address(peer, &headers)
+        && !state.room_creation.check(client)
+    {
+        return Err(ApiError::RateLimited);
+    }
     if state.rooms.len() >= state.config.rooms.max_rooms {
         return Err(ApiError::Full);
     }
     let req = match body {
-        Ok(Json(req)) => req,
+        Ok(Json(value)) => create_request(value)?,
         // No body at all means "all defaults".
         Err(JsonRejection::MissingJsonContentType(_)) if no_body(&headers) => CreateRoom::default(),
         Err(e) => return Err(ApiError::BadRequest(e.body_text())),
@@ -200,9 +218,9 @@ async fn create_room(
     } else {
         title
     };
-    if title.chars().count() > MAX_TITLE_CHARS || title.chars().any(char::is_control) {
+    if title.chars().count() > MAX_TITLE_CHARS || has_hidden_characters(&title) {
         return Err(ApiError::BadRequest(format!(
-            "a title is at most {MAX_TITLE_CHARS} characters, with no control characters"
+            "a title is at most {MAX_TITLE_CHARS} characters, with no control or invisible characters"
         )));
     }
     let mut room = Room::new(title.clone(), Settings::default(), limits(&state));
@@ -228,6 +246,28 @@ async fn create_room(
             settings,
         }),
     ))
+}
+
+/// The body of `POST /api/rooms`: a JSON object (serde would also read a struct from an array, which
+/// the contract does not allow).
+fn create_request(value: serde_json::Value) -> Result<CreateRoom, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body is a JSON object: {\"title\": …, \"settings\": {…}}".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// Refuses a request from a page whose origin may not use this server. A request with no `Origin`
+/// (not from a browser page) passes when `allow_missing_origin` is on.
+fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(header::ORIGIN).map(|v| v.to_str()) {
+        Some(Ok(origin)) if state.origins.iter().any(|o| o == origin) => Ok(()),
+        None if state.config.client.allow_missing_origin => Ok(()),
+        // Not allowed, or not even readable.
+        _ => Err(ApiError::Origin),
+    }
 }
 
 fn no_body(headers: &HeaderMap) -> bool {
@@ -272,26 +312,18 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok", "rooms": state.rooms.len() }))
 }
 
-async fn websocket(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    match headers.get(header::ORIGIN).map(|v| v.to_str()) {
-        Some(Ok(origin)) if state.origins.iter().any(|o| o == origin) => {}
-        None if state.config.client.allow_missing_origin => {}
-        // Not allowed, or not even readable.
-        _ => return Err(ApiError::Origin),
-    }
-    let limits = &state.config.limits;
-    Ok(ws
-        .max_message_size(limits.max_ws_message_bytes)
-        .max_frame_size(limits.max_ws_message_bytes)
+async fn websocket(State(state): State<AppState>, mut req: Request) -> Result<Response, ApiError> {
+    check_origin(&state, req.headers())?;
+    let upgrade = Upgrade::from_request(&mut req)?;
+    let max = state.config.limits.max_ws_message_bytes;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
         // Small buffers: an idle member should cost kilobytes, not the 128 KiB defaults.
         .read_buffer_size(1024)
-        .write_buffer_size(0)
-        .on_upgrade(move |socket| {
-            let tasks = state.tasks.clone();
-            tasks.track_future(conn::run(socket, state))
-        }))
+        .write_buffer_size(0);
+    let tasks = state.tasks.clone();
+    Ok(upgrade.respond(config, move |socket| {
+        tasks.track_future(conn::run(socket, state))
+    }))
 }

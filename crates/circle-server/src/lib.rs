@@ -6,9 +6,11 @@
 //! - `listen.rs`: the accept loop: connection cap, header timeout and size limit, TLS, draining.
 //! - `tls.rs`: HTTPS / WSS: the certificate in use, reloaded when its files change.
 //! - `http.rs`: the HTTP API (create a room, room info, health) and the websocket upgrade.
+//! - `ws_upgrade.rs`: the websocket handshake, keeping the raw connection (to drain it before closing).
 //! - `conn.rs`: one websocket connection: parsing, rate limits, the bounded outbound queue.
 //! - `wire.rs`: frame parsing, wire → room command, and internal errors → wire error codes.
 //! - `room_actor.rs`: the task that owns one room's state machine and fans its messages out.
+//! - `client_limit.rs`: per-client limits on the HTTP API, keyed by a hash of the address.
 //! - `auth.rs`: random ids and secrets, signed resume tokens.
 //! - `redact.rs`: what logs may say of a room (a keyed hash of its id, never the id).
 //! - `media.rs`: the voice relay (`circle-media`) started for the server, and the routing of its events
@@ -18,6 +20,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod client_limit;
 pub mod config;
 mod conn;
 pub mod http;
@@ -27,6 +30,7 @@ pub mod redact;
 pub mod room_actor;
 pub mod tls;
 pub mod wire;
+mod ws_upgrade;
 
 use crate::{
     auth::TokenKeys,
@@ -105,6 +109,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The origins allowed to connect, worked out once from the configuration.
     pub origins: Arc<Vec<String>>,
+    /// Room creations per client (hashed address), so one client cannot fill the server.
+    pub room_creation: Arc<client_limit::ClientLimiter>,
     /// Numbers connections, so a replaced connection can be told from the current one.
     conn_ids: Arc<AtomicU64>,
     /// The voice relay, when enabled.
@@ -119,24 +125,30 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for a server with this configuration and voice relay.
-    pub fn new(config: Config, media: Option<media::Media>) -> Self {
-        let keys = TokenKeys::new(&config.auth.token_key, config.auth.token_ttl_secs);
+    /// State for a server with this configuration and voice relay. Fails when the token key cannot
+    /// sign.
+    pub fn new(config: Config, media: Option<media::Media>) -> Result<Self, auth::TokenError> {
+        let keys = TokenKeys::new(&config.auth.token_key, config.auth.token_ttl_secs)?;
         let origins = config.client.effective_origins();
         let connections = Arc::new(Connections::new(config.limits.max_connections));
-        Self {
+        let room_creation = Arc::new(client_limit::ClientLimiter::new(
+            config.limits.rooms_per_client_per_min,
+            config.limits.rooms_per_client_burst,
+        ));
+        Ok(Self {
             config: Arc::new(config),
             keys: Arc::new(keys),
             rooms: Arc::new(DashMap::new()),
             clock: Clock::new(),
             shutdown: CancellationToken::new(),
             origins: Arc::new(origins),
+            room_creation,
             conn_ids: Arc::new(AtomicU64::new(1)),
             media,
             tasks: TaskTracker::new(),
             drain: CancellationToken::new(),
             connections,
-        }
+        })
     }
 
     /// Whether the server is draining: it takes no new rooms and no new joins.
@@ -269,6 +281,9 @@ pub enum StartError {
     /// rustls refused its own configuration.
     #[error("tls: {0}")]
     Rustls(#[from] rustls::Error),
+    /// The resume-token key cannot sign.
+    #[error("auth.token_key: {0}")]
+    Token(#[from] auth::TokenError),
     /// The voice relay did not start.
     #[error("voice relay: {0:#}")]
     Media(anyhow::Error),
@@ -325,7 +340,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     } else {
         None
     };
-    let state = AppState::new(config, media);
+    let state = AppState::new(config, media)?;
     let limits = &state.config.limits;
     let serving = |app: Router, tls: Option<tls::TlsAcceptor>| Listener {
         app,

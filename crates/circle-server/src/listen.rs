@@ -13,7 +13,7 @@
 //! When draining, connections stop keeping alive, so only websockets and requests in flight remain.
 
 use crate::tls::TlsAcceptor;
-use axum::Router;
+use axum::{Extension, Router, extract::ConnectInfo};
 use hyper::server::conn::http1;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
@@ -21,6 +21,7 @@ use hyper_util::{
 };
 use std::{
     io,
+    net::SocketAddr,
     pin::Pin,
     sync::{
         Arc,
@@ -186,10 +187,10 @@ impl Listener {
                 _ = this.stop.cancelled() => break,
                 r = listener.accept() => r,
             };
-            let stream = match accepted {
-                Ok((stream, _peer)) => {
+            let (stream, peer) = match accepted {
+                Ok(accepted) => {
                     backoff = ACCEPT_BACKOFF_MIN;
-                    stream
+                    accepted
                 }
                 // The client gave up before we accepted: nothing to do.
                 Err(e) if is_per_connection(&e) => continue,
@@ -218,23 +219,23 @@ impl Listener {
                 None => None,
             };
             let _ = stream.set_nodelay(true);
-            conns.spawn(this.clone().connection(stream, slot));
+            conns.spawn(this.clone().connection(stream, peer, slot));
         }
         conns.close();
         conns.wait().await;
     }
 
     /// One connection: the TLS handshake if any, then HTTP until it closes or upgrades.
-    async fn connection(self: Arc<Self>, stream: TcpStream, slot: Option<Slot>) {
+    async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, slot: Option<Slot>) {
         match (&self.tls, slot) {
             (None, Some(slot)) => {
-                self.serve(Counted {
+                let io = Counted {
                     io: stream,
                     _slot: slot,
-                })
-                .await
+                };
+                self.serve(io, peer).await
             }
-            (None, None) => self.serve(stream).await,
+            (None, None) => self.serve(stream, peer).await,
             (Some(tls), slot) => {
                 let handshake = tokio::time::timeout(self.header_timeout, tls.accept(stream));
                 let tls_stream = match handshake.await {
@@ -250,23 +251,28 @@ impl Listener {
                 };
                 match slot {
                     Some(slot) => {
-                        self.serve(Counted {
-                            io: tls_stream,
-                            _slot: slot,
-                        })
+                        self.serve(
+                            Counted {
+                                io: tls_stream,
+                                _slot: slot,
+                            },
+                            peer,
+                        )
                         .await
                     }
-                    None => self.serve(tls_stream).await,
+                    None => self.serve(tls_stream, peer).await,
                 }
             }
         }
     }
 
-    async fn serve<IO>(&self, io: IO)
+    async fn serve<IO>(&self, io: IO, peer: SocketAddr)
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let service = TowerToHyperService::new(self.app.clone());
+        // Handlers read the peer address as axum's `ConnectInfo`, as under `axum::serve`.
+        let app = self.app.clone().layer(Extension(ConnectInfo(peer)));
+        let service = TowerToHyperService::new(app);
         // A connection opened while draining is served one request, then closed; one opened before
         // is shut down gracefully when the drain starts.
         let draining = self.drain.is_cancelled();
