@@ -318,3 +318,95 @@ fn with_few_descriptors_idle_sockets_cannot_lock_out_health_checks() {
     );
     assert!(still_running, "the server died");
 }
+
+/// Opens a websocket by hand (the handshake only) and keeps the socket: a member's connection.
+fn open_websocket(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nhost: circle\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+          sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .expect("handshake");
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).expect("101");
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    s
+}
+
+#[test]
+fn sigusr1_drains_and_the_process_exits_when_the_last_member_leaves() {
+    let mut env = FREE_PORTS.to_vec();
+    env.push(("CIRCLE_MEDIA__ENABLED", "false"));
+    let (mut child, addr) = start_limited(8192, &env);
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("circle did not start");
+    };
+    let member = open_websocket(addr);
+    let ready_before = first_line(addr, true);
+    let signalled = Command::new("kill")
+        .args(["-USR1", &child.id().to_string()])
+        .status()
+        .expect("kill -USR1");
+    assert!(signalled.success());
+    // Readiness turns false while the member is still there (it may take a moment to be noticed).
+    let deadline = std::time::Instant::now() + WAIT;
+    let ready_during = loop {
+        let got = first_line_readyz(addr);
+        if got.as_deref().is_some_and(|l| l.contains(" 503 "))
+            || std::time::Instant::now() >= deadline
+        {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let running_with_member = child.try_wait().expect("wait").is_none();
+    drop(member);
+    let deadline = std::time::Instant::now() + WAIT;
+    let exit = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break Some(s);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        ready_before.as_deref().is_some_and(|l| l.contains(" 200 ")),
+        "{ready_before:?}"
+    );
+    assert!(
+        ready_during.as_deref().is_some_and(|l| l.contains(" 503 ")),
+        "readiness while draining: {ready_during:?}"
+    );
+    assert!(
+        running_with_member,
+        "the process stopped with a member connected"
+    );
+    assert_eq!(exit.and_then(|s| s.code()), Some(0), "{exit:?}");
+}
+
+/// `GET /readyz` on a new connection: the status line.
+fn first_line_readyz(addr: std::net::SocketAddr) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, WAIT).ok()?;
+    s.set_read_timeout(Some(WAIT)).ok()?;
+    s.write_all(b"GET /readyz HTTP/1.1\r\nhost: circle\r\nconnection: close\r\n\r\n")
+        .ok()?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .map(str::to_owned)
+}
