@@ -1,4 +1,4 @@
-//! The HTTP edge: create a room, look one up, health, and the websocket upgrade with its Origin check.
+//! The HTTP edge: create a room, look one up, health, readiness, and the websocket upgrade with its Origin check.
 //! Errors become responses in one place, [`ApiError`].
 
 use crate::{
@@ -6,7 +6,7 @@ use crate::{
 };
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, Path, Request, State, rejection::JsonRejection},
+    extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State, rejection::JsonRejection},
     http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -14,12 +14,14 @@ use axum::{
 use circle_protocol::{RoomId, Settings, SettingsPatch};
 use circle_room::{Room, RoomLimits, has_hidden_characters};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
     services::ServeDir,
     set_header::SetResponseHeaderLayer,
+    timeout::RequestBodyTimeoutLayer,
 };
 use tracing::info;
 
@@ -64,7 +66,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The routes, with CORS for the configured client origins.
+/// The routes, with CORS for the configured client origins, and the request body limits: a body
+/// announced larger than `limits.max_body_bytes` gets 413 before any of it is read, and a body that
+/// stalls longer than `limits.body_timeout_secs` fails the request. With `client.same_origin`, every
+/// other path is the web client's static files.
 pub fn router(state: AppState) -> Router {
     let origins: Vec<HeaderValue> = state
         .origins
@@ -75,19 +80,52 @@ pub fn router(state: AppState) -> Router {
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
-    Router::new()
+    let limits = &state.config.limits;
+    let max_body = limits.max_body_bytes;
+    let body_timeout = Duration::from_secs(limits.body_timeout_secs);
+    let client = (state.config.client.same_origin && !state.config.client.serve_dir.is_empty())
+        .then(|| client_router(&state.config.client.serve_dir, &state));
+    let api = Router::new()
         .route("/api/rooms", post(create_room))
         .route("/api/rooms/{room}", get(room_info))
         .route("/healthz", get(health))
+        .route("/readyz", get(ready))
         .route("/ws", get(websocket))
         .layer(cors)
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .with_state(state);
+    match client {
+        Some(client) => api.fallback_service(client),
+        None => api,
+    }
+}
+
+/// `GET /readyz`: 200 while the server takes new meetings; 503 while it drains or when the voice
+/// relay does not answer, so a load balancer sends newcomers elsewhere.
+async fn ready(State(state): State<AppState>) -> Response {
+    let draining = state.draining();
+    let relay = match &state.media {
+        None => "off",
+        Some(_) if state.relay_alive().await => "alive",
+        Some(_) => "down",
+    };
+    let ready = !draining && relay != "down";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({ "ready": ready, "draining": draining, "relay": relay });
+    (status, Json(body)).into_response()
 }
 
 /// The web client's static files, with headers that keep a new version from mixing with a cached old
 /// one and that let the page talk to this server only.
 pub fn client_router(dir: &str, state: &AppState) -> Router {
     let api = state.config.public_url();
+    // http → ws, https → wss: the websocket follows the page's scheme.
     let ws = api.replacen("http", "ws", 1);
     // Scripts come only from this folder; styles may also be inline (the views set a few style
     // attributes, e.g. progress bars), which risks no script execution.
@@ -96,10 +134,13 @@ pub fn client_router(dir: &str, state: &AppState) -> Router {
          img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; \
          base-uri 'none'; frame-ancestors 'none'"
     );
+    // `Config::validate` refused URLs a header cannot carry; were one to slip through anyway, the
+    // page gets the strictest policy rather than none.
     let header_layer = |name, value: &str| {
         SetResponseHeaderLayer::overriding(
             name,
-            HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("")),
+            HeaderValue::from_str(value)
+                .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'")),
         )
     };
     Router::new()
