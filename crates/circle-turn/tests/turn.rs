@@ -1,0 +1,429 @@
+//! The TURN server through webrtc-rs's TURN client, over UDP, TCP and TLS, on loopback: a client
+//! with valid credentials reaches Circle's media address (a UDP socket playing it) and hears its
+//! reply; every other peer is refused and counted; bad credentials get nothing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use circle_turn::{StreamLimits, TlsListen, TurnConfig, TurnServer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::Mutex;
+use turn::client::{Client, ClientConfig};
+use webrtc_util::Conn;
+
+const SECRET: &str = "test secret, shared with Circle";
+const REALM: &str = "circle.test";
+
+/// A guard against hangs, not a timing assertion: every step is a loopback round trip.
+const STEP: Duration = Duration::from_secs(5);
+
+async fn step<T>(what: &str, future: impl Future<Output = T>) -> anyhow::Result<T> {
+    tokio::time::timeout(STEP, future)
+        .await
+        .with_context(|| format!("{what} did not finish"))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+/// A running server, the socket playing Circle's media address, and the test CA for TLS.
+struct Setup {
+    server: TurnServer,
+    media: Arc<UdpSocket>,
+    ca: rustls::pki_types::CertificateDer<'static>,
+}
+
+async fn setup() -> anyhow::Result<Setup> {
+    let media = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+    let (tls_config, ca) = test_tls()?;
+    let loopback = "127.0.0.1".parse()?;
+    let server = circle_turn::spawn(TurnConfig {
+        udp: Some("127.0.0.1:0".parse()?),
+        tcp: Some("127.0.0.1:0".parse()?),
+        tls: Some(TlsListen {
+            addr: "127.0.0.1:0".parse()?,
+            config: tls_config,
+        }),
+        relay_bind_ip: loopback,
+        relay_advertised_ip: loopback,
+        relay_ports: 40000..=59999,
+        realm: REALM.into(),
+        secret: SECRET.into(),
+        allowed_peers: vec![media.local_addr()?],
+        stream_limits: StreamLimits::default(),
+    })
+    .await?;
+    Ok(Setup { server, media, ca })
+}
+
+/// A test CA and a certificate for `localhost` signed by it, made fresh for each run.
+fn test_tls() -> anyhow::Result<(
+    Arc<rustls::ServerConfig>,
+    rustls::pki_types::CertificateDer<'static>,
+)> {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate()?)?;
+    let leaf_key = rcgen::KeyPair::generate()?;
+    let leaf =
+        rcgen::CertificateParams::new(vec!["localhost".to_string()])?.signed_by(&leaf_key, &ca)?;
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)?;
+    Ok((Arc::new(config), ca.der().clone()))
+}
+
+/// A TURN client on `transport`, with the given credentials.
+async fn client(
+    setup: &Setup,
+    transport: Transport,
+    username: String,
+    password: String,
+) -> anyhow::Result<Client> {
+    let (server, conn): (SocketAddr, Arc<dyn Conn + Send + Sync>) = match transport {
+        Transport::Udp => {
+            let server = setup.server.udp_addr().context("no UDP listener")?;
+            (server, Arc::new(UdpSocket::bind("127.0.0.1:0").await?))
+        }
+        Transport::Tcp => {
+            let server = setup.server.tcp_addr().context("no TCP listener")?;
+            let stream = TcpStream::connect(server).await?;
+            (server, Arc::new(StreamConn::new(stream, server)))
+        }
+        Transport::Tls => {
+            let server = setup.server.tls_addr().context("no TLS listener")?;
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(setup.ca.clone())?;
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let stream = TcpStream::connect(server).await?;
+            let stream = connector.connect("localhost".try_into()?, stream).await?;
+            (server, Arc::new(StreamConn::new(stream, server)))
+        }
+    };
+    let client = Client::new(ClientConfig {
+        stun_serv_addr: server.to_string(),
+        turn_serv_addr: server.to_string(),
+        username,
+        password,
+        realm: REALM.into(),
+        software: String::new(),
+        rto_in_ms: 0,
+        conn,
+        vnet: None,
+    })
+    .await?;
+    client.listen().await?;
+    Ok(client)
+}
+
+fn valid_credentials() -> (String, String) {
+    circle_turn::credentials(
+        SECRET,
+        "session-1",
+        Duration::from_secs(600),
+        SystemTime::now(),
+    )
+}
+
+/// Allocates, sends to Circle's media address, which replies; the reply comes back.
+async fn relays_to_media_and_back(transport: Transport) -> anyhow::Result<()> {
+    let setup = setup().await?;
+    let (user, pass) = valid_credentials();
+    let client = client(&setup, transport, user, pass).await?;
+    let relay = step("allocate", client.allocate()).await??;
+    let relayed = relay.local_addr()?;
+    assert_eq!(setup.server.stats().allocations, 1);
+
+    let media = setup.media.local_addr()?;
+    step("send to media", relay.send_to(b"hello circle", media)).await??;
+    let mut buf = [0u8; 1500];
+    let (n, from) = step("media receive", setup.media.recv_from(&mut buf)).await??;
+    assert_eq!(&buf[..n], b"hello circle");
+    assert_eq!(
+        from.port(),
+        relayed.port(),
+        "the datagram came from the relayed address"
+    );
+
+    setup.media.send_to(b"hello client", from).await?;
+    let (n, from) = step("client receive", relay.recv_from(&mut buf)).await??;
+    assert_eq!(&buf[..n], b"hello client");
+    assert_eq!(from, media);
+
+    // A second datagram each way, which the client may send over a channel by now.
+    step("send again", relay.send_to(b"again", media)).await??;
+    let (n, from) = step("media receive again", setup.media.recv_from(&mut buf)).await??;
+    assert_eq!(&buf[..n], b"again");
+    setup.media.send_to(b"back again", from).await?;
+    let (n, _) = step("client receive again", relay.recv_from(&mut buf)).await??;
+    assert_eq!(&buf[..n], b"back again");
+    assert_eq!(setup.server.stats().refused_peer_attempts(), 0);
+
+    client.close().await?;
+    step("close", setup.server.close()).await??;
+    assert_eq!(
+        setup.server.stats().allocations,
+        0,
+        "closing closes allocations"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn over_udp_a_client_reaches_circles_media_address_and_hears_back() -> anyhow::Result<()> {
+    relays_to_media_and_back(Transport::Udp).await
+}
+
+#[tokio::test]
+async fn over_tcp_a_client_reaches_circles_media_address_and_hears_back() -> anyhow::Result<()> {
+    relays_to_media_and_back(Transport::Tcp).await
+}
+
+#[tokio::test]
+async fn over_tls_a_client_reaches_circles_media_address_and_hears_back() -> anyhow::Result<()> {
+    relays_to_media_and_back(Transport::Tls).await
+}
+
+/// After a refused attempt, a round trip to the media address proves the server has handled
+/// everything sent before it (one read loop per listener, in order).
+async fn round_trip(relay: &impl Conn, media: &UdpSocket) -> anyhow::Result<()> {
+    let media_addr = media.local_addr()?;
+    let mut buf = [0u8; 1500];
+    step("send to media", relay.send_to(b"ping", media_addr)).await??;
+    let (_, from) = step("media receive", media.recv_from(&mut buf)).await??;
+    media.send_to(b"pong", from).await?;
+    let (n, from) = step("client receive", relay.recv_from(&mut buf)).await??;
+    assert_eq!((&buf[..n], from), (&b"pong"[..], media_addr));
+    Ok(())
+}
+
+/// Nothing waits on `socket` (checked without waiting).
+fn nothing_arrived(socket: &UdpSocket) -> bool {
+    let mut buf = [0u8; 1500];
+    matches!(socket.try_recv_from(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+async fn another_ip_is_refused(transport: Transport) -> anyhow::Result<()> {
+    let setup = setup().await?;
+    // 127.0.0.2 is loopback too on Linux: an address the relay could reach, but not Circle's.
+    let stranger = UdpSocket::bind("127.0.0.2:0").await?;
+    let (user, pass) = valid_credentials();
+    let client = client(&setup, transport, user, pass).await?;
+    let relay = step("allocate", client.allocate()).await??;
+
+    let refused = step(
+        "send to a stranger",
+        relay.send_to(b"x", stranger.local_addr()?),
+    )
+    .await?;
+    assert!(
+        refused.is_err(),
+        "the permission for a stranger must be refused"
+    );
+    round_trip(&relay, &setup.media).await?;
+    assert!(nothing_arrived(&stranger), "nothing reached the stranger");
+    let stats = setup.server.stats();
+    assert!(stats.refused_permissions >= 1, "{stats:?}");
+    setup.server.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn over_udp_a_permission_for_another_ip_is_refused_and_counted() -> anyhow::Result<()> {
+    another_ip_is_refused(Transport::Udp).await
+}
+
+#[tokio::test]
+async fn over_tcp_a_permission_for_another_ip_is_refused_and_counted() -> anyhow::Result<()> {
+    another_ip_is_refused(Transport::Tcp).await
+}
+
+/// The relay's own IP is allowed (permissions are per IP), but only the media port may be
+/// reached: another service on the same host, another port, is not.
+#[tokio::test]
+async fn the_relay_refuses_another_port_of_circles_own_ip_both_ways() -> anyhow::Result<()> {
+    let setup = setup().await?;
+    let other_service = UdpSocket::bind("127.0.0.1:0").await?;
+    let (user, pass) = valid_credentials();
+    let client = client(&setup, Transport::Udp, user, pass).await?;
+    let relay = step("allocate", client.allocate()).await??;
+    let relayed = relay.local_addr()?;
+
+    // The permission (for 127.0.0.1) is granted; the datagram itself is refused by the relay.
+    let _ = step(
+        "send to another port",
+        relay.send_to(b"x", other_service.local_addr()?),
+    )
+    .await?;
+    // And a datagram from that port to the relayed address is dropped, not passed to the client.
+    other_service.send_to(b"unsolicited", relayed).await?;
+    round_trip(&relay, &setup.media).await?;
+
+    assert!(
+        nothing_arrived(&other_service),
+        "nothing reached the other port"
+    );
+    let stats = setup.server.stats();
+    assert_eq!(stats.refused_sends, 1, "{stats:?}");
+    assert_eq!(stats.dropped_from_peers, 1, "{stats:?}");
+    setup.server.close().await?;
+    Ok(())
+}
+
+async fn allocation_refused(username: String, password: String) -> anyhow::Result<()> {
+    let setup = setup().await?;
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let client = client(&setup, transport, username.clone(), password.clone()).await?;
+        let allocated = step("allocate", client.allocate()).await?;
+        assert!(allocated.is_err(), "an allocation with bad credentials");
+        client.close().await?;
+    }
+    assert_eq!(setup.server.stats().allocations, 0);
+    setup.server.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn expired_credentials_get_no_allocation() -> anyhow::Result<()> {
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let (user, pass) =
+        circle_turn::credentials(SECRET, "session-1", Duration::from_secs(600), an_hour_ago);
+    allocation_refused(user, pass).await
+}
+
+#[tokio::test]
+async fn credentials_signed_with_another_secret_get_no_allocation() -> anyhow::Result<()> {
+    let (user, pass) = circle_turn::credentials(
+        "not the secret",
+        "session-1",
+        Duration::from_secs(600),
+        SystemTime::now(),
+    );
+    allocation_refused(user, pass).await
+}
+
+#[tokio::test]
+async fn garbage_on_one_tcp_connection_closes_only_that_connection() -> anyhow::Result<()> {
+    let setup = setup().await?;
+    let tcp = setup.server.tcp_addr().context("no TCP listener")?;
+    let mut garbage = TcpStream::connect(tcp).await?;
+    let (user, pass) = valid_credentials();
+    let client = client(&setup, Transport::Tcp, user, pass).await?;
+
+    garbage.write_all(b"GET / HTTP/1.1\r\n\r\n").await?;
+    let mut buf = [0u8; 64];
+    // Closed with the garbage unread, the connection may end in a reset rather than a clean end.
+    let closed = match step("garbage connection closed", garbage.read(&mut buf)).await? {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        closed,
+        "the server closed the garbage connection without answering"
+    );
+
+    let relay = step("allocate", client.allocate()).await??;
+    round_trip(&relay, &setup.media).await?;
+    assert_eq!(setup.server.stats().bad_streams, 1);
+    setup.server.close().await?;
+    Ok(())
+}
+
+/// The client side of TURN over a stream, as a datagram-style `Conn` for the `turn` client:
+/// messages are written as they are and read back one whole message at a time.
+struct StreamConn<S> {
+    reader: Mutex<ReadHalf<S>>,
+    writer: Mutex<WriteHalf<S>>,
+    server: SocketAddr,
+}
+
+impl<S: AsyncRead + AsyncWrite> StreamConn<S> {
+    fn new(stream: S, server: SocketAddr) -> Self {
+        let (reader, writer) = tokio::io::split(stream);
+        StreamConn {
+            reader: Mutex::new(reader),
+            writer: Mutex::new(writer),
+            server,
+        }
+    }
+}
+
+fn io_err(text: &'static str) -> webrtc_util::Error {
+    std::io::Error::other(text).into()
+}
+
+#[async_trait]
+impl<S: AsyncRead + AsyncWrite + Send + Sync + 'static> Conn for StreamConn<S> {
+    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+        Err(io_err("unsupported"))
+    }
+
+    async fn recv(&self, _buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Err(io_err("unsupported"))
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        let mut reader = self.reader.lock().await;
+        let mut head = [0u8; 4];
+        reader.read_exact(&mut head).await?;
+        let length = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        // STUN: 20-byte header; ChannelData: 4-byte header, padded to 4 over streams.
+        let total = if head[0] >> 6 == 0 {
+            20 + length
+        } else {
+            4 + length.div_ceil(4) * 4
+        };
+        if total > buf.len() {
+            return Err(io_err("message too long"));
+        }
+        buf[..4].copy_from_slice(&head);
+        reader.read_exact(&mut buf[4..total]).await?;
+        Ok((total, self.server))
+    }
+
+    async fn send(&self, _buf: &[u8]) -> webrtc_util::Result<usize> {
+        Err(io_err("unsupported"))
+    }
+
+    async fn send_to(&self, buf: &[u8], _target: SocketAddr) -> webrtc_util::Result<usize> {
+        let mut writer = self.writer.lock().await;
+        writer.write_all(buf).await?;
+        writer.flush().await?;
+        Ok(buf.len())
+    }
+
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        Some(self.server)
+    }
+
+    async fn close(&self) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
