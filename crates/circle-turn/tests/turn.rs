@@ -325,25 +325,36 @@ async fn credentials_signed_with_another_secret_get_no_allocation() -> anyhow::R
 async fn garbage_on_one_tcp_connection_closes_only_that_connection() -> anyhow::Result<()> {
     let setup = setup().await?;
     let tcp = setup.server.tcp_addr().context("no TCP listener")?;
-    let mut garbage = TcpStream::connect(tcp).await?;
     let (user, pass) = valid_credentials();
     let client = client(&setup, Transport::Tcp, user, pass).await?;
 
-    garbage.write_all(b"GET / HTTP/1.1\r\n\r\n").await?;
-    let mut buf = [0u8; 64];
-    // Closed with the garbage unread, the connection may end in a reset rather than a clean end.
-    let closed = match step("garbage connection closed", garbage.read(&mut buf)).await? {
-        Ok(n) => n == 0,
-        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
-    };
-    assert!(
-        closed,
-        "the server closed the garbage connection without answering"
-    );
+    // An HTTP request (its length field, read as ChannelData, is far too long), bytes that are
+    // neither STUN nor ChannelData, and a STUN-sized header without STUN's magic cookie.
+    let garbage: [&[u8]; 3] = [
+        b"GET / HTTP/1.1\r\n\r\n",
+        &[0xFF; 24],
+        &[
+            0x00, 0x01, 0x00, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+        ],
+    ];
+    for bytes in garbage {
+        let mut stream = TcpStream::connect(tcp).await?;
+        stream.write_all(bytes).await?;
+        let mut buf = [0u8; 64];
+        // Closed with the garbage unread, the connection may end in a reset, not a clean end.
+        let closed = match step("garbage connection closed", stream.read(&mut buf)).await? {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(
+            closed,
+            "the server closed the garbage connection without answering"
+        );
+    }
 
     let relay = step("allocate", client.allocate()).await??;
     round_trip(&relay, &setup.media).await?;
-    assert_eq!(setup.server.stats().bad_streams, 1);
+    assert_eq!(setup.server.stats().bad_streams, 3);
     setup.server.close().await?;
     Ok(())
 }
