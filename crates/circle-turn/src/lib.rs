@@ -139,6 +139,7 @@ pub(crate) struct Counters {
     refused_connections: AtomicU64,
     dropped_outbound: AtomicU64,
     bad_streams: AtomicU64,
+    dropped_unauthenticated: AtomicU64,
 }
 
 /// A snapshot of the server's counters.
@@ -162,6 +163,9 @@ pub struct TurnStats {
     pub dropped_outbound: u64,
     /// TCP/TLS connections closed because they sent something that is not STUN or ChannelData.
     pub bad_streams: u64,
+    /// Requests without valid credentials dropped because they came faster than the `turn`
+    /// crate's nonce store should grow (see the crate docs).
+    pub dropped_unauthenticated: u64,
 }
 
 impl TurnStats {
@@ -191,11 +195,11 @@ pub async fn spawn(config: TurnConfig) -> Result<TurnServer, TurnError> {
     let counters = Arc::new(Counters::default());
     let peers = Arc::new(AllowedPeers::new(&config.allowed_peers));
     let auth = Arc::new(RestAuth::new(config.secret.clone()));
-    let rules = Arc::new(PeerRules {
-        peers: peers.clone(),
-        auth: auth.clone(),
-        counters: counters.clone(),
-    });
+    let rules = Arc::new(PeerRules::new(
+        peers.clone(),
+        auth.clone(),
+        counters.clone(),
+    ));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -372,6 +376,7 @@ impl TurnServer {
             refused_connections: c.refused_connections.load(Ordering::Relaxed),
             dropped_outbound: c.dropped_outbound.load(Ordering::Relaxed),
             bad_streams: c.bad_streams.load(Ordering::Relaxed),
+            dropped_unauthenticated: c.dropped_unauthenticated.load(Ordering::Relaxed),
         }
     }
 

@@ -10,17 +10,17 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use stun::attributes::{ATTR_REALM, ATTR_USERNAME, ATTR_XOR_PEER_ADDRESS, RawAttribute};
 use stun::error_code::{CODE_FORBIDDEN, ErrorCodeAttribute};
 use stun::integrity::MessageIntegrity;
 use stun::message::{
-    CLASS_ERROR_RESPONSE, CLASS_REQUEST, Getter, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION,
-    Message, MessageType, Setter,
+    CLASS_ERROR_RESPONSE, CLASS_REQUEST, Getter, METHOD_BINDING, METHOD_CHANNEL_BIND,
+    METHOD_CREATE_PERMISSION, Message, MessageType, Setter,
 };
 use stun::textattrs::TextAttribute;
 use tokio_util::sync::CancellationToken;
@@ -67,34 +67,121 @@ impl AllowedPeers {
     }
 }
 
-/// What the guard needs to answer a refused request itself.
+/// Requests not authenticated with valid credentials (every client's first Allocate is one) make
+/// the `turn` crate store a fresh nonce, which it forgets only when that nonce comes back: a flood
+/// of them, from forged UDP sources, would grow its memory without end. They are let through at
+/// this rate (all listeners together), after a burst of [`UNAUTHENTICATED_BURST`]; the rest are
+/// dropped and counted, and a real client retransmits.
+const UNAUTHENTICATED_PER_SECOND: f64 = 20.0;
+
+/// See [`UNAUTHENTICATED_PER_SECOND`].
+const UNAUTHENTICATED_BURST: f64 = 100.0;
+
+/// A token bucket, with time passed in.
+#[derive(Debug)]
+pub(crate) struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+    per_second: f64,
+    burst: f64,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(per_second: f64, burst: f64, now: Instant) -> Self {
+        TokenBucket {
+            tokens: burst,
+            last: now,
+            per_second,
+            burst,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What the guard does with one message from a client.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Hand it to the `turn` server.
+    Pass,
+    /// Answer it with these bytes instead.
+    Answer(Vec<u8>),
+    /// Drop it.
+    Drop,
+}
+
+/// What the guard needs to judge a request and answer a refused one itself.
 pub(crate) struct PeerRules {
     pub(crate) peers: Arc<AllowedPeers>,
     pub(crate) auth: Arc<RestAuth>,
     pub(crate) counters: Arc<Counters>,
+    /// Admits requests that are not authenticated (see [`UNAUTHENTICATED_PER_SECOND`]).
+    unauthenticated: Mutex<TokenBucket>,
 }
 
 impl PeerRules {
-    /// The 403 answer to `packet`, if it is an authenticated CreatePermission or ChannelBind
-    /// request naming a peer that is not allowed. Anything else (including requests that fail
-    /// authentication: the `turn` crate answers those with 401/400 itself) passes through.
-    fn refusal(&self, packet: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn new(
+        peers: Arc<AllowedPeers>,
+        auth: Arc<RestAuth>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        PeerRules {
+            peers,
+            auth,
+            counters,
+            unauthenticated: Mutex::new(TokenBucket::new(
+                UNAUTHENTICATED_PER_SECOND,
+                UNAUTHENTICATED_BURST,
+                Instant::now(),
+            )),
+        }
+    }
+
+    /// Judges one message. An authenticated CreatePermission or ChannelBind request naming a peer
+    /// that is not allowed gets a 403 answer; a request without valid credentials is rate-limited;
+    /// everything else (ChannelData, indications, Binding requests) passes untouched.
+    fn inspect(&self, packet: &[u8]) -> Verdict {
         // Cheap checks first: most traffic is ChannelData, whose first two bits are 01.
         if packet.len() < 20 || packet[0] & 0xC0 != 0 {
-            return None;
+            return Verdict::Pass;
         }
         let mut m = Message {
             raw: packet.to_vec(),
             ..Default::default()
         };
-        m.decode().ok()?;
-        if m.typ.class != CLASS_REQUEST {
-            return None;
+        if m.decode().is_err() || m.typ.class != CLASS_REQUEST || m.typ.method == METHOD_BINDING {
+            // Nothing the `turn` crate keeps state for.
+            return Verdict::Pass;
         }
+        let Some(integrity) = self.integrity(&m) else {
+            let admitted = self
+                .unauthenticated
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take(Instant::now());
+            if admitted {
+                return Verdict::Pass;
+            }
+            self.counters
+                .dropped_unauthenticated
+                .fetch_add(1, Ordering::Relaxed);
+            return Verdict::Drop;
+        };
         let channel_bind = match m.typ.method {
             METHOD_CREATE_PERMISSION => false,
             METHOD_CHANNEL_BIND => true,
-            _ => return None,
+            _ => return Verdict::Pass,
         };
         let refused = m
             .attributes
@@ -110,15 +197,8 @@ impl PeerRules {
                 }
             });
         if !refused {
-            return None;
+            return Verdict::Pass;
         }
-        let username = TextAttribute::get_from_as(&m, ATTR_USERNAME).ok()?;
-        let realm = TextAttribute::get_from_as(&m, ATTR_REALM).ok()?;
-        let key = self
-            .auth
-            .key(&username.text, &realm.text, SystemTime::now())?;
-        let integrity = MessageIntegrity(key);
-        integrity.check(&mut m.clone()).ok()?;
         let mut answer = Message::new();
         let attrs: [Box<dyn Setter>; 4] = [
             Box::new(m.transaction_id),
@@ -129,10 +209,24 @@ impl PeerRules {
             }),
             Box::new(integrity),
         ];
-        answer.build(&attrs).ok()?;
+        if answer.build(&attrs).is_err() {
+            return Verdict::Drop;
+        }
         self.counters.refused_peers.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("turn: refused a permission for a peer outside Circle's media addresses");
-        Some(answer.raw)
+        Verdict::Answer(answer.raw)
+    }
+
+    /// The request's MESSAGE-INTEGRITY, if it verifies under credentials that are valid now.
+    fn integrity(&self, m: &Message) -> Option<MessageIntegrity> {
+        let username = TextAttribute::get_from_as(m, ATTR_USERNAME).ok()?;
+        let realm = TextAttribute::get_from_as(m, ATTR_REALM).ok()?;
+        let key = self
+            .auth
+            .key(&username.text, &realm.text, SystemTime::now())?;
+        let integrity = MessageIntegrity(key);
+        integrity.check(&mut m.clone()).ok()?;
+        Some(integrity)
     }
 }
 
@@ -171,12 +265,13 @@ impl Conn for PeerGuard {
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         loop {
             let (n, from) = self.inner.recv_from(buf).await?;
-            match self.rules.refusal(&buf[..n]) {
-                None => return Ok((n, from)),
-                Some(answer) => {
+            match self.rules.inspect(&buf[..n]) {
+                Verdict::Pass => return Ok((n, from)),
+                Verdict::Answer(answer) => {
                     // A lost answer is a lost datagram: the client retransmits.
                     let _ = self.inner.send_to(&answer, from).await;
                 }
+                Verdict::Drop => {}
             }
         }
     }
@@ -225,5 +320,16 @@ mod tests {
         assert!(!peers.allows("192.0.2.2:4000".parse().unwrap()));
         assert!(peers.allows_ip("192.0.2.1".parse().unwrap()));
         assert!(!peers.allows_ip("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_bucket_gives_its_burst_then_its_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(2.0, 3.0, start);
+        assert_eq!((0..5).filter(|_| bucket.take(start)).count(), 3);
+        let later = start + std::time::Duration::from_secs(1);
+        assert_eq!((0..5).filter(|_| bucket.take(later)).count(), 2);
+        let much_later = later + std::time::Duration::from_secs(60);
+        assert_eq!((0..5).filter(|_| bucket.take(much_later)).count(), 3);
     }
 }

@@ -438,3 +438,44 @@ impl<S: AsyncRead + AsyncWrite + Send + Sync + 'static> Conn for StreamConn<S> {
         self
     }
 }
+
+/// A flood of requests without credentials (each would make the `turn` crate store a nonce
+/// forever) is cut to a trickle; a real client still gets its allocation afterwards.
+#[tokio::test]
+async fn a_flood_of_unauthenticated_requests_is_cut_and_a_real_client_still_allocates()
+-> anyhow::Result<()> {
+    use stun::message::{BINDING_REQUEST, CLASS_REQUEST, METHOD_ALLOCATE, Message, MessageType};
+
+    let setup = setup().await?;
+    let tcp = setup.server.tcp_addr().context("no TCP listener")?;
+    let flood = StreamConn::new(TcpStream::connect(tcp).await?, tcp);
+    let message = |typ: MessageType| -> anyhow::Result<Vec<u8>> {
+        let mut m = Message::new();
+        m.build(&[Box::new(stun::agent::TransactionId::new()), Box::new(typ)])?;
+        Ok(m.raw)
+    };
+    for _ in 0..300 {
+        let allocate = message(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST))?;
+        flood.send_to(&allocate, tcp).await?;
+    }
+    // A Binding request, answered in order after all of the flood has been judged.
+    let binding = message(BINDING_REQUEST)?;
+    flood.send_to(&binding, tcp).await?;
+    let mut buf = [0u8; 1500];
+    loop {
+        let (n, _) = step("binding answer", flood.recv_from(&mut buf)).await??;
+        if buf[8..20] == binding[8..20] {
+            break;
+        }
+        assert!(n >= 20);
+    }
+    let dropped = setup.server.stats().dropped_unauthenticated;
+    assert!(dropped > 0, "the flood was not cut");
+
+    let (user, pass) = valid_credentials();
+    let client = client(&setup, Transport::Udp, user, pass).await?;
+    let relay = step("allocate", client.allocate()).await??;
+    round_trip(&relay, &setup.media).await?;
+    setup.server.close().await?;
+    Ok(())
+}
