@@ -7,7 +7,8 @@
 //! - `credentials.rs`: [`credentials`] (the "TURN REST API" scheme coturn's `use-auth-secret`
 //!   checks) and the `turn` server's auth handler over it.
 //! - `peers.rs`: the allowed peer set, and the listener wrapper that answers a CreatePermission or
-//!   ChannelBind naming any other peer with 403 Forbidden.
+//!   ChannelBind naming any other peer with 403 Forbidden, and rate-limits requests that carry no
+//!   valid credentials.
 //! - `relay.rs`: relay sockets bound in the configured port range, wrapped so they cannot send to
 //!   or hear from any other peer either.
 //! - `stream.rs`: TCP and TLS listeners presented to the `turn` server as one datagram-style
@@ -21,6 +22,17 @@
 //! for reaching Circle and for nothing else: not an open relay. Refusals are counted in
 //! [`TurnStats`].
 //!
+//! Each listener is one read loop in the `turn` crate, handling one message at a time, so nothing
+//! on that path may wait on a client: a TCP/TLS client's messages go into its own bounded queue,
+//! dropped when full. Requests without valid credentials are rate-limited, because the `turn`
+//! crate keeps a nonce for each until it comes back (a forged-source UDP flood would otherwise
+//! grow that store without end).
+//!
+//! Limits that live elsewhere: the relay port range caps the number of allocations (one port
+//! each); an allocation made over TCP/TLS outlives its connection until its lifetime runs out
+//! (10 minutes unless refreshed), as the `turn` crate has no way to end one allocation from
+//! outside.
+//!
 //! # How tasks end
 //!
 //! The `turn` crate spawns one read loop per listener, and one reader and one timer per
@@ -29,6 +41,7 @@
 //! this crate's own, on a [`TaskTracker`], and end on a cancellation token that `close` cancels
 //! last; `close` waits for them, up to [`CLOSE_DEADLINE`]. Dropping a [`TurnServer`] without
 //! closing it ends the stream tasks too, but leaves the `turn` crate's loops running.
+//! [`TurnServer::healthy`] says whether every listener's read loop still runs.
 //!
 //! # Logs
 //!
@@ -362,6 +375,12 @@ impl TurnServer {
     /// The bound TLS address.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls_addr
+    }
+
+    /// Whether every listener is still served: false once any listener's read loop in the `turn`
+    /// crate has ended (after [`TurnServer::close`], or if it failed).
+    pub fn healthy(&self) -> bool {
+        !self.listeners_closed.iter().any(|c| c.is_cancelled())
     }
 
     /// A snapshot of the counters.

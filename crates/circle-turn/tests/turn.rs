@@ -179,7 +179,9 @@ async fn relays_to_media_and_back(transport: Transport) -> anyhow::Result<()> {
     assert_eq!(setup.server.stats().refused_peer_attempts(), 0);
 
     client.close().await?;
+    assert!(setup.server.healthy());
     step("close", setup.server.close()).await??;
+    assert!(!setup.server.healthy(), "closed listeners are not served");
     assert_eq!(
         setup.server.stats().allocations,
         0,
