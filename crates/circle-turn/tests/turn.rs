@@ -42,6 +42,10 @@ struct Setup {
 }
 
 async fn setup() -> anyhow::Result<Setup> {
+    setup_with(StreamLimits::default()).await
+}
+
+async fn setup_with(stream_limits: StreamLimits) -> anyhow::Result<Setup> {
     let media = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
     let (tls_config, ca) = test_tls()?;
     let loopback = "127.0.0.1".parse()?;
@@ -58,7 +62,7 @@ async fn setup() -> anyhow::Result<Setup> {
         realm: REALM.into(),
         secret: SECRET.into(),
         allowed_peers: vec![media.local_addr()?],
-        stream_limits: StreamLimits::default(),
+        stream_limits,
     })
     .await?;
     Ok(Setup { server, media, ca })
@@ -357,6 +361,58 @@ async fn garbage_on_one_tcp_connection_closes_only_that_connection() -> anyhow::
     let relay = step("allocate", client.allocate()).await??;
     round_trip(&relay, &setup.media).await?;
     assert_eq!(setup.server.stats().bad_streams, 3);
+    setup.server.close().await?;
+    Ok(())
+}
+
+/// Whether the server closed `stream` (a clean end, or a reset when it closed with bytes unread).
+async fn closed_by_server(stream: &mut TcpStream) -> anyhow::Result<bool> {
+    let mut buf = [0u8; 64];
+    Ok(
+        match step("connection closed", stream.read(&mut buf)).await? {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_stream_connection_over_the_limit_is_closed_and_the_others_still_work()
+-> anyhow::Result<()> {
+    let setup = setup_with(StreamLimits {
+        max_connections: 1,
+        ..StreamLimits::default()
+    })
+    .await?;
+    let tcp = setup.server.tcp_addr().context("no TCP listener")?;
+    let (user, pass) = valid_credentials();
+    let client = client(&setup, Transport::Tcp, user, pass).await?;
+    // Allocating first proves the server has accepted (and counted) the client's connection.
+    let relay = step("allocate", client.allocate()).await??;
+
+    let mut second = TcpStream::connect(tcp).await?;
+    assert!(
+        closed_by_server(&mut second).await?,
+        "the connection over the limit stays open"
+    );
+    assert_eq!(setup.server.stats().refused_connections, 1);
+    round_trip(&relay, &setup.media).await?;
+    setup.server.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_silent_stream_connection_is_closed() -> anyhow::Result<()> {
+    let setup = setup_with(StreamLimits {
+        idle_timeout: Duration::from_millis(100),
+        ..StreamLimits::default()
+    })
+    .await?;
+    let tcp = setup.server.tcp_addr().context("no TCP listener")?;
+    let mut silent = TcpStream::connect(tcp).await?;
+    // Half a message, then nothing.
+    silent.write_all(&[0x00, 0x01, 0x00]).await?;
+    assert!(closed_by_server(&mut silent).await?);
     setup.server.close().await?;
     Ok(())
 }
