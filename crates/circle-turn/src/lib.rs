@@ -215,6 +215,8 @@ pub async fn spawn(config: TurnConfig) -> Result<TurnServer, TurnError> {
     ));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // A listener that fails to bind stops the stream listeners already started.
+    let stop_on_error = shutdown.clone().drop_guard();
 
     // Each listener gets its own allocation manager in the `turn` crate, so the same client
     // address on two listeners never collides.
@@ -286,14 +288,8 @@ pub async fn spawn(config: TurnConfig) -> Result<TurnServer, TurnError> {
         channel_bind_timeout: Duration::ZERO,
         alloc_close_notify: None,
     })
-    .await;
-    let server = match server {
-        Ok(server) => server,
-        Err(e) => {
-            shutdown.cancel();
-            return Err(e.into());
-        }
-    };
+    .await?;
+    stop_on_error.disarm();
     Ok(TurnServer {
         server,
         udp_addr,

@@ -537,3 +537,73 @@ async fn a_flood_of_unauthenticated_requests_is_cut_and_a_real_client_still_allo
     setup.server.close().await?;
     Ok(())
 }
+
+fn config_for(media: SocketAddr) -> anyhow::Result<TurnConfig> {
+    let loopback = "127.0.0.1".parse()?;
+    Ok(TurnConfig {
+        udp: Some("127.0.0.1:0".parse()?),
+        tcp: None,
+        tls: None,
+        relay_bind_ip: loopback,
+        relay_advertised_ip: loopback,
+        relay_ports: 40000..=59999,
+        realm: REALM.into(),
+        secret: SECRET.into(),
+        allowed_peers: vec![media],
+        stream_limits: StreamLimits::default(),
+    })
+}
+
+#[tokio::test]
+async fn a_configuration_that_cannot_work_is_refused_at_start() -> anyhow::Result<()> {
+    let media: SocketAddr = "127.0.0.1:3479".parse()?;
+    type Breaks = fn(&mut TurnConfig);
+    let broken: [(&str, Breaks); 6] = [
+        ("no listener", |c| c.udp = None),
+        ("empty secret", |c| c.secret.clear()),
+        ("empty realm", |c| c.realm.clear()),
+        ("port range from 0", |c| c.relay_ports = 0..=10),
+        ("unspecified advertised IP", |c| {
+            c.relay_advertised_ip = "0.0.0.0".parse().expect("an IP")
+        }),
+        ("no allowed peer", |c| c.allowed_peers.clear()),
+    ];
+    for (what, breaks) in broken {
+        let mut config = config_for(media)?;
+        breaks(&mut config);
+        let started = circle_turn::spawn(config).await;
+        assert!(
+            matches!(started, Err(circle_turn::TurnError::Config(_))),
+            "{what} was accepted"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_listener_that_cannot_bind_stops_the_ones_already_started() -> anyhow::Result<()> {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let free = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let tcp = free.local_addr()?;
+    drop(free);
+    let (tls_config, _) = test_tls()?;
+    let mut config = config_for("127.0.0.1:3479".parse()?)?;
+    config.tcp = Some(tcp);
+    config.tls = Some(TlsListen {
+        addr: taken.local_addr()?,
+        config: tls_config,
+    });
+    let started = circle_turn::spawn(config).await;
+    assert!(matches!(
+        started,
+        Err(circle_turn::TurnError::Bind {
+            listener: "TLS",
+            ..
+        })
+    ));
+    // The TCP listener started before is closed: refused, or reset once its accept loop ends.
+    if let Ok(mut stream) = TcpStream::connect(tcp).await {
+        assert!(closed_by_server(&mut stream).await?);
+    }
+    Ok(())
+}
