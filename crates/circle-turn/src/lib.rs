@@ -422,8 +422,13 @@ impl Drop for TurnServer {
 }
 
 /// The ICE server URLs for the listeners a client can reach at `host` (the name on the TLS
-/// certificate, for `turns:`), in the order a browser should try them: UDP, then TCP, then TLS.
+/// certificate, for `turns:`; an IPv6 literal is bracketed here), in the order a browser should
+/// try them: UDP, then TCP, then TLS.
 pub fn ice_urls(host: &str, udp: Option<u16>, tcp: Option<u16>, tls: Option<u16>) -> Vec<String> {
+    let host = match host.parse::<std::net::Ipv6Addr>() {
+        Ok(_) => format!("[{host}]"),
+        Err(_) => host.to_string(),
+    };
     let mut urls = Vec::new();
     if let Some(port) = udp {
         urls.push(format!("turn:{host}:{port}?transport=udp"));
@@ -435,4 +440,25 @@ pub fn ice_urls(host: &str, udp: Option<u16>, tcp: Option<u16>, tls: Option<u16>
         urls.push(format!("turns:{host}:{port}?transport=tcp"));
     }
     urls
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_urls_name_each_listener_as_rfc_7065_spells_it() {
+        assert_eq!(
+            ice_urls("turn.example.org", Some(3478), Some(3478), Some(5349)),
+            [
+                "turn:turn.example.org:3478?transport=udp",
+                "turn:turn.example.org:3478?transport=tcp",
+                "turns:turn.example.org:5349?transport=tcp",
+            ]
+        );
+        assert_eq!(
+            ice_urls("2001:db8::1", Some(3478), None, None),
+            ["turn:[2001:db8::1]:3478?transport=udp"]
+        );
+    }
 }
