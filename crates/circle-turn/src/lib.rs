@@ -76,8 +76,9 @@ use relay::RelayGenerator;
 use stream::StreamMux;
 
 /// Tracing filter directives that silence the `turn` crate, whose logs (through the `log` facade)
-/// name client and peer addresses even at error level. Append to the subscriber's filter.
-pub const LOG_DIRECTIVES: &str = "turn=off";
+/// name client and peer addresses even at error level, and the crates under it. Append to the
+/// subscriber's filter, after anything `RUST_LOG` asks for.
+pub const LOG_DIRECTIVES: &str = "turn=off,stun=off,webrtc_util=off";
 
 /// How long [`TurnServer::close`] waits for the listeners and their tasks to finish.
 pub const CLOSE_DEADLINE: Duration = Duration::from_secs(5);

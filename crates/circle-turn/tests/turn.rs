@@ -607,3 +607,67 @@ async fn a_listener_that_cannot_bind_stops_the_ones_already_started() -> anyhow:
     }
     Ok(())
 }
+
+/// A log sink for [`no_address_reaches_the_logs`].
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// With [`circle_turn::LOG_DIRECTIVES`] added, even a filter asking for everything at `trace`
+/// gets no client or peer address from a session with refusals in it. (The `turn` crate logs
+/// addresses through `log`, which tracing-subscriber forwards.)
+#[tokio::test]
+async fn no_address_reaches_the_logs() -> anyhow::Result<()> {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let filter = format!("trace,{}", circle_turn::LOG_DIRECTIVES);
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter)?)
+        .with_writer(move || sink.clone())
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let setup = setup().await?;
+    let stranger = UdpSocket::bind("127.0.0.2:0").await?;
+    let other_port = UdpSocket::bind("127.0.0.1:0").await?;
+    let (user, pass) = valid_credentials();
+    let client = client(&setup, Transport::Udp, user, pass).await?;
+    let relay = step("allocate", client.allocate()).await??;
+    let _ = step(
+        "send to a stranger",
+        relay.send_to(b"x", stranger.local_addr()?),
+    )
+    .await?;
+    let _ = step(
+        "send to another port",
+        relay.send_to(b"x", other_port.local_addr()?),
+    )
+    .await?;
+    other_port
+        .send_to(b"unsolicited", relay.local_addr()?)
+        .await?;
+    round_trip(&relay, &setup.media).await?;
+    setup.server.close().await?;
+
+    let logs =
+        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    assert!(!logs.is_empty(), "the subscriber captured nothing at all");
+    assert!(
+        !logs.contains("127.0.0."),
+        "an address reached the logs:\n{logs}"
+    );
+    Ok(())
+}
