@@ -27,11 +27,13 @@ async fn step<T>(what: &str, future: impl Future<Output = T>) -> anyhow::Result<
         .with_context(|| format!("{what} did not finish"))
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone)]
 enum Transport {
     Udp,
     Tcp,
     Tls,
+    /// TCP over a connection the test can stall.
+    TcpStalling(Arc<StreamConn<TcpStream>>),
 }
 
 /// A running server, the socket playing Circle's media address, and the test CA for TLS.
@@ -106,6 +108,10 @@ async fn client(
             let server = setup.server.tcp_addr().context("no TCP listener")?;
             let stream = TcpStream::connect(server).await?;
             (server, Arc::new(StreamConn::new(stream, server)))
+        }
+        Transport::TcpStalling(conn) => {
+            let server = setup.server.tcp_addr().context("no TCP listener")?;
+            (server, conn)
         }
         Transport::Tls => {
             let server = setup.server.tls_addr().context("no TLS listener")?;
@@ -423,6 +429,8 @@ struct StreamConn<S> {
     reader: Mutex<ReadHalf<S>>,
     writer: Mutex<WriteHalf<S>>,
     server: SocketAddr,
+    /// Once set, the client stops reading: a client that cannot keep up.
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl<S: AsyncRead + AsyncWrite> StreamConn<S> {
@@ -432,6 +440,7 @@ impl<S: AsyncRead + AsyncWrite> StreamConn<S> {
             reader: Mutex::new(reader),
             writer: Mutex::new(writer),
             server,
+            stalled: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -451,6 +460,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Sync + 'static> Conn for StreamConn<S> {
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        if self.stalled.load(std::sync::atomic::Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
         let mut reader = self.reader.lock().await;
         let mut head = [0u8; 4];
         reader.read_exact(&mut head).await?;
@@ -669,5 +681,56 @@ async fn no_address_reaches_the_logs() -> anyhow::Result<()> {
         !logs.contains("127.0.0."),
         "an address reached the logs:\n{logs}"
     );
+    Ok(())
+}
+
+/// A TCP client that stops reading fills its own queue, whose overflow is dropped; the server's
+/// read loop never waits for it, so another client on the same listener is served throughout.
+#[tokio::test]
+async fn a_tcp_client_that_stops_reading_does_not_hold_up_another() -> anyhow::Result<()> {
+    let setup = setup().await?;
+    let tcp = setup.server.tcp_addr().context("no TCP listener")?;
+    let slow_conn = Arc::new(StreamConn::new(TcpStream::connect(tcp).await?, tcp));
+    let (user, pass) = valid_credentials();
+    let slow = client(
+        &setup,
+        Transport::TcpStalling(slow_conn.clone()),
+        user,
+        pass,
+    )
+    .await?;
+    let slow_relay = step("allocate", slow.allocate()).await??;
+    round_trip(&slow_relay, &setup.media).await?;
+    let slow_relayed = slow_relay.local_addr()?;
+    slow_conn
+        .stalled
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+
+    // Circle's media floods the stalled client until its queue overflows: the socket buffers
+    // between them take some megabytes first, so the flood goes on in rounds until it does.
+    let payload = [7u8; 1200];
+    step("the stalled client's queue overflows", async {
+        while setup.server.stats().dropped_outbound == 0 {
+            for _ in 0..500 {
+                setup.media.send_to(&payload, slow_relayed).await?;
+            }
+            tokio::task::yield_now().await;
+        }
+        anyhow::Ok(())
+    })
+    .await??;
+    // And it asks for more: the answer is for the listener's read loop to queue, not to wait on.
+    let mut binding = stun::message::Message::new();
+    binding.build(&[
+        Box::new(stun::agent::TransactionId::new()),
+        Box::new(stun::message::BINDING_REQUEST),
+    ])?;
+    slow_conn.send_to(&binding.raw, tcp).await?;
+
+    let (user, pass) = valid_credentials();
+    let other = client(&setup, Transport::Tcp, user, pass).await?;
+    let other_relay = step("allocate", other.allocate()).await??;
+    round_trip(&other_relay, &setup.media).await?;
+    setup.server.close().await?;
     Ok(())
 }
