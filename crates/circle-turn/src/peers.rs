@@ -1,5 +1,5 @@
 //! "Not an open relay": the one rule saying which peers an allocation may reach, and its two
-//! enforcement points.
+//! enforcement points; and the rate limit on requests without valid credentials.
 //!
 //! - [`PeerGuard`] wraps each listener. A CreatePermission or ChannelBind request naming a peer
 //!   outside the allowed set, with valid credentials, gets a 403 (Forbidden) answer here and never
@@ -7,6 +7,9 @@
 //!   permission it is asked for).
 //! - [`crate::relay::GuardedRelay`] wraps each relay socket, so even a request that slipped past
 //!   the guard can neither send to nor hear from any other address.
+//!
+//! The guard also rate-limits requests that carry no valid credentials (see
+//! [`UNAUTHENTICATED_PER_SECOND`]).
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -74,8 +77,9 @@ impl AllowedPeers {
 /// dropped and counted, and a real client retransmits.
 const UNAUTHENTICATED_PER_SECOND: f64 = 20.0;
 
-/// See [`UNAUTHENTICATED_PER_SECOND`].
-const UNAUTHENTICATED_BURST: f64 = 100.0;
+/// See [`UNAUTHENTICATED_PER_SECOND`]. Sized for a large meeting starting at once: each browser
+/// makes one unauthenticated Allocate per TURN URL it is given.
+const UNAUTHENTICATED_BURST: f64 = 200.0;
 
 /// A token bucket, with time passed in.
 #[derive(Debug)]

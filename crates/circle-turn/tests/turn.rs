@@ -524,7 +524,7 @@ async fn a_flood_of_unauthenticated_requests_is_cut_and_a_real_client_still_allo
         m.build(&[Box::new(stun::agent::TransactionId::new()), Box::new(typ)])?;
         Ok(m.raw)
     };
-    for _ in 0..300 {
+    for _ in 0..600 {
         let allocate = message(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST))?;
         flood.send_to(&allocate, tcp).await?;
     }
