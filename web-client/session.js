@@ -78,6 +78,8 @@ export class Session extends EventTarget {
     this.over = false;
     /** Set from a `removed` / `meeting_ended` message, read when the socket closes. */
     this.ending = null;
+    /** The network came back while an attempt was in flight: if that attempt fails, retry at once. */
+    this.onlineDuringAttempt = false;
     this.onOnline = () => {
       if (this.status === 'reconnecting') this.retryNow();
     };
@@ -192,6 +194,7 @@ export class Session extends EventTarget {
       this.token = msg.resume_token;
       resumeStore.save(this.room, msg.resume_token);
       this.attempt = 0;
+      this.onlineDuringAttempt = false;
       this.setStatus('open');
     } else if (msg.type === 'removed') {
       this.ending = { reason: msg.reason, message: msg.message };
@@ -215,6 +218,11 @@ export class Session extends EventTarget {
     if (!end && this.leaving) end = { reason: 'left' };
     if (end) {
       this.finish(end);
+    } else if (this.token && this.onlineDuringAttempt) {
+      // The attempt was made before the network came back: the next one need not wait.
+      this.onlineDuringAttempt = false;
+      this.setStatus('reconnecting');
+      this.retryNow();
     } else if (this.token) {
       // Any other close (network drop, server restart, a close code we do not know): try to resume;
       // the server's answer to `resume` is final.
@@ -232,8 +240,18 @@ export class Session extends EventTarget {
     this.retryTimer = setTimeout(() => this.tryResume(), delay);
   }
 
+  /**
+   * The network is back (the browser's `online` event): try now, and start the backoff over. If an
+   * attempt is already in flight it may have been made while still offline; should it fail, the
+   * next one follows at once instead of after a full backoff.
+   */
   retryNow() {
     clearTimeout(this.retryTimer);
+    this.attempt = 0;
+    if (this.ws) {
+      this.onlineDuringAttempt = true;
+      return;
+    }
     this.tryResume();
   }
 

@@ -69,6 +69,11 @@ test('keyboard alone: join, raise a hand, chat, a facilitator mutes from the ros
 
     await tabTo(sam.page, '[data-key="leave"]');
     await sam.page.keyboard.press('Enter');
+    // Leaving asks first; focus starts on "Stay", so Enter alone never leaves.
+    await seeText(sam.page, '#confirm-title', 'Leave the meeting?');
+    assert.equal(await sam.page.evaluate(() => document.activeElement.textContent), 'Stay');
+    await sam.page.keyboard.press('Tab');
+    await sam.page.keyboard.press('Enter');
     await seeText(sam.page, 'h1', 'You left the meeting');
     await row(dana.page, 'Sam').waitFor({ state: 'detached' });
     assert.deepEqual([...dana.errors, ...sam.errors], []);

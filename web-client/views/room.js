@@ -141,7 +141,7 @@ export function roomView({ state, session, media, onLeave }) {
         h('p', { class: 'floor-label' }, mine ? 'You have the floor' : 'Has the floor'),
         h('p', { class: 'floor-name' }, mine ? `${speaker.name} (you)` : speaker.name),
         speaker.ends_at != null ? timerBlock(speaker) : h('p', { class: 'floor-untimed' }, 'Untimed share'),
-        mine && state.me?.self_muted ? h('p', { class: 'floor-hint' }, 'Unmute when you are ready to speak.') : null,
+        mine ? floorHint(speaker) : null,
       );
     } else {
       card = h(
@@ -173,6 +173,21 @@ export function roomView({ state, session, media, onLeave }) {
           )
         : h('p', { class: 'empty' }, 'No hands raised.'),
     ];
+  }
+
+  /**
+   * What the floor holder is asked to do, if anything: one instruction, never one the controls
+   * contradict (a facilitator's mute is explained next to the disabled Unmute).
+   */
+  function floorHint(speaker) {
+    const me = state.me;
+    let text = null;
+    if (speaker.ends_at != null && (state.share.expired || state.shareRemainingMs() === 0)) {
+      text = 'Your time is up. Please bring your share to a close.';
+    } else if (me?.self_muted && !me.muted_by_facilitator) {
+      text = 'Unmute when you are ready to speak.';
+    }
+    return text ? h('p', { class: 'floor-hint' }, text) : null;
   }
 
   function timerBlock(speaker) {
@@ -240,10 +255,15 @@ export function roomView({ state, session, media, onLeave }) {
     if (p.role === 'facilitator') badges.push(h('span', { class: 'badge badge-role' }, 'Facilitator'));
     if (hasFloor) badges.push(h('span', { class: 'badge badge-floor' }, 'Has the floor'));
     if (p.hand_raised_at != null) badges.push(h('span', { class: 'badge badge-hand' }, icon('hand'), 'Hand raised'));
-    if (p.muted_by_facilitator) {
+    if (state.mutedOnEntry(p)) {
+      // The room's rule for newcomers, not a sanction.
+      badges.push(h('span', { class: 'badge badge-quiet' }, icon('mic-off'), 'Waiting for a turn'));
+    } else if (p.muted_by_facilitator) {
       badges.push(h('span', { class: 'badge badge-caution' }, icon('mic-off'), 'Muted by facilitator'));
     } else if (p.self_muted) {
       badges.push(h('span', { class: 'badge badge-quiet' }, icon('mic-off'), 'Muted'));
+    } else if (!mayBeHeard(p)) {
+      badges.push(h('span', { class: 'badge badge-quiet', title: 'Only the person with the floor can be heard' }, icon('mic'), 'Not heard now'));
     } else {
       badges.push(h('span', { class: 'badge badge-live' }, icon('mic'), 'Mic on'));
     }
@@ -268,6 +288,18 @@ export function roomView({ state, session, media, onLeave }) {
       ),
       state.isFacilitator && !mine ? personActions(ctx, p) : null,
     );
+  }
+
+  /**
+   * Whether an unmuted person's voice reaches the room: for yourself the server's `hearing`; for
+   * others the same rule as far as this page can see it (one-speaker mode lets only the floor
+   * holder and facilitators be heard).
+   */
+  function mayBeHeard(p) {
+    if (p.id === state.you) return state.mayBeHeard;
+    if (p.presence === 'reconnecting') return false;
+    if (!state.settings.one_speaker) return true;
+    return p.role === 'facilitator' || state.floor.speaker?.participant === p.id;
   }
 
   // ---- chat -----------------------------------------------------------------------------------
@@ -360,6 +392,14 @@ export function roomView({ state, session, media, onLeave }) {
       h('div', { class: 'chat-input-row' }, input, send),
       hint,
     );
+    // The draft survives a reload of the tab (this tab only; it goes when the meeting ends for you).
+    const draftKey = `circle.draft.${session.room}`;
+    input.value = sessionStorage.getItem(draftKey) ?? '';
+    const saveDraft = () => {
+      if (input.value) sessionStorage.setItem(draftKey, input.value);
+      else sessionStorage.removeItem(draftKey);
+    };
+    input.addEventListener('input', saveDraft);
     input.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
         ev.preventDefault();
@@ -381,7 +421,17 @@ export function roomView({ state, session, media, onLeave }) {
       else if (target === 'facilitators') ok = await act('chat_private', { text });
       else ok = await act('chat_private', { text, to: target.slice(3) });
       send.disabled = false;
-      if (ok) input.value = '';
+      if (ok) {
+        input.value = '';
+        saveDraft();
+        // A private line is one message, not a mode: the next one goes to everyone again.
+        if (target !== 'room') {
+          replyTo = null;
+          refresh();
+          to.value = to.options[0].value;
+          refresh();
+        }
+      }
       input.focus();
     });
 
@@ -432,8 +482,13 @@ export function roomView({ state, session, media, onLeave }) {
     const byFac = me.muted_by_facilitator;
     const muted = me.self_muted;
     const hand = me.hand_raised_at != null;
+    const waitingTurn = state.mutedOnEntry(me);
     let note = '';
-    if (byFac) note = 'A facilitator has muted you. You can unmute when they allow you to speak.';
+    if (waitingTurn) {
+      note = hand
+        ? 'Waiting for your turn to speak. Your hand is raised: a facilitator will give you a turn.'
+        : 'Waiting for your turn to speak. Raise your hand to ask for one.';
+    } else if (byFac) note = 'A facilitator has muted you. You can unmute when they allow you to speak.';
     else if (media.permission === 'denied') note = 'Your browser blocked the microphone. You can listen and chat. To speak, allow the microphone for this site and try again.';
     else if (media.permission === 'unavailable') note = 'No microphone was found. You can listen and chat.';
     else if (!muted && !state.mayBeHeard && state.settings.one_speaker) note = 'Only the person with the floor can be heard right now.';
@@ -466,7 +521,7 @@ export function roomView({ state, session, media, onLeave }) {
         icon('hand'),
         hand ? 'Lower hand' : 'Raise hand',
       ),
-      h('p', { id: 'mic-note', class: `controls-note${byFac ? ' is-caution' : ''}` }, note),
+      h('p', { id: 'mic-note', class: `controls-note${byFac && !waitingTurn ? ' is-caution' : ''}` }, note),
       h('button', { type: 'button', key: 'leave', class: 'btn btn-control btn-leave', onclick: () => leave() }, 'Leave'),
     ];
   }
@@ -493,27 +548,28 @@ export function roomView({ state, session, media, onLeave }) {
     if (!(await act('set_self_mute', { muted: false }))) await media.setMuted(true);
   }
 
+  // Asked first, for everyone: on a phone, Leave is a thumb's slip away from the other controls.
   async function leave() {
-    if (state.isFacilitator) {
-      const ok = await confirmDialog({
-        title: 'Leave the meeting?',
-        body: 'The meeting goes on without you. To end it for everyone, use “End the meeting” instead.',
-        confirm: 'Leave',
-      });
-      if (!ok) return;
-    }
-    onLeave();
+    const ok = await confirmDialog({
+      title: 'Leave the meeting?',
+      body: state.isFacilitator
+        ? 'The meeting goes on without you. To end it for everyone, use “End the meeting” instead.'
+        : 'You can come back with the same link while the meeting goes on.',
+      confirm: 'Leave',
+      cancel: 'Stay',
+    });
+    if (ok) onLeave();
   }
 
   // ---- drawing --------------------------------------------------------------------------------
 
   function render(force = false) {
     renderQueued = false;
-    const opt = (fallbackId) => ({ force, fallback: document.getElementById(fallbackId) });
+    const opt = (...fallback) => ({ force, fallback });
     swap(header, renderHeader(), opt('room-title'));
     swap(stage, renderStage(), opt('speaking-title'));
-    swap(people, renderPeople(), opt('people-title'));
-    swap(facilitator, state.isFacilitator ? facilitatorPanel(ctx) : [], opt('chat-title'));
+    swap(people, renderPeople(), opt('waiting-title', 'people-title'));
+    swap(facilitator, state.isFacilitator ? facilitatorPanel(ctx) : [], opt('fac-title', 'chat-title'));
     facilitator.hidden = !state.isFacilitator;
     main.classList.toggle('is-facilitator', state.isFacilitator);
     swap(controls, renderControls(), opt('chat-title'));

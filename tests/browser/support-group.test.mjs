@@ -1,0 +1,361 @@
+// The web client as a real support group uses it (issue #10): one test per finding, each in its own
+// meeting made through the API, each waiting on what a person would see. axe-core checks every
+// screen a test visits.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  API_URL,
+  PHONE,
+  axe,
+  expectQueue,
+  holdServer,
+  launch,
+  person,
+  personAction,
+  poll,
+  row,
+  screenshots,
+  seeText,
+  until,
+} from './lib.mjs';
+
+const SUPPORT = { SUPPORT_TEXT: 'Need to talk now? The helpline is open day and night.', SUPPORT_URL: 'https://support.example.org/help' };
+
+async function createRoom(title, settings = {}) {
+  const res = await fetch(`${API_URL}/api/rooms`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ title, settings }),
+  });
+  assert.equal(res.status, 201);
+  return res.json();
+}
+
+/** Opens `url`, joins as `p.name`, and waits for the room (or the waiting room). */
+async function enter(p, url, { waiting = false } = {}) {
+  await p.page.goto(url);
+  await p.page.locator('#name').waitFor();
+  await p.page.fill('#name', p.name);
+  await p.page.getByRole('button', { name: 'Join muted' }).click();
+  if (waiting) await seeText(p.page, 'h1', 'The facilitator will let you in soon');
+  else await p.page.locator('#room-title').waitFor();
+}
+
+/** The visible text of the page (not the screen readers' announcer). */
+function mainText(page) {
+  return page.evaluate(() => document.getElementById('main')?.innerText ?? '');
+}
+
+function noErrors(...people) {
+  assert.deepEqual(people.flatMap((p) => p.errors), []);
+}
+
+test('finding 9: the network comes back while a reconnect attempt is in flight, and the page tries again at once', async () => {
+  const room = await createRoom('Reconnect circle', { waiting_room: false });
+  const browser = await launch();
+  const hold = await holdServer();
+  try {
+    const sam = await person(browser, 'Sam', { holdable: true });
+    await enter(sam, room.join_url);
+    const page = sam.page;
+    // The connection drops, and the next attempt hangs, as on a network that is not back yet.
+    await page.evaluate((url) => {
+      window.__holdSockets = url;
+      window.__sockets.at(-1).close();
+    }, hold.url);
+    await seeText(page, '.connection', 'Reconnecting…');
+    await poll('a reconnect attempt in flight', () => hold.accepted, (n) => n >= 1, 30_000);
+    // The browser says the network is back while that attempt is still in flight...
+    await page.evaluate(() => {
+      window.__holdSockets = null;
+      window.dispatchEvent(new Event('online'));
+    });
+    // ...and then the attempt fails: the page must try again at once, not after a backoff.
+    hold.failAll();
+    await until(
+      page,
+      'the held attempt to close',
+      (url) => window.__sockets.filter((s) => s.url === url).at(-1)?.nextOpenedAtOnce !== undefined,
+      hold.url,
+      30_000,
+    );
+    const atOnce = await page.evaluate((url) => window.__sockets.filter((s) => s.url === url).at(-1).nextOpenedAtOnce, hold.url);
+    assert.equal(atOnce, true, 'after the "online" event, a failed attempt is followed by the next one at once');
+    await page.locator('.connection.is-reconnecting').waitFor({ state: 'detached', timeout: 30_000 });
+    await seeText(page, '#people-title', 'People here (1)');
+    noErrors(sam);
+  } finally {
+    await hold.close();
+    await browser.close();
+  }
+});
+
+test('finding 1: arriving muted by the room’s rule reads as waiting for a turn; a facilitator’s mute reads as one', async () => {
+  const room = await createRoom('Arrival circle'); // waiting room and "new members need permission to unmute"
+  const browser = await launch();
+  try {
+    const dana = await person(browser, 'Dana');
+    const river = await person(browser, 'River');
+    await enter(dana, room.facilitator_url);
+    await enter(river, room.join_url, { waiting: true });
+    await axe(river.page, 'the waiting room');
+    await dana.page.getByRole('button', { name: 'Admit River' }).click();
+    await river.page.locator('#room-title').waitFor();
+
+    for (const p of [dana, river]) {
+      const badges = row(p.page, 'River').locator('.badges');
+      await seeText(p.page, '.person .badges', 'Waiting for a turn');
+      assert.doesNotMatch(await badges.innerText(), /Muted by facilitator/);
+      assert.equal(await row(p.page, 'River').locator('.badge-caution').count(), 0, 'arriving is not a sanction');
+    }
+    await seeText(river.page, '#mic-note', 'turn to speak');
+    assert.doesNotMatch(await river.page.innerText('#mic-note'), /A facilitator has muted you/);
+    assert.doesNotMatch(await river.page.innerText('#announcer'), /muted you/);
+    await axe(river.page, 'the room, as a member who just arrived');
+    await screenshots(river.page, 'arrived-waiting-for-turn');
+
+    // An actual facilitator mute keeps the sanction's words.
+    await personAction(dana.page, 'River', 'Allow to speak');
+    await until(river.page, 'Unmute to be enabled', () => !document.querySelector('[data-key="mic"]').disabled);
+    await personAction(dana.page, 'River', 'Mute');
+    for (const p of [dana, river]) await row(p.page, 'River').locator('.badge-caution', { hasText: 'Muted by facilitator' }).waitFor();
+    await seeText(river.page, '#mic-note', 'A facilitator has muted you');
+    noErrors(dana, river);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('finding 2: a floor holder muted by a facilitator, or whose time is up, gets one instruction', async () => {
+  const room = await createRoom('Floor circle', { waiting_room: false, share_secs: 6, share_warning_secs: 0 });
+  const browser = await launch();
+  try {
+    const dana = await person(browser, 'Dana');
+    const river = await person(browser, 'River');
+    await enter(dana, room.facilitator_url);
+    await enter(river, room.join_url);
+    await personAction(dana.page, 'River', 'Give the floor');
+    await seeText(river.page, '.floor-label', 'You have the floor');
+    await personAction(dana.page, 'River', 'Mute');
+    await until(river.page, 'Unmute to be disabled', () => document.querySelector('[data-key="mic"]').disabled);
+    await seeText(river.page, '#mic-note', 'A facilitator has muted you');
+    assert.doesNotMatch(await mainText(river.page), /Unmute when you are ready/, 'no "unmute" next to a disabled Unmute');
+
+    await personAction(dana.page, 'River', 'Allow to speak');
+    await until(river.page, 'Unmute to be enabled', () => !document.querySelector('[data-key="mic"]').disabled);
+    await seeText(river.page, '.timer.is-expired', 'Time is up', 30_000);
+    const text = await mainText(river.page);
+    assert.doesNotMatch(text, /Unmute when you are ready/, 'no "unmute" once the time is up');
+    assert.match(await river.page.innerText('.floor-card'), /Please bring your share to a close/);
+    await axe(river.page, 'the room, as a floor holder whose time is up');
+    await screenshots(river.page, 'floor-time-up');
+    noErrors(dana, river);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('finding 5: the removed, denied and ended screens give a next step and the organisation’s support line', async () => {
+  const room = await createRoom('Support circle');
+  const browser = await launch();
+  try {
+    const dana = await person(browser, 'Dana', { config: SUPPORT });
+    const river = await person(browser, 'River', { config: SUPPORT });
+    const kim = await person(browser, 'Kim', { config: SUPPORT });
+    await enter(dana, room.facilitator_url);
+    await enter(river, room.join_url, { waiting: true });
+    await dana.page.getByRole('button', { name: 'Admit River' }).click();
+    await river.page.locator('#room-title').waitFor();
+
+    const supportShown = async (page) => {
+      const link = page.getByRole('link', { name: SUPPORT.SUPPORT_TEXT });
+      await link.waitFor();
+      assert.equal(await link.getAttribute('href'), SUPPORT.SUPPORT_URL);
+    };
+
+    await personAction(dana.page, 'River', 'Remove from meeting…');
+    await dana.page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+    await seeText(river.page, 'h1', 'You are no longer in this meeting');
+    await supportShown(river.page);
+    await axe(river.page, 'the removed screen');
+    await screenshots(river.page, 'removed');
+    await river.page.getByRole('button', { name: 'Ask to join again' }).click();
+    await river.page.locator('#name').waitFor();
+
+    await enter(kim, room.join_url, { waiting: true });
+    await dana.page.getByRole('button', { name: 'Deny Kim' }).click();
+    await seeText(kim.page, 'h1', 'You were not let in');
+    await supportShown(kim.page);
+    await axe(kim.page, 'the denied screen');
+
+    await dana.page.locator('[data-key="end-meeting"]').click();
+    await dana.page.getByRole('dialog').getByRole('button', { name: 'End the meeting' }).click();
+    await seeText(dana.page, 'h1', 'The meeting has ended');
+    await supportShown(dana.page);
+    await axe(dana.page, 'the ended screen');
+    await screenshots(dana.page, 'ended-support');
+    noErrors(dana, river, kim);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('finding 6: the microphone indicator tells the truth when one-speaker mode keeps a member from being heard', async () => {
+  const room = await createRoom('One speaker circle', { waiting_room: false, mute_on_entry: false, one_speaker: true });
+  const browser = await launch();
+  try {
+    const dana = await person(browser, 'Dana');
+    const river = await person(browser, 'River');
+    await enter(dana, room.facilitator_url);
+    await enter(river, room.join_url);
+    await river.page.getByRole('button', { name: 'Unmute' }).click();
+    await until(river.page, 'the mic to be on', () => document.querySelector('[data-key="mic"]').textContent === 'Mute');
+    for (const p of [dana, river]) {
+      await row(p.page, 'River').locator('.badge', { hasText: 'Not heard now' }).waitFor();
+      assert.equal(await row(p.page, 'River').locator('.badge', { hasText: /^Mic on$/ }).count(), 0);
+    }
+    await axe(river.page, 'the room in one-speaker mode');
+    await screenshots(river.page, 'one-speaker-not-heard');
+    await personAction(dana.page, 'River', 'Give the floor');
+    for (const p of [dana, river]) await row(p.page, 'River').locator('.badge', { hasText: /^Mic on$/ }).waitFor();
+    noErrors(dana, river);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('finding 7: on a phone, Leave asks first, and coming back keeps the name', async () => {
+  const room = await createRoom('Phone circle', { waiting_room: false });
+  const browser = await launch();
+  try {
+    const river = await person(browser, 'River', { viewport: PHONE });
+    await enter(river, room.join_url);
+    const page = river.page;
+    await page.getByRole('button', { name: 'Leave' }).click();
+    const dialog = page.getByRole('dialog');
+    await seeText(page, '#confirm-title', 'Leave the meeting?');
+    await axe(page, 'the leave dialog');
+    await dialog.getByRole('button', { name: 'Stay' }).click();
+    await page.locator('#room-title').waitFor();
+    assert.equal(await page.locator('dialog[open]').count(), 0);
+    await page.getByRole('button', { name: 'Leave' }).click();
+    await dialog.getByRole('button', { name: 'Leave' }).click();
+    await seeText(page, 'h1', 'You left the meeting');
+    await page.getByRole('button', { name: 'Rejoin the meeting' }).click();
+    await page.locator('#name').waitFor();
+    assert.equal(await page.inputValue('#name'), 'River');
+    await axe(page, 'the join page, coming back');
+    noErrors(river);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('finding 8: keyboard focus stays put after Admit, Next speaker and an arrival; names match the labels', async () => {
+  const room = await createRoom('Focus circle', { mute_on_entry: false });
+  const browser = await launch();
+  try {
+    const dana = await person(browser, 'Dana');
+    const river = await person(browser, 'River');
+    const sam = await person(browser, 'Sam');
+    const kim = await person(browser, 'Kim');
+    await enter(dana, room.facilitator_url);
+    await enter(river, room.join_url, { waiting: true });
+    await enter(sam, room.join_url, { waiting: true });
+    const page = dana.page;
+    const focused = () => page.evaluate(() => (document.activeElement === document.body ? 'body' : document.activeElement.outerHTML.slice(0, 100)));
+
+    await seeText(page, '#waiting-title', 'Waiting room (2)');
+    await page.getByRole('button', { name: 'Admit River' }).focus();
+    await page.keyboard.press('Enter');
+    await river.page.locator('#room-title').waitFor();
+    await seeText(page, '#waiting-title', 'Waiting room (1)');
+    assert.notEqual(await focused(), 'body', 'focus after Admit');
+    await page.getByRole('button', { name: 'Admit Sam' }).focus();
+    await page.keyboard.press('Enter');
+    await seeText(page, '#waiting-title', 'Waiting room (0)');
+    assert.notEqual(await focused(), 'body', 'focus after admitting the last one');
+
+    // A new arrival redraws the header while focus is on the title.
+    await page.locator('#room-title').focus();
+    await enter(kim, room.join_url, { waiting: true });
+    await seeText(page, '.room-header button', '1 waiting to join');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'room-title', 'focus after an arrival');
+
+    await river.page.getByRole('button', { name: 'Raise hand' }).click();
+    await sam.page.getByRole('button', { name: 'Raise hand' }).click();
+    await expectQueue(page, ['River', 'Sam']);
+    // The queue's buttons: their names contain what they show (WCAG 2.5.3).
+    await axe(page, 'the facilitator’s room with a queue');
+    await screenshots(page, 'facilitator-queue');
+    await page.getByRole('button', { name: 'Next speaker' }).focus();
+    await page.keyboard.press('Enter');
+    await seeText(page, '.floor-name', 'River');
+    await expectQueue(page, ['Sam']);
+    assert.notEqual(await focused(), 'body', 'focus after Next speaker');
+    await page.getByRole('button', { name: 'Next speaker' }).focus();
+    await page.keyboard.press('Enter');
+    await seeText(page, '.floor-name', 'Sam');
+    await expectQueue(page, []);
+    assert.notEqual(await focused(), 'body', 'focus after Next speaker empties the queue');
+    noErrors(dana, river, sam, kim);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('finding 10: long names, chat drafts, "Send to", the favicon, one name per setting', async () => {
+  const room = await createRoom('Small things circle', { waiting_room: false });
+  const browser = await launch();
+  try {
+    const dana = await person(browser, 'Dana');
+    const river = await person(browser, 'River');
+    const missing = [];
+    for (const p of [dana, river]) p.context.on('response', (r) => r.status() >= 400 && missing.push(`${r.status()} ${r.url()}`));
+
+    // A pseudonym over 32 characters is not cut silently: the page says so and does not join.
+    const long = 'Riverside-of-the-long-and-winding-name';
+    await river.page.goto(room.join_url);
+    await river.page.fill('#name', long);
+    assert.equal(await river.page.inputValue('#name'), long, 'the name is not cut');
+    await river.page.getByRole('button', { name: 'Join muted' }).click();
+    await seeText(river.page, '.alert-error', '32 characters');
+    await axe(river.page, 'the join page with a too-long name');
+    await enter(river, room.join_url);
+    await enter(dana, room.facilitator_url);
+
+    // A chat draft survives a reload.
+    await river.page.fill('#chat-input', 'half a thought');
+    await river.page.reload();
+    await river.page.locator('#room-title').waitFor();
+    await until(river.page, 'the draft to come back', () => document.getElementById('chat-input').value === 'half a thought');
+
+    // "Send to" goes back to everyone after a private reply.
+    await river.page.selectOption('#chat-to', 'facilitators');
+    await river.page.press('#chat-input', 'Enter');
+    await dana.page.getByRole('button', { name: 'Reply privately to River' }).click();
+    await dana.page.fill('#chat-input', 'Here for you');
+    await dana.page.press('#chat-input', 'Enter');
+    await seeText(river.page, '.msg.is-private', 'Here for you');
+    await until(dana.page, '"Send to" to go back to everyone', () => document.getElementById('chat-to').value === 'room');
+    await until(river.page, '"Send to" to go back to everyone', () => document.getElementById('chat-to').value === 'room');
+
+    // One name per setting: the start page and the facilitator's panel say the same.
+    const panel = { mute: await dana.page.innerText('label[for="set-mute-entry"]') };
+    const other = await dana.context.newPage();
+    await other.goto(`${new URL(room.join_url).origin}/`);
+    await other.locator('#mute-on-entry').waitFor();
+    await other.selectOption('#share-secs', '60');
+    assert.equal(await other.innerText('label[for="mute-on-entry"]'), panel.mute);
+    await dana.page.selectOption('#set-timer', '60');
+    await dana.page.locator('#set-auto-end').waitFor();
+    assert.equal(await other.innerText('label[for="auto-end"]'), await dana.page.innerText('label[for="set-auto-end"]'));
+    await axe(other, 'the start page');
+
+    assert.deepEqual(missing, [], 'every resource the pages asked for exists (the favicon too)');
+    noErrors(dana, river);
+  } finally {
+    await browser.close();
+  }
+});
