@@ -59,6 +59,8 @@ const FINAL_RESUME_ERRORS = new Set([
 // server that restarts is not hit by every client at the same instant).
 const RETRY_FIRST_MS = 400;
 const RETRY_MAX_MS = 8000;
+// How long one connection attempt may take to open before it is given up and the next one made.
+const CONNECT_TIMEOUT_MS = 15000;
 // How long `leave` waits for the server's acknowledgement before giving up on it.
 const LEAVE_TIMEOUT_MS = 2000;
 
@@ -136,12 +138,39 @@ export class Session extends EventTarget {
         ws = new WebSocket(websocketUrl());
       } catch {
         reject(new SessionError('unreachable', 'Could not reach the meeting server.'));
+        // Resuming: try again later, as after any failed attempt.
+        if (this.token && !this.over) this.scheduleRetry();
         return;
       }
       this.ws = ws;
       let opened = false;
+      const closed = (ev) => {
+        if (ws !== this.ws) return; // handled already, or replaced
+        clearTimeout(giveUp);
+        this.ws = null;
+        this.failPending(
+          opened
+            ? new SessionError('disconnected', 'The connection was lost.')
+            : new SessionError('unreachable', 'Could not reach the meeting server.'),
+        );
+        this.onClose(ev);
+      };
+      // An attempt that neither opens nor fails (a network that swallows packets) is given up, so
+      // the next one can be made.
+      const giveUp = setTimeout(() => {
+        if (opened || ws !== this.ws) return;
+        ws.onclose = null;
+        ws.onerror = null;
+        try {
+          ws.close();
+        } catch {
+          // Already closing.
+        }
+        closed({ code: 1006, reason: '' });
+      }, CONNECT_TIMEOUT_MS);
       ws.onopen = () => {
         opened = true;
+        clearTimeout(giveUp);
         const id = this.nextId++;
         this.pending.set(id, {
           resolve: (joined) => resolve(joined),
@@ -156,15 +185,13 @@ export class Session extends EventTarget {
       ws.onmessage = (ev) => {
         if (ws === this.ws) this.onFrame(ev.data);
       };
-      ws.onclose = (ev) => {
-        if (ws !== this.ws) return;
-        this.ws = null;
-        this.failPending(
-          opened
-            ? new SessionError('disconnected', 'The connection was lost.')
-            : new SessionError('unreachable', 'Could not reach the meeting server.'),
-        );
-        this.onClose(ev);
+      ws.onclose = closed;
+      // A socket the browser will not open at all (one a content security policy blocks, say) fires
+      // `error` and no `close`: without this the session would wait for it for ever.
+      ws.onerror = () => {
+        setTimeout(() => {
+          if (ws.readyState === WebSocket.CLOSED) closed({ code: 1006, reason: '' });
+        }, 0);
       };
     });
   }
@@ -287,6 +314,7 @@ export class Session extends EventTarget {
 
   closeQuietly(ws) {
     ws.onclose = null;
+    ws.onerror = null;
     ws.onmessage = null;
     if (ws === this.ws) this.ws = null;
     try {

@@ -70,7 +70,8 @@ export async function person(browser, name, { denyMic = false, clipboard = false
     window.__holdSockets = null; // a ws:// address whose server accepts and never answers
     window.WebSocket = class extends Native {
       constructor(url, ...rest) {
-        // Port 1 on loopback: refused at once.
+        // Port 1 on loopback: the page's content security policy blocks it at once (an `error` event
+        // and no `close`, a harder case than a refused connection); refused at once with `holdable`.
         super(window.__refuseSockets ? 'ws://127.0.0.1:1/' : (window.__holdSockets ?? url), ...rest);
         const index = window.__sockets.push(this) - 1;
         // Whether the page had opened its next socket by the time its timers of no delay ran after
@@ -98,8 +99,9 @@ export async function newPage(p) {
   page.setDefaultTimeout(20_000); // room to spare on a busy machine
   page.on('pageerror', (e) => p.errors.push(`${p.name}: ${e.message}`));
   page.on('console', (m) => {
-    // A refused websocket is logged by the browser itself while offline; anything else is a bug.
-    if (m.type() === 'error' && !/WebSocket connection|ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(m.text())) {
+    // A refused websocket is logged by the browser itself while offline; anything else is a bug
+    // (`__refuseSockets` makes the page's content security policy block its sockets, which it reports.)
+    if (m.type() === 'error' && !/WebSocket connection|ERR_INTERNET_DISCONNECTED|Failed to load resource|Connecting to 'ws:\/\/127\.0\.0\.1:1\/'/.test(m.text())) {
       p.errors.push(`${p.name}: console: ${m.text()}`);
     }
   });
@@ -108,10 +110,11 @@ export async function newPage(p) {
 
 /**
  * Saves the page at desktop and phone widths (`NAME-desktop.png`, `NAME-phone.png`,
- * `NAME-phone-full.png`), and checks that at the narrowest phone width nothing makes the page scroll
- * sideways.
+ * `NAME-phone-full.png`), checks that at the narrowest phone width nothing makes the page scroll
+ * sideways, and runs axe-core on the screen (any violation fails).
  */
 export async function screenshots(page, name) {
+  await axe(page, name);
   const before = page.viewportSize();
   // What a person sees in the window (a full-page capture would draw the sticky controls bar in
   // the middle of the page); on a phone also the whole page scrolled through.
