@@ -8,12 +8,14 @@ import {
   API_URL,
   PHONE,
   axe,
+  dropConnection,
   expectQueue,
   holdServer,
   launch,
   person,
   personAction,
   poll,
+  restoreConnection,
   row,
   screenshots,
   seeText,
@@ -87,6 +89,25 @@ test('finding 9: the network comes back while a reconnect attempt is in flight, 
     noErrors(sam);
   } finally {
     await hold.close();
+    await browser.close();
+  }
+});
+
+test('finding 9: an attempt the browser blocks outright (an error and no close) does not stall reconnection', async () => {
+  const room = await createRoom('Blocked circle', { waiting_room: false });
+  const browser = await launch();
+  try {
+    const sam = await person(browser, 'Sam');
+    await enter(sam, room.join_url);
+    const page = sam.page;
+    await dropConnection(page);
+    await seeText(page, '.connection', 'Reconnecting…');
+    // Wait until an attempt has been made and blocked, then bring the network back.
+    await until(page, 'a blocked attempt', () => window.__sockets.some((s) => s.url === 'ws://127.0.0.1:1/'), undefined, 30_000);
+    await restoreConnection(page);
+    await page.locator('.connection.is-reconnecting').waitFor({ state: 'detached', timeout: 30_000 });
+    await seeText(page, '#people-title', 'People here (1)');
+  } finally {
     await browser.close();
   }
 });
