@@ -17,7 +17,9 @@ import {
   poll,
   restoreConnection,
   row,
+  received,
   screenshots,
+  sent,
   seeText,
   until,
 } from './lib.mjs';
@@ -375,6 +377,184 @@ test('finding 10: long names, chat drafts, "Send to", the favicon, one name per 
     await axe(other, 'the start page');
 
     assert.deepEqual(missing, [], 'every resource the pages asked for exists (the favicon too)');
+    noErrors(dana, river);
+  } finally {
+    await browser.close();
+  }
+});
+
+/** The mic button's label, once it is `label`. */
+function micIs(page, label) {
+  return until(page, `the mic button to read ${label}`, (l) => document.querySelector('[data-key="mic"]')?.textContent === l, label);
+}
+
+test('finding 12: per-person volume, and a clear prompt when the browser holds the meeting’s sound back', async () => {
+  const room = await createRoom('Volume circle', { waiting_room: false, mute_on_entry: false });
+  const browser = await launch({ args: ['--autoplay-policy=user-gesture-required'] });
+  try {
+    const dana = await person(browser, 'Dana');
+    const river = await person(browser, 'River');
+    await enter(dana, room.facilitator_url);
+    await enter(river, room.join_url);
+    await dana.page.getByRole('button', { name: 'Unmute' }).click();
+    await micIs(dana.page, 'Mute');
+
+    const slider = river.page.getByRole('slider', { name: 'Volume for Dana' });
+    await slider.fill('30');
+    const stream = (await received(river, 'Dana')).stream;
+    await poll(
+      'Dana to play at 30% on River’s page',
+      () => river.page.evaluate(async (id) => (await window.__circle.media.stats())?.streams[id]?.volume, stream),
+      (v) => Math.abs(v - 0.3) < 0.001,
+      30_000,
+    );
+    await axe(river.page, 'the room with volume controls');
+
+    // After a reload no tap has happened yet: the browser holds the voices back, and the page says so.
+    await river.page.reload();
+    const prompt = river.page.getByRole('button', { name: 'Tap to hear the meeting' });
+    await prompt.waitFor({ timeout: 30_000 });
+    await axe(river.page, 'the room with the "tap to hear" prompt');
+    await screenshots(river.page, 'tap-to-hear');
+    await prompt.click();
+    await prompt.waitFor({ state: 'detached' });
+    await poll(
+      'the voices to play',
+      () => river.page.evaluate(async () => Object.values((await window.__circle.media.stats())?.streams ?? {}).map((r) => r.playing)),
+      (playing) => playing.length > 0 && playing.every(Boolean),
+      30_000,
+    );
+    noErrors(dana, river);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('finding 16: shortcuts (hold Space to talk, M, H, ?), a skip link, and none while typing', async () => {
+  const room = await createRoom('Shortcut circle', { waiting_room: false, mute_on_entry: false });
+  const browser = await launch();
+  try {
+    const dana = await person(browser, 'Dana');
+    const river = await person(browser, 'River');
+    await enter(dana, room.facilitator_url);
+    await enter(river, room.join_url);
+    const page = river.page;
+    const blur = () => page.evaluate(() => document.activeElement?.blur());
+
+    await blur();
+    await page.keyboard.press('m');
+    await micIs(page, 'Mute');
+    await row(dana.page, 'River').locator('.badge', { hasText: /^Mic on$/ }).waitFor();
+    await page.keyboard.press('m');
+    await micIs(page, 'Unmute');
+    await page.keyboard.press('h');
+    await expectQueue(dana.page, ['River']);
+
+    // Typing in the chat is typing.
+    await page.focus('#chat-input');
+    await page.keyboard.type('mh ');
+    assert.equal(await page.inputValue('#chat-input'), 'mh ');
+    await expectQueue(dana.page, ['River']);
+    assert.equal(await page.evaluate(() => document.querySelector('[data-key="mic"]').textContent), 'Unmute');
+
+    // Push to talk: unmuted while Space is held, muted again when it is let go.
+    await blur();
+    await page.keyboard.down('Space');
+    await micIs(page, 'Mute');
+    await row(dana.page, 'River').locator('.badge', { hasText: /^Mic on$/ }).waitFor();
+    await page.keyboard.up('Space');
+    await micIs(page, 'Unmute');
+    await row(dana.page, 'River').locator('.badge', { hasText: /^Muted$/ }).waitFor();
+
+    await page.keyboard.press('?');
+    await seeText(page, '#confirm-title', 'Keyboard shortcuts');
+    await seeText(page, '.shortcuts', 'Space (hold)');
+    await axe(page, 'the shortcuts dialog');
+    await screenshots(page, 'shortcuts');
+    await page.keyboard.press('Escape');
+    await page.locator('dialog[open]').waitFor({ state: 'detached' });
+
+    // The skip link: the first stop after the title, to your own controls.
+    await page.locator('#room-title').focus();
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to your controls');
+    await page.keyboard.press('Enter');
+    assert.ok(await page.evaluate(() => document.getElementById('your-controls').contains(document.activeElement)));
+    noErrors(dana, river);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('finding 13: a facilitator hears a soft chime and sees the tab title change when someone waits; both can be turned off', async () => {
+  const room = await createRoom('Arrivals circle');
+  const browser = await launch();
+  try {
+    const dana = await person(browser, 'Dana');
+    // Counts the sounds the page plays from its own generated files (the chime).
+    await dana.context.addInitScript(() => {
+      window.__chimes = 0;
+      const play = HTMLMediaElement.prototype.play;
+      HTMLMediaElement.prototype.play = function () {
+        if (this.src.startsWith('blob:')) window.__chimes += 1;
+        return play.call(this);
+      };
+    });
+    const river = await person(browser, 'River');
+    const kim = await person(browser, 'Kim');
+    await enter(dana, room.facilitator_url);
+    assert.equal(await dana.page.evaluate(() => window.__chimes), 0);
+    await enter(river, room.join_url, { waiting: true });
+    await until(dana.page, 'the title to show who waits', () => document.title.startsWith('(1 waiting) Arrivals circle'));
+    await until(dana.page, 'a chime', () => window.__chimes === 1);
+
+    await dana.page.getByLabel('Play a soft chime').uncheck();
+    await dana.page.getByLabel('Show it in the tab’s title').uncheck();
+    await until(dana.page, 'the title to calm down', () => !document.title.includes('waiting'));
+    await enter(kim, room.join_url, { waiting: true });
+    await seeText(dana.page, '#waiting-title', 'Waiting room (2)');
+    assert.equal(await dana.page.evaluate(() => window.__chimes), 1, 'no chime when turned off');
+    assert.ok(!(await dana.page.title()).includes('waiting'));
+    await axe(dana.page, 'the facilitator’s room with arrival alerts');
+    noErrors(dana, river, kim);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('finding 11: choose the microphone and speaker, hear a test sound, see your level in the room, notice an unplugged microphone', async () => {
+  const room = await createRoom('Devices circle', { waiting_room: false, mute_on_entry: false });
+  const browser = await launch();
+  try {
+    const dana = await person(browser, 'Dana');
+    const river = await person(browser, 'River');
+    await enter(dana, room.facilitator_url);
+    await enter(river, room.join_url);
+    const page = river.page;
+    await page.getByRole('button', { name: 'Unmute' }).click();
+    await micIs(page, 'Mute');
+    // Your own level, in the room.
+    await until(page, 'the level meter to move', () => Number(document.querySelector('[role="meter"][aria-label="Your microphone level"]')?.getAttribute('aria-valuenow')) > 0);
+
+    await page.getByRole('button', { name: 'Sound settings' }).click();
+    await seeText(page, '#confirm-title', 'Sound settings');
+    const mics = await page.$$eval('#sound-mic option', (o) => o.map((x) => x.value));
+    assert.ok(mics.length >= 1, 'the microphones are listed');
+    assert.ok((await page.locator('#sound-speaker option').count()) >= 1, 'the speakers are listed');
+    await page.selectOption('#sound-mic', mics.at(-1));
+    await seeText(page, '[role="status"]', 'Microphone changed.');
+    await poll('River to send on the chosen microphone', () => sent(river), (s) => s.sending, 30_000);
+    await page.getByRole('button', { name: 'Play a test sound' }).click();
+    await seeText(page, '[role="status"]', 'Did you hear a short chime?', 30_000);
+    await axe(page, 'the sound settings');
+    await screenshots(page, 'sound-settings');
+    await page.getByRole('button', { name: 'Close' }).click();
+
+    // The microphone is unplugged: the page says so and mutes.
+    await page.evaluate(() => window.__circle.media.stream.getAudioTracks()[0].dispatchEvent(new Event('ended')));
+    await seeText(page, '.toast', 'Your microphone was disconnected');
+    await micIs(page, 'Unmute');
+    await row(dana.page, 'River').locator('.badge', { hasText: /^Muted$/ }).waitFor();
     noErrors(dana, river);
   } finally {
     await browser.close();

@@ -112,6 +112,33 @@ export function confirmDialog({ title, body, confirm, cancel = 'Cancel', danger 
   });
 }
 
+/**
+ * Shows `content` in the modal dialog under `title`, with a Close button; resolves when it closes
+ * (focus goes back where it was).
+ */
+export function infoDialog({ title, content, onClose }) {
+  const dialog = document.getElementById('confirm');
+  const closeBtn = h('button', { type: 'button', class: 'btn btn-primary' }, 'Close');
+  dialog.replaceChildren(h('h2', { id: 'confirm-title' }, title), h('div', { id: 'confirm-body' }, content), h('div', { class: 'dialog-actions' }, closeBtn));
+  dialog.setAttribute('aria-labelledby', 'confirm-title');
+  dialog.removeAttribute('aria-describedby');
+  const opener = document.activeElement;
+  return new Promise((resolve) => {
+    closeBtn.addEventListener('click', () => dialog.close());
+    dialog.addEventListener(
+      'close',
+      () => {
+        onClose?.();
+        if (opener?.isConnected) opener.focus();
+        resolve();
+      },
+      { once: true },
+    );
+    dialog.showModal();
+    (dialog.querySelector('select, input, button:not(.btn-primary)') ?? closeBtn).focus();
+  });
+}
+
 /** Copies text; resolves to true on success. */
 export async function copyText(text, input) {
   try {
@@ -157,6 +184,7 @@ const ICONS = {
   chat: ['M4 5h16v11H9l-5 4z'],
   people: ['M9 11a3 3 0 1 0 0-6 3 3 0 0 0 0 6z', 'M3 20a6 6 0 0 1 12 0', 'M16 11a2.5 2.5 0 1 0 0-5', 'M17 14.5a5 5 0 0 1 4 5.5'],
   clock: ['M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z', 'M12 7v5l3 2'],
+  speaker: ['M4 9h4l5-4v14l-5-4H4z', 'M16.5 8.5a5 5 0 0 1 0 7', 'M19 6a8.5 8.5 0 0 1 0 12'],
 };
 
 /** "2:05" for 125000 ms. */

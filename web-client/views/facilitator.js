@@ -218,6 +218,16 @@ export function personActions({ state, act, confirm }, p) {
   );
 }
 
+/** A checkbox for one of this device's own preferences (not a room setting). */
+function pref({ prefs, setPref }, key, field, label) {
+  return h(
+    'div',
+    { class: 'check' },
+    h('input', { type: 'checkbox', id: `pref-${key}`, key: `pref-${key}`, checked: !!prefs[field], onchange: (ev) => setPref(field, ev.target.checked) }),
+    h('label', { for: `pref-${key}` }, label),
+  );
+}
+
 /** Room-wide controls: microphones, settings, the end of the meeting. */
 export function facilitatorPanel(ctx) {
   const { state, act, confirm } = ctx;
@@ -285,6 +295,14 @@ export function facilitatorPanel(ctx) {
             toggle('auto-end', 'auto_end_share', 'Take the floor back when the time is up'),
           ]
         : null,
+    ),
+    h(
+      'section',
+      { class: 'fac-section', 'aria-labelledby': 'fac-alerts' },
+      h('h3', { id: 'fac-alerts' }, 'When someone is waiting'),
+      pref(ctx, 'arrival-sound', 'arrivalSound', 'Play a soft chime'),
+      pref(ctx, 'arrival-title', 'arrivalTitle', 'Show it in the tab’s title'),
+      h('p', { class: 'hint' }, 'On this device only.'),
     ),
     h(
       'section',
