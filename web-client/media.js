@@ -21,6 +21,11 @@
 //     (`media_candidate`), except mDNS-hidden ones (`….local`), which are of no use to it. A failed
 //     connection (or a refused offer or answer) is offered afresh, with backoff.
 //   - `detach` (leave, removed, meeting ended) closes the connection and the players.
+// Devices: the microphone and the speaker can be chosen (`devices`, `setMicDevice`,
+// `setSpeakerDevice`, where the browser has `setSinkId`); `chime` plays a short tone through the chosen
+// speaker (the test sound, a new arrival). Events besides 'level' and 'speaking': 'mic-lost' (the
+// microphone was unplugged: it is closed), 'playback' ('blocked' when the autoplay policy holds the
+// voices back until a tap or key, 'playing' once it lets go).
 // The speaking dots follow the server's `speakers` events (state.js). `stats()` sums up the
 // connection's `getStats()` per remote stream, for diagnostics and the browser tests.
 
@@ -29,6 +34,8 @@ const SPEAKING_LEVEL = 0.06; // RMS above which the local voice counts as speaki
 // doubling up to the maximum, while the websocket is open.
 const VOICE_RETRY_FIRST_MS = 1000;
 const VOICE_RETRY_MAX_MS = 15000;
+// The chime lasts under half a second; past this, stop waiting for it to end.
+const CHIME_MAX_MS = 3000;
 
 export class Media extends EventTarget {
   constructor() {
@@ -190,7 +197,11 @@ export class Media extends EventTarget {
     await this.routeToSpeaker(el);
     try {
       await el.play();
-      await new Promise((resolve) => el.addEventListener('ended', resolve, { once: true }));
+      // A speaker that vanished mid-way may never say the sound ended.
+      await new Promise((resolve) => {
+        el.addEventListener('ended', resolve, { once: true });
+        setTimeout(resolve, CHIME_MAX_MS);
+      });
       return true;
     } catch {
       return false;
