@@ -173,6 +173,8 @@ async function enterMeeting(room, start) {
     media.detach(session);
     sessionStorage.removeItem(`circle.draft.${room}`);
     sessionStorage.removeItem(`circle.muted.${room}`);
+    sessionStorage.removeItem(`circle.volumes.${room}`);
+    media.volumes.clear();
     if (meeting !== here) return;
     meeting = null;
     const end = ev.detail;

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { API_URL, expectQueue, launch, person, row, seeText, until } from './lib.mjs';
+import { API_URL, axe, expectQueue, launch, person, row, seeText, until } from './lib.mjs';
 
 /** Presses Tab until the focused element matches `selector` (fails after `max` presses). */
 async function tabTo(page, selector, max = 80) {
@@ -37,6 +37,9 @@ test('keyboard alone: join, raise a hand, chat, a facilitator mutes from the ros
       await p.page.keyboard.press('Enter');
       await seeText(p.page, '#room-title', 'Keyboard circle');
     }
+
+    await axe(dana.page, 'the facilitator’s room');
+    await axe(sam.page, 'the member’s room');
 
     await tabTo(sam.page, '[data-key="hand"]');
     await sam.page.keyboard.press('Enter');

@@ -424,6 +424,8 @@ test('finding 12: per-person volume, and a clear prompt when the browser holds t
       };
     });
     await river.page.reload();
+    // The volume chosen before the reload stays.
+    await until(river.page, 'the volume to stay at 30%', () => document.querySelector('input[type="range"]')?.value === '30');
     const prompt = river.page.getByRole('button', { name: 'Tap to hear the meeting' });
     await prompt.waitFor({ timeout: 30_000 });
     await axe(river.page, 'the room with the "tap to hear" prompt');

@@ -1,5 +1,8 @@
 // The room: who is here, who has the floor and who waits to speak, the chat, your own controls, and
-// (for facilitators) the controls that run the meeting.
+// (for facilitators) the controls that run the meeting. Also: per-person volume, sound settings
+// (microphone, speaker, a test sound), your own level, a "tap to hear" prompt when the browser holds
+// the voices back, keyboard shortcuts (hold Space to talk, M, H, ?; never while typing), and for
+// facilitators a chime and the tab title when someone waits (both can be turned off, per device).
 //
 // Drawing: each part of the page is rebuilt from the model and swapped in only when it differs from
 // what is shown (`swap`), keeping keyboard focus where it was. The chat log is the exception: it grows
@@ -72,6 +75,16 @@ export function roomView({ state, session, media, onLeave }) {
   }
 
   const prefs = loadPrefs();
+  // Per-person volumes survive a reload of the tab (ids and numbers only, this tab only).
+  const volumesKey = `circle.volumes.${session.room}`;
+  try {
+    for (const [id, v] of Object.entries(JSON.parse(sessionStorage.getItem(volumesKey) ?? '{}'))) {
+      if (!media.volumes.has(id)) media.volumes.set(id, Number(v));
+    }
+  } catch {
+    // A damaged entry: every voice at full volume.
+  }
+  media.applyVolumes();
   let seenWaiting = new Set(state.isFacilitator ? state.waitingList().map((p) => p.id) : []);
 
   const ctx = {
@@ -334,6 +347,7 @@ export function roomView({ state, session, media, onLeave }) {
         'aria-valuetext': `${value}%`,
         oninput: (ev) => {
           media.setVolume(p.id, Number(ev.target.value) / 100);
+          sessionStorage.setItem(volumesKey, JSON.stringify(Object.fromEntries(media.volumes)));
           ev.target.setAttribute('value', ev.target.value);
           ev.target.setAttribute('aria-valuetext', `${ev.target.value}%`);
         },
