@@ -75,6 +75,8 @@ pub(crate) struct Sfu {
     next_speaker_tick: Instant,
     /// Sessions made so far: the last one's number ([`Peer::session`]).
     sessions: u64,
+    /// Per group too large for everyone to receive everyone: whose gates were open at the last look.
+    open_gates: HashMap<GroupId, Vec<PeerId>>,
 }
 
 impl Sfu {
@@ -102,6 +104,7 @@ impl Sfu {
             stats: MediaStats::default(),
             next_speaker_tick,
             sessions: 0,
+            open_gates: HashMap::new(),
         }
     }
 
@@ -202,6 +205,7 @@ impl Sfu {
         }
         if self.next_speaker_tick <= now {
             self.report_speakers();
+            self.revisit_large_groups(now);
             self.next_speaker_tick = now + self.config.speaker_interval;
         }
     }
@@ -452,6 +456,7 @@ impl Sfu {
             if members.is_empty() {
                 self.groups.remove(&group);
                 self.speakers.remove(&group);
+                self.open_gates.remove(&group);
             }
         }
     }
@@ -467,11 +472,7 @@ impl Sfu {
                 // matched against the m-lines of that first offer; `HandleOffer` resubscribes.
                 continue;
             }
-            let publishers = peer
-                .group
-                .and_then(|g| self.groups.get(&g))
-                .cloned()
-                .unwrap_or_default();
+            let publishers = self.voices_for(peer);
             match self.guarded(id, |peer| peer.subscribe_exactly(&publishers)) {
                 None => continue,
                 Some(Err(e)) => {
@@ -481,6 +482,54 @@ impl Sfu {
             }
             self.offer_if_due(id, now);
             self.pump(id, now);
+        }
+    }
+
+    /// The publishers `peer` should receive: the other members of its group, at most
+    /// [`MediaConfig::max_voices`] of them (see there for which).
+    fn voices_for(&self, peer: &Peer) -> Vec<PeerId> {
+        let members = peer
+            .group
+            .and_then(|g| self.groups.get(&g))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let max = self.config.max_voices;
+        if members.len() <= max + 1 {
+            return members.to_vec(); // `subscribe_exactly` skips the peer itself
+        }
+        let open = |m: &PeerId| self.peers.get(m).is_some_and(|p| p.gate.is_open());
+        let mut ranked: Vec<(bool, bool, usize, PeerId)> = members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m != peer.id)
+            .map(|(i, m)| (!open(m), !peer.subscriptions.contains_key(m), i, *m))
+            .collect();
+        ranked.sort_unstable();
+        ranked.truncate(max);
+        ranked.into_iter().map(|(.., m)| m).collect()
+    }
+
+    /// In groups larger than [`MediaConfig::max_voices`] allows everyone to hear everyone, who
+    /// receives whom follows whose gate is open: when that set changed, every member is resubscribed.
+    fn revisit_large_groups(&mut self, now: Instant) {
+        let max = self.config.max_voices;
+        let mut changed = Vec::new();
+        for (group, members) in &self.groups {
+            if members.len() <= max + 1 {
+                continue;
+            }
+            let open: Vec<PeerId> = members
+                .iter()
+                .filter(|m| self.peers.get(m).is_some_and(|p| p.gate.is_open()))
+                .copied()
+                .collect();
+            if self.open_gates.get(group) != Some(&open) {
+                changed.push((*group, open, members.clone()));
+            }
+        }
+        for (group, open, members) in changed {
+            self.open_gates.insert(group, open);
+            self.resubscribe(&members, now);
         }
     }
 

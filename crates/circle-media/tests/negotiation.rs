@@ -200,3 +200,83 @@ async fn a_member_coming_back_again_and_again_does_not_grow_the_others_sdp() {
     assert!(most <= 4, "X's offers grew to {most} m-lines");
     assert!(sfu.stats().await.unwrap().max_mlines <= 4);
 }
+
+/// The stream ids of the voices an SFU offer sends (m-lines that send and name a stream).
+fn sending_streams(sdp: &str) -> Vec<String> {
+    let mut streams: Vec<String> = sdp
+        .split("\r\nm=")
+        .skip(1)
+        .filter(|m| m.contains("\r\na=sendonly") || m.contains("\r\na=sendrecv"))
+        .filter_map(|m| {
+            let line = m.split("\r\n").find_map(|l| l.strip_prefix("a=msid:"))?;
+            Some(line.split(' ').next()?.to_owned())
+        })
+        .collect();
+    streams.sort();
+    streams
+}
+
+/// Answers X's offers until one sends exactly `want`; every offer on the way sends at most
+/// `max` voices. Returns that offer.
+async fn answer_until_sending(
+    sfu: &circle_media::MediaHandle,
+    events: &mut mpsc::Receiver<MediaEvent>,
+    x: PeerId,
+    x_pc: &mut RTCPeerConnection,
+    max: usize,
+    want: &[PeerId],
+) -> String {
+    let mut want: Vec<String> = want.iter().map(|p| p.stream_id()).collect();
+    want.sort();
+    loop {
+        let offer = next_offer_for(events, x).await;
+        let sending = sending_streams(&offer);
+        assert!(sending.len() <= max, "X is sent {sending:?}");
+        answer_offer(sfu, x, x_pc, offer.clone()).await;
+        if sending == want {
+            return offer;
+        }
+    }
+}
+
+#[tokio::test]
+async fn in_a_group_too_large_a_session_receives_at_most_max_voices_open_gates_first() {
+    let config = MediaConfig {
+        max_voices: 3,
+        speaker_interval: Duration::from_millis(50),
+        ..MediaConfig::loopback()
+    };
+    let (sfu, mut events) = circle_media::spawn(config).await.unwrap();
+    let group = Some(GroupId(1));
+    let x = PeerId(1);
+    let mut x_pc = client_pc();
+    sfu.add_peer(x).await.unwrap();
+    first_exchange(&sfu, x, &mut x_pc).await;
+    sfu.set_group(x, group).await.unwrap();
+    let mut gates = Vec::new();
+    let mut pcs = Vec::new();
+    for i in 2..=7 {
+        let mut pc = client_pc();
+        gates.push(sfu.add_peer(PeerId(i)).await.unwrap());
+        first_exchange(&sfu, PeerId(i), &mut pc).await;
+        sfu.set_group(PeerId(i), group).await.unwrap();
+        pcs.push(pc);
+    }
+    // All gates closed: the earliest three.
+    let earliest = [PeerId(2), PeerId(3), PeerId(4)];
+    let offer = answer_until_sending(&sfu, &mut events, x, &mut x_pc, 3, &earliest).await;
+    assert!(mlines(&offer) <= 1 + 3 * 3);
+
+    // PeerId(7) may now be heard: it takes the place of one X receives.
+    gates[5].set(true);
+    let offer = loop {
+        let offer = next_offer_for(&mut events, x).await;
+        let sending = sending_streams(&offer);
+        assert!(sending.len() <= 3, "X is sent {sending:?}");
+        answer_offer(&sfu, x, &mut x_pc, offer.clone()).await;
+        if sending.contains(&PeerId(7).stream_id()) {
+            break offer;
+        }
+    };
+    assert_eq!(sending_streams(&offer).len(), 3);
+}
