@@ -318,25 +318,8 @@ impl Sfu {
                 self.offer_if_due(id, now);
                 self.pump(id, now);
             }
-            // Accepted and dropped: see `sdp.rs`.
-            Command::AddRemoteCandidate(id, candidate, reply)
-                if is_mdns_candidate(&candidate.candidate) =>
-            {
-                let known = self.peers.contains_key(&id);
-                let _ = reply.send(known.then_some(()).ok_or(MediaError::UnknownPeer(id)));
-            }
             Command::AddRemoteCandidate(id, candidate, reply) => {
-                let init = RTCIceCandidateInit {
-                    candidate: candidate.candidate,
-                    sdp_mid: candidate.sdp_mid,
-                    sdp_mline_index: candidate.sdp_mline_index,
-                    username_fragment: None,
-                    url: None,
-                };
-                let result = self
-                    .guarded(id, |peer| peer.pc.add_remote_candidate(init))
-                    .unwrap_or(Err(rtc::shared::error::Error::ErrConnectionClosed))
-                    .map_err(MediaError::negotiation);
+                let result = self.add_remote_candidate(id, candidate);
                 let _ = reply.send(result);
                 self.pump(id, now);
             }
@@ -357,20 +340,49 @@ impl Sfu {
                 }
             }
             Command::Stats(reply) => {
-                let mut stats = self.stats;
-                stats.peers = self.peers.len();
-                stats.groups = self.groups.len();
-                stats.ufrag_routes = self.routes.ufrag_count();
-                stats.addr_routes = self.routes.addr_count();
-                stats.max_mlines = self
-                    .peers
-                    .values_mut()
-                    .map(Peer::mline_count)
-                    .max()
-                    .unwrap_or(0);
-                let _ = reply.send(stats);
+                let _ = reply.send(self.stats());
             }
         }
+    }
+
+    /// A candidate the client trickled. An mDNS one is accepted and dropped (see `sdp.rs`).
+    fn add_remote_candidate(
+        &mut self,
+        id: PeerId,
+        candidate: IceCandidate,
+    ) -> Result<(), MediaError> {
+        if is_mdns_candidate(&candidate.candidate) {
+            return match self.peers.contains_key(&id) {
+                true => Ok(()),
+                false => Err(MediaError::UnknownPeer(id)),
+            };
+        }
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_mline_index,
+            username_fragment: None,
+            url: None,
+        };
+        match self.guarded(id, |peer| peer.pc.add_remote_candidate(init)) {
+            Some(result) => result.map_err(MediaError::negotiation),
+            None => Err(MediaError::UnknownPeer(id)),
+        }
+    }
+
+    fn stats(&mut self) -> MediaStats {
+        let mut stats = self.stats;
+        stats.peers = self.peers.len();
+        stats.groups = self.groups.len();
+        stats.ufrag_routes = self.routes.ufrag_count();
+        stats.addr_routes = self.routes.addr_count();
+        stats.max_mlines = self
+            .peers
+            .values_mut()
+            .map(Peer::mline_count)
+            .max()
+            .unwrap_or(0);
+        stats
     }
 
     fn add_peer(&mut self, id: PeerId, now: Instant) -> Result<crate::Gate, MediaError> {
