@@ -298,6 +298,10 @@ impl Sfu {
                 let result = self.set_group(id, group, now);
                 let _ = reply.send(result);
             }
+            Command::SetGroups(moves, reply) => {
+                self.set_groups(moves, now);
+                let _ = reply.send(Ok(()));
+            }
             Command::HandleOffer(id, sdp, reply) => {
                 let result = self
                     .guarded(id, |peer| peer.answer(sdp, now))
@@ -441,13 +445,38 @@ impl Sfu {
         group: Option<GroupId>,
         now: Instant,
     ) -> Result<(), MediaError> {
+        let mut affected = Vec::new();
+        self.move_peer(id, group, &mut affected)?;
+        self.resubscribe(&affected, now);
+        Ok(())
+    }
+
+    /// Moves many peers, then brings everyone affected up to date once (admitting a thousand people
+    /// at once must not resubscribe the whole group a thousand times). Unknown peers are skipped.
+    fn set_groups(&mut self, moves: Vec<(PeerId, Option<GroupId>)>, now: Instant) {
+        let mut affected = Vec::new();
+        for (id, group) in moves {
+            let _ = self.move_peer(id, group, &mut affected);
+        }
+        affected.sort_unstable();
+        affected.dedup();
+        self.resubscribe(&affected, now);
+    }
+
+    /// Moves one peer between groups; adds to `affected` everyone whose received voices may change.
+    fn move_peer(
+        &mut self,
+        id: PeerId,
+        group: Option<GroupId>,
+        affected: &mut Vec<PeerId>,
+    ) -> Result<(), MediaError> {
         let peer = self.peers.get_mut(&id).ok_or(MediaError::UnknownPeer(id))?;
         let old = peer.group;
         if old == group {
             return Ok(());
         }
         peer.group = group;
-        let mut affected = vec![id];
+        affected.push(id);
         if let Some(old) = old {
             self.leave_group(id, old);
             affected.extend(self.groups.get(&old).into_iter().flatten().copied());
@@ -458,7 +487,6 @@ impl Sfu {
             members.push(id);
         }
         tracing::debug!(peer = %id, group = ?group.map(|g| g.0), "peer moved");
-        self.resubscribe(&affected, now);
         Ok(())
     }
 

@@ -280,3 +280,30 @@ async fn in_a_group_too_large_a_session_receives_at_most_max_voices_open_gates_f
     };
     assert_eq!(sending_streams(&offer).len(), 3);
 }
+
+#[tokio::test]
+async fn moving_many_peers_at_once_renegotiates_each_session_once() {
+    let (sfu, mut events) = circle_media::spawn(MediaConfig::loopback()).await.unwrap();
+    let group = Some(GroupId(1));
+    let x = PeerId(1);
+    let mut x_pc = client_pc();
+    sfu.add_peer(x).await.unwrap();
+    first_exchange(&sfu, x, &mut x_pc).await;
+    sfu.set_group(x, group).await.unwrap();
+    let mut pcs = Vec::new();
+    let newcomers: Vec<PeerId> = (2..=6).map(PeerId).collect();
+    for &p in &newcomers {
+        let mut pc = client_pc();
+        sfu.add_peer(p).await.unwrap();
+        first_exchange(&sfu, p, &mut pc).await;
+        pcs.push(pc);
+    }
+    // Admitted together (as `admit_all` does): X's first offer already carries all five.
+    sfu.set_groups(newcomers.iter().map(|&p| (p, group)).collect())
+        .await
+        .unwrap();
+    let offer = next_offer_for(&mut events, x).await;
+    let mut want: Vec<String> = newcomers.iter().map(|p| p.stream_id()).collect();
+    want.sort();
+    assert_eq!(sending_streams(&offer), want);
+}
