@@ -307,3 +307,72 @@ async fn moving_many_peers_at_once_renegotiates_each_session_once() {
     want.sort();
     assert_eq!(sending_streams(&offer), want);
 }
+
+/// A client that offers Opus as payload type 96 with no `a=fmtp`, as some non-browser stacks do.
+fn client_pc_opus_96() -> RTCPeerConnection {
+    use rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters;
+    let opus = RTCRtpCodec {
+        mime_type: "audio/opus".into(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    };
+    let mut media_engine = MediaEngine::default();
+    media_engine
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus.clone(),
+                payload_type: 96,
+            },
+            RtpCodecKind::Audio,
+        )
+        .unwrap();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_media_engine(media_engine)
+        .build(Instant::now())
+        .expect("client pc");
+    let track = MediaStreamTrack::new(
+        "mic-stream".into(),
+        "mic".into(),
+        "mic".into(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(4321),
+                ..Default::default()
+            },
+            codec: opus,
+            ..Default::default()
+        }],
+    );
+    pc.add_track(track).expect("add track");
+    pc
+}
+
+/// PROTOCOL §7.2: the server's offers use the Opus payload type (and fmtp) of the client's own offer,
+/// and declare each voice's SSRC with its stream id.
+#[tokio::test]
+async fn offers_mirror_the_clients_opus_payload_type_and_declare_each_voices_ssrc() {
+    let (sfu, mut events) = circle_media::spawn(MediaConfig::loopback()).await.unwrap();
+    let group = Some(GroupId(1));
+    let (x, y) = (PeerId(1), PeerId(2));
+    let mut x_pc = client_pc_opus_96();
+    let mut y_pc = client_pc();
+    for (id, pc) in [(x, &mut x_pc), (y, &mut y_pc)] {
+        sfu.add_peer(id).await.unwrap();
+        first_exchange(&sfu, id, pc).await;
+        sfu.set_group(id, group).await.unwrap();
+    }
+    let offer = next_offer_for(&mut events, x).await;
+    assert!(offer.contains("a=rtpmap:96 opus/48000/2"), "{offer}");
+    assert!(!offer.contains("a=rtpmap:111"), "{offer}");
+    assert!(!offer.contains("a=fmtp:96"), "{offer}");
+    let ssrc_line = offer
+        .lines()
+        .find(|l| l.starts_with("a=ssrc:") && l.contains(&format!(" msid:{} ", y.stream_id())));
+    assert!(
+        ssrc_line.is_some(),
+        "no SSRC declared for Y's voice: {offer}"
+    );
+}
