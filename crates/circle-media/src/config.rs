@@ -16,6 +16,13 @@ pub struct MediaConfig {
     /// How often active speakers are evaluated; one event per group at most this often, and only when
     /// the set changed.
     pub speaker_interval: Duration,
+    /// Most voices one session receives at once. Every voice is an m-line in that session's SDP, and
+    /// a client's `media_answer` must fit the signalling frame limit (64 KiB): a browser's answer
+    /// takes about 500 bytes per m-line, and a session has at most one m-line of its own plus three
+    /// per voice (see the crate docs), so 32 voices stay under about 50 KB. In a larger group a
+    /// session receives the publishers whose gate is open first (re-checked every
+    /// `speaker_interval`), then those it already receives, then the earliest to join.
+    pub max_voices: usize,
 }
 
 impl Default for MediaConfig {
@@ -25,6 +32,7 @@ impl Default for MediaConfig {
             advertised_ip: None,
             speech_level_dbov: 50,
             speaker_interval: Duration::from_millis(300),
+            max_voices: 32,
         }
     }
 }

@@ -22,6 +22,7 @@ pub(crate) enum Command {
     AddPeer(PeerId, Reply<Gate>),
     StartSession(SessionRequest, Reply<NewSession>),
     SetGroup(PeerId, Option<GroupId>, Reply<()>),
+    SetGroups(Vec<(PeerId, Option<GroupId>)>, Reply<()>),
     HandleOffer(PeerId, String, Reply<String>),
     HandleAnswer(PeerId, String, Reply<()>),
     AddRemoteCandidate(PeerId, IceCandidate, Reply<()>),
@@ -165,6 +166,15 @@ impl MediaHandle {
     /// for the peers whose set of received tracks changed.
     pub async fn set_group(&self, peer: PeerId, group: Option<GroupId>) -> Result<(), MediaError> {
         self.request(|r| Command::SetGroup(peer, group, r)).await
+    }
+
+    /// [`MediaHandle::set_group`] for many peers in one round trip, with one renegotiation per
+    /// affected peer rather than one per move. Peers the SFU does not know are skipped.
+    pub async fn set_groups(
+        &self,
+        moves: Vec<(PeerId, Option<GroupId>)>,
+    ) -> Result<(), MediaError> {
+        self.request(|r| Command::SetGroups(moves, r)).await
     }
 
     /// Starts a fresh session for `peer` in one round trip: closes the one it has (if any), adds it

@@ -124,7 +124,10 @@
 //! Transceivers are reused (`Peer::subscribe_exactly`): a voice that leaves turns its m-line inactive,
 //! and once the client has answered that offer the next voice takes it. A session's m-line count is
 //! thus bounded by its group's size (one of its own plus at most three per other member), not by how
-//! often members came, went or restarted their sessions. [`MediaStats::max_mlines`] reports it.
+//! often members came, went or restarted their sessions. [`MediaStats::max_mlines`] reports it. A
+//! session receives at most [`MediaConfig::max_voices`] (32) voices, so that even a large group's
+//! SDPs, and so the client's `media_answer`, stay well inside a 64 KiB signalling frame; in a group
+//! larger than that, those whose gate is open come first (re-checked at every speaker tick).
 
 mod config;
 mod demux;

@@ -75,6 +75,8 @@ pub(crate) struct Sfu {
     next_speaker_tick: Instant,
     /// Sessions made so far: the last one's number ([`Peer::session`]).
     sessions: u64,
+    /// Per group too large for everyone to receive everyone: whose gates were open at the last look.
+    open_gates: HashMap<GroupId, Vec<PeerId>>,
 }
 
 impl Sfu {
@@ -102,6 +104,7 @@ impl Sfu {
             stats: MediaStats::default(),
             next_speaker_tick,
             sessions: 0,
+            open_gates: HashMap::new(),
         }
     }
 
@@ -202,6 +205,7 @@ impl Sfu {
         }
         if self.next_speaker_tick <= now {
             self.report_speakers();
+            self.revisit_large_groups(now);
             self.next_speaker_tick = now + self.config.speaker_interval;
         }
     }
@@ -294,6 +298,10 @@ impl Sfu {
                 let result = self.set_group(id, group, now);
                 let _ = reply.send(result);
             }
+            Command::SetGroups(moves, reply) => {
+                self.set_groups(moves, now);
+                let _ = reply.send(Ok(()));
+            }
             Command::HandleOffer(id, sdp, reply) => {
                 let result = self
                     .guarded(id, |peer| peer.answer(sdp, now))
@@ -314,25 +322,8 @@ impl Sfu {
                 self.offer_if_due(id, now);
                 self.pump(id, now);
             }
-            // Accepted and dropped: see `sdp.rs`.
-            Command::AddRemoteCandidate(id, candidate, reply)
-                if is_mdns_candidate(&candidate.candidate) =>
-            {
-                let known = self.peers.contains_key(&id);
-                let _ = reply.send(known.then_some(()).ok_or(MediaError::UnknownPeer(id)));
-            }
             Command::AddRemoteCandidate(id, candidate, reply) => {
-                let init = RTCIceCandidateInit {
-                    candidate: candidate.candidate,
-                    sdp_mid: candidate.sdp_mid,
-                    sdp_mline_index: candidate.sdp_mline_index,
-                    username_fragment: None,
-                    url: None,
-                };
-                let result = self
-                    .guarded(id, |peer| peer.pc.add_remote_candidate(init))
-                    .unwrap_or(Err(rtc::shared::error::Error::ErrConnectionClosed))
-                    .map_err(MediaError::negotiation);
+                let result = self.add_remote_candidate(id, candidate);
                 let _ = reply.send(result);
                 self.pump(id, now);
             }
@@ -353,20 +344,49 @@ impl Sfu {
                 }
             }
             Command::Stats(reply) => {
-                let mut stats = self.stats;
-                stats.peers = self.peers.len();
-                stats.groups = self.groups.len();
-                stats.ufrag_routes = self.routes.ufrag_count();
-                stats.addr_routes = self.routes.addr_count();
-                stats.max_mlines = self
-                    .peers
-                    .values_mut()
-                    .map(Peer::mline_count)
-                    .max()
-                    .unwrap_or(0);
-                let _ = reply.send(stats);
+                let _ = reply.send(self.stats());
             }
         }
+    }
+
+    /// A candidate the client trickled. An mDNS one is accepted and dropped (see `sdp.rs`).
+    fn add_remote_candidate(
+        &mut self,
+        id: PeerId,
+        candidate: IceCandidate,
+    ) -> Result<(), MediaError> {
+        if is_mdns_candidate(&candidate.candidate) {
+            return match self.peers.contains_key(&id) {
+                true => Ok(()),
+                false => Err(MediaError::UnknownPeer(id)),
+            };
+        }
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_mline_index,
+            username_fragment: None,
+            url: None,
+        };
+        match self.guarded(id, |peer| peer.pc.add_remote_candidate(init)) {
+            Some(result) => result.map_err(MediaError::negotiation),
+            None => Err(MediaError::UnknownPeer(id)),
+        }
+    }
+
+    fn stats(&mut self) -> MediaStats {
+        let mut stats = self.stats;
+        stats.peers = self.peers.len();
+        stats.groups = self.groups.len();
+        stats.ufrag_routes = self.routes.ufrag_count();
+        stats.addr_routes = self.routes.addr_count();
+        stats.max_mlines = self
+            .peers
+            .values_mut()
+            .map(Peer::mline_count)
+            .max()
+            .unwrap_or(0);
+        stats
     }
 
     fn add_peer(&mut self, id: PeerId, now: Instant) -> Result<crate::Gate, MediaError> {
@@ -425,13 +445,38 @@ impl Sfu {
         group: Option<GroupId>,
         now: Instant,
     ) -> Result<(), MediaError> {
+        let mut affected = Vec::new();
+        self.move_peer(id, group, &mut affected)?;
+        self.resubscribe(&affected, now);
+        Ok(())
+    }
+
+    /// Moves many peers, then brings everyone affected up to date once (admitting a thousand people
+    /// at once must not resubscribe the whole group a thousand times). Unknown peers are skipped.
+    fn set_groups(&mut self, moves: Vec<(PeerId, Option<GroupId>)>, now: Instant) {
+        let mut affected = Vec::new();
+        for (id, group) in moves {
+            let _ = self.move_peer(id, group, &mut affected);
+        }
+        affected.sort_unstable();
+        affected.dedup();
+        self.resubscribe(&affected, now);
+    }
+
+    /// Moves one peer between groups; adds to `affected` everyone whose received voices may change.
+    fn move_peer(
+        &mut self,
+        id: PeerId,
+        group: Option<GroupId>,
+        affected: &mut Vec<PeerId>,
+    ) -> Result<(), MediaError> {
         let peer = self.peers.get_mut(&id).ok_or(MediaError::UnknownPeer(id))?;
         let old = peer.group;
         if old == group {
             return Ok(());
         }
         peer.group = group;
-        let mut affected = vec![id];
+        affected.push(id);
         if let Some(old) = old {
             self.leave_group(id, old);
             affected.extend(self.groups.get(&old).into_iter().flatten().copied());
@@ -442,7 +487,6 @@ impl Sfu {
             members.push(id);
         }
         tracing::debug!(peer = %id, group = ?group.map(|g| g.0), "peer moved");
-        self.resubscribe(&affected, now);
         Ok(())
     }
 
@@ -452,6 +496,7 @@ impl Sfu {
             if members.is_empty() {
                 self.groups.remove(&group);
                 self.speakers.remove(&group);
+                self.open_gates.remove(&group);
             }
         }
     }
@@ -467,11 +512,7 @@ impl Sfu {
                 // matched against the m-lines of that first offer; `HandleOffer` resubscribes.
                 continue;
             }
-            let publishers = peer
-                .group
-                .and_then(|g| self.groups.get(&g))
-                .cloned()
-                .unwrap_or_default();
+            let publishers = self.voices_for(peer);
             match self.guarded(id, |peer| peer.subscribe_exactly(&publishers)) {
                 None => continue,
                 Some(Err(e)) => {
@@ -481,6 +522,54 @@ impl Sfu {
             }
             self.offer_if_due(id, now);
             self.pump(id, now);
+        }
+    }
+
+    /// The publishers `peer` should receive: the other members of its group, at most
+    /// [`MediaConfig::max_voices`] of them (see there for which).
+    fn voices_for(&self, peer: &Peer) -> Vec<PeerId> {
+        let members = peer
+            .group
+            .and_then(|g| self.groups.get(&g))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let max = self.config.max_voices;
+        if members.len() <= max + 1 {
+            return members.to_vec(); // `subscribe_exactly` skips the peer itself
+        }
+        let open = |m: &PeerId| self.peers.get(m).is_some_and(|p| p.gate.is_open());
+        let mut ranked: Vec<(bool, bool, usize, PeerId)> = members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m != peer.id)
+            .map(|(i, m)| (!open(m), !peer.subscriptions.contains_key(m), i, *m))
+            .collect();
+        ranked.sort_unstable();
+        ranked.truncate(max);
+        ranked.into_iter().map(|(.., m)| m).collect()
+    }
+
+    /// In groups larger than [`MediaConfig::max_voices`] allows everyone to hear everyone, who
+    /// receives whom follows whose gate is open: when that set changed, every member is resubscribed.
+    fn revisit_large_groups(&mut self, now: Instant) {
+        let max = self.config.max_voices;
+        let mut changed = Vec::new();
+        for (group, members) in &self.groups {
+            if members.len() <= max + 1 {
+                continue;
+            }
+            let open: Vec<PeerId> = members
+                .iter()
+                .filter(|m| self.peers.get(m).is_some_and(|p| p.gate.is_open()))
+                .copied()
+                .collect();
+            if self.open_gates.get(group) != Some(&open) {
+                changed.push((*group, open, members.clone()));
+            }
+        }
+        for (group, open, members) in changed {
+            self.open_gates.insert(group, open);
+            self.resubscribe(&members, now);
         }
     }
 

@@ -200,3 +200,179 @@ async fn a_member_coming_back_again_and_again_does_not_grow_the_others_sdp() {
     assert!(most <= 4, "X's offers grew to {most} m-lines");
     assert!(sfu.stats().await.unwrap().max_mlines <= 4);
 }
+
+/// The stream ids of the voices an SFU offer sends (m-lines that send and name a stream).
+fn sending_streams(sdp: &str) -> Vec<String> {
+    let mut streams: Vec<String> = sdp
+        .split("\r\nm=")
+        .skip(1)
+        .filter(|m| m.contains("\r\na=sendonly") || m.contains("\r\na=sendrecv"))
+        .filter_map(|m| {
+            let line = m.split("\r\n").find_map(|l| l.strip_prefix("a=msid:"))?;
+            Some(line.split(' ').next()?.to_owned())
+        })
+        .collect();
+    streams.sort();
+    streams
+}
+
+/// Answers X's offers until one sends exactly `want`; every offer on the way sends at most
+/// `max` voices. Returns that offer.
+async fn answer_until_sending(
+    sfu: &circle_media::MediaHandle,
+    events: &mut mpsc::Receiver<MediaEvent>,
+    x: PeerId,
+    x_pc: &mut RTCPeerConnection,
+    max: usize,
+    want: &[PeerId],
+) -> String {
+    let mut want: Vec<String> = want.iter().map(|p| p.stream_id()).collect();
+    want.sort();
+    loop {
+        let offer = next_offer_for(events, x).await;
+        let sending = sending_streams(&offer);
+        assert!(sending.len() <= max, "X is sent {sending:?}");
+        answer_offer(sfu, x, x_pc, offer.clone()).await;
+        if sending == want {
+            return offer;
+        }
+    }
+}
+
+#[tokio::test]
+async fn in_a_group_too_large_a_session_receives_at_most_max_voices_open_gates_first() {
+    let config = MediaConfig {
+        max_voices: 3,
+        speaker_interval: Duration::from_millis(50),
+        ..MediaConfig::loopback()
+    };
+    let (sfu, mut events) = circle_media::spawn(config).await.unwrap();
+    let group = Some(GroupId(1));
+    let x = PeerId(1);
+    let mut x_pc = client_pc();
+    sfu.add_peer(x).await.unwrap();
+    first_exchange(&sfu, x, &mut x_pc).await;
+    sfu.set_group(x, group).await.unwrap();
+    let mut gates = Vec::new();
+    let mut pcs = Vec::new();
+    for i in 2..=7 {
+        let mut pc = client_pc();
+        gates.push(sfu.add_peer(PeerId(i)).await.unwrap());
+        first_exchange(&sfu, PeerId(i), &mut pc).await;
+        sfu.set_group(PeerId(i), group).await.unwrap();
+        pcs.push(pc);
+    }
+    // All gates closed: the earliest three.
+    let earliest = [PeerId(2), PeerId(3), PeerId(4)];
+    let offer = answer_until_sending(&sfu, &mut events, x, &mut x_pc, 3, &earliest).await;
+    assert!(mlines(&offer) <= 1 + 3 * 3);
+
+    // PeerId(7) may now be heard: it takes the place of one X receives.
+    gates[5].set(true);
+    let offer = loop {
+        let offer = next_offer_for(&mut events, x).await;
+        let sending = sending_streams(&offer);
+        assert!(sending.len() <= 3, "X is sent {sending:?}");
+        answer_offer(&sfu, x, &mut x_pc, offer.clone()).await;
+        if sending.contains(&PeerId(7).stream_id()) {
+            break offer;
+        }
+    };
+    assert_eq!(sending_streams(&offer).len(), 3);
+}
+
+#[tokio::test]
+async fn moving_many_peers_at_once_renegotiates_each_session_once() {
+    let (sfu, mut events) = circle_media::spawn(MediaConfig::loopback()).await.unwrap();
+    let group = Some(GroupId(1));
+    let x = PeerId(1);
+    let mut x_pc = client_pc();
+    sfu.add_peer(x).await.unwrap();
+    first_exchange(&sfu, x, &mut x_pc).await;
+    sfu.set_group(x, group).await.unwrap();
+    let mut pcs = Vec::new();
+    let newcomers: Vec<PeerId> = (2..=6).map(PeerId).collect();
+    for &p in &newcomers {
+        let mut pc = client_pc();
+        sfu.add_peer(p).await.unwrap();
+        first_exchange(&sfu, p, &mut pc).await;
+        pcs.push(pc);
+    }
+    // Admitted together (as `admit_all` does): X's first offer already carries all five.
+    sfu.set_groups(newcomers.iter().map(|&p| (p, group)).collect())
+        .await
+        .unwrap();
+    let offer = next_offer_for(&mut events, x).await;
+    let mut want: Vec<String> = newcomers.iter().map(|p| p.stream_id()).collect();
+    want.sort();
+    assert_eq!(sending_streams(&offer), want);
+}
+
+/// A client that offers Opus as payload type 96 with no `a=fmtp`, as some non-browser stacks do.
+fn client_pc_opus_96() -> RTCPeerConnection {
+    use rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters;
+    let opus = RTCRtpCodec {
+        mime_type: "audio/opus".into(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    };
+    let mut media_engine = MediaEngine::default();
+    media_engine
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus.clone(),
+                payload_type: 96,
+            },
+            RtpCodecKind::Audio,
+        )
+        .unwrap();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_media_engine(media_engine)
+        .build(Instant::now())
+        .expect("client pc");
+    let track = MediaStreamTrack::new(
+        "mic-stream".into(),
+        "mic".into(),
+        "mic".into(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(4321),
+                ..Default::default()
+            },
+            codec: opus,
+            ..Default::default()
+        }],
+    );
+    pc.add_track(track).expect("add track");
+    pc
+}
+
+/// PROTOCOL §7.2: the server's offers use the Opus payload type (and fmtp) of the client's own offer,
+/// and declare each voice's SSRC with its stream id.
+#[tokio::test]
+async fn offers_mirror_the_clients_opus_payload_type_and_declare_each_voices_ssrc() {
+    let (sfu, mut events) = circle_media::spawn(MediaConfig::loopback()).await.unwrap();
+    let group = Some(GroupId(1));
+    let (x, y) = (PeerId(1), PeerId(2));
+    let mut x_pc = client_pc_opus_96();
+    let mut y_pc = client_pc();
+    for (id, pc) in [(x, &mut x_pc), (y, &mut y_pc)] {
+        sfu.add_peer(id).await.unwrap();
+        first_exchange(&sfu, id, pc).await;
+        sfu.set_group(id, group).await.unwrap();
+    }
+    let offer = next_offer_for(&mut events, x).await;
+    assert!(offer.contains("a=rtpmap:96 opus/48000/2"), "{offer}");
+    assert!(!offer.contains("a=rtpmap:111"), "{offer}");
+    assert!(!offer.contains("a=fmtp:96"), "{offer}");
+    let ssrc_line = offer
+        .lines()
+        .find(|l| l.starts_with("a=ssrc:") && l.contains(&format!(" msid:{} ", y.stream_id())));
+    assert!(
+        ssrc_line.is_some(),
+        "no SSRC declared for Y's voice: {offer}"
+    );
+}

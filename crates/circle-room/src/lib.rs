@@ -204,7 +204,25 @@ pub struct Room {
     /// The meeting has ended.
     ended: bool,
     /// What the driver should do next.
-    outbox: VecDeque<Output>,
+    outbox: VecDeque<Queued>,
+}
+
+/// What waits in the outbox: an output, or a snapshot for one participant that is built only when the
+/// driver takes it. Admitting a thousand people at once queues a thousand snapshots of a thousand
+/// people; built up front they would hold a million participant views at once, built one at a time
+/// as the driver sends them, one snapshot's worth.
+// Like `Output`, entries live only until the next drain; boxing would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+enum Queued {
+    Ready(Output),
+    Snapshot {
+        /// Whose snapshot, and who it goes to.
+        who: ParticipantId,
+        /// Whether they are connected (resolved when it was queued, as for any message).
+        recipients: Vec<ParticipantId>,
+        /// `admitted` (true) or `room_state`.
+        admitted: bool,
+    },
 }
 
 impl Room {
@@ -270,7 +288,28 @@ impl Room {
 
     /// The next thing the driver should do, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outbox.pop_front()
+        Some(match self.outbox.pop_front()? {
+            Queued::Ready(output) => output,
+            Queued::Snapshot {
+                who,
+                recipients,
+                admitted,
+            } => {
+                // Built as of the end of the command that queued it (the driver drains right
+                // after each command); what that command sent after it is either already in it or
+                // idempotent (updates, counts), so a client applying both stays right.
+                let room = self.snapshot_for(&who);
+                Output::Send {
+                    to: Audience::One(who),
+                    recipients,
+                    msg: if admitted {
+                        ServerMsg::Admitted { room }
+                    } else {
+                        ServerMsg::RoomState { room }
+                    },
+                }
+            }
+        })
     }
 
     /// Carries out a request from a participant. On error nothing changed and nothing was queued.
@@ -381,12 +420,12 @@ impl Room {
         everyone.sort();
         for who in everyone {
             if self.hearing.get(&who) == Some(&true) {
-                self.outbox.push_back(Output::Hearing {
+                self.emit(Output::Hearing {
                     who: who.clone(),
                     may_be_heard: false,
                 });
             }
-            self.outbox.push_back(Output::Close {
+            self.emit(Output::Close {
                 who,
                 reason: LeaveReason::MeetingEnded,
             });
@@ -397,7 +436,7 @@ impl Room {
         self.chat.clear();
         self.hearing.clear();
         self.ended = true;
-        self.outbox.push_back(Output::Ended);
+        self.emit(Output::Ended);
     }
 
     /// Sends what changed in the head counts and in who may be heard.
@@ -428,10 +467,25 @@ impl Room {
 
     fn send(&mut self, to: Audience, msg: ServerMsg) {
         let recipients = self.recipients(&to);
-        self.outbox.push_back(Output::Send {
+        self.emit(Output::Send {
             to,
             recipients,
             msg,
+        });
+    }
+
+    /// Queues an output for the driver.
+    fn emit(&mut self, output: Output) {
+        self.outbox.push_back(Queued::Ready(output));
+    }
+
+    /// Queues `who`'s snapshot (`admitted` or `room_state`), built when the driver takes it.
+    fn send_snapshot(&mut self, who: &ParticipantId, admitted: bool) {
+        let recipients = self.recipients(&Audience::One(who.clone()));
+        self.outbox.push_back(Queued::Snapshot {
+            who: who.clone(),
+            recipients,
+            admitted,
         });
     }
 

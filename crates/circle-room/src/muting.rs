@@ -94,7 +94,7 @@ impl Room {
         changed.sort();
         for (who, now) in changed {
             self.hearing.insert(who.clone(), now);
-            self.outbox.push_back(Output::Hearing {
+            self.emit(Output::Hearing {
                 who: who.clone(),
                 may_be_heard: now,
             });

@@ -133,7 +133,7 @@ impl Room {
             Some(p) if !p.admitted => p.admitted = true,
             _ => return Err(RoomError::UnknownParticipant),
         }
-        self.on_admitted(id);
+        self.on_admitted(std::slice::from_ref(id));
         Ok(())
     }
 
@@ -145,31 +145,41 @@ impl Room {
             .map(|(id, p)| (p.seq, id.clone()))
             .collect();
         waiting.sort();
-        for (_, id) in waiting {
-            if let Some(p) = self.participants.get_mut(&id) {
+        let waiting: Vec<ParticipantId> = waiting.into_iter().map(|(_, id)| id).collect();
+        for id in &waiting {
+            if let Some(p) = self.participants.get_mut(id) {
                 p.admitted = true;
             }
-            self.on_admitted(&id);
         }
+        self.on_admitted(&waiting);
         Ok(())
     }
 
-    fn on_admitted(&mut self, id: &ParticipantId) {
-        let room = self.snapshot_for(id);
-        self.send(Audience::One(id.clone()), ServerMsg::Admitted { room });
-        // Facilitators saw them in the waiting list: for them it is an update. Members who may see
-        // them now never saw them before: for them it is an arrival.
-        let view = self.view_of(id);
-        self.send(
-            Audience::Facilitators,
-            ServerMsg::ParticipantUpdated {
-                participant: view.clone(),
-            },
-        );
-        self.send(
-            Audience::MembersSeeing(id.clone()),
-            ServerMsg::ParticipantJoined { participant: view },
-        );
+    /// Tells the room about people just admitted, all at once: each of them gets one snapshot that
+    /// already shows the others (never an arrival per batch-mate, which for a thousand admitted at
+    /// once would be half a million frames); facilitators, who saw them waiting, get an update per
+    /// person; members who were already in and may see them get an arrival per person.
+    fn on_admitted(&mut self, admitted: &[ParticipantId]) {
+        for id in admitted {
+            self.send_snapshot(id, true);
+        }
+        let batch: std::collections::HashSet<&ParticipantId> = admitted.iter().collect();
+        for id in admitted {
+            let view = self.view_of(id);
+            self.send(
+                Audience::Facilitators,
+                ServerMsg::ParticipantUpdated {
+                    participant: view.clone(),
+                },
+            );
+            let mut members = self.recipients(&Audience::MembersSeeing(id.clone()));
+            members.retain(|m| !batch.contains(m));
+            self.emit(Output::Send {
+                to: Audience::MembersSeeing(id.clone()),
+                recipients: members,
+                msg: ServerMsg::ParticipantJoined { participant: view },
+            });
+        }
     }
 
     pub(crate) fn deny(&mut self, id: &ParticipantId) -> Result<(), RoomError> {
@@ -267,13 +277,13 @@ impl Room {
                 reason,
             },
         );
-        self.outbox.push_back(Output::Close {
+        self.emit(Output::Close {
             who: id.clone(),
             reason,
         });
         self.participants.remove(id);
         if self.hearing.remove(id) == Some(true) {
-            self.outbox.push_back(Output::Hearing {
+            self.emit(Output::Hearing {
                 who: id.clone(),
                 may_be_heard: false,
             });

@@ -245,8 +245,7 @@ impl Room {
             .collect();
         admitted.sort();
         for (_, id) in admitted {
-            let room = self.snapshot_for(&id);
-            self.send(Audience::One(id), ServerMsg::RoomState { room });
+            self.send_snapshot(&id, false);
         }
     }
 }

@@ -267,3 +267,42 @@ fn turning_the_waiting_room_off_lets_later_members_straight_in() {
     // Those already waiting still need a facilitator.
     assert!(sim.room.is_waiting(&robin));
 }
+
+#[test]
+fn admitting_many_at_once_sends_each_of_them_one_snapshot_and_nothing_per_batch_mate() {
+    const N: usize = 60;
+    let mut sim = Sim::new();
+    let alex = sim.facilitator("Alex");
+    let old = sim.member("Olga");
+    let waiting: Vec<_> = (0..N).map(|i| sim.waiting(&format!("W{i}"))).collect();
+    sim.clear();
+    sim.ok(&alex, Command::AdmitAll);
+    let count =
+        |msgs: &[ServerMsg], pick: fn(&ServerMsg) -> bool| msgs.iter().filter(|m| pick(m)).count();
+    let is_admitted = |m: &ServerMsg| matches!(m, ServerMsg::Admitted { .. });
+    let is_arrival = |m: &ServerMsg| matches!(m, ServerMsg::ParticipantJoined { .. });
+    for w in &waiting {
+        let got = sim.got(w);
+        assert_eq!(count(got, is_admitted), 1, "{w}: one snapshot");
+        assert_eq!(count(got, is_arrival), 0, "{w}: arrivals of batch-mates");
+        // The snapshot, counts, whether they may be heard: a handful, not one per batch-mate.
+        assert!(got.len() <= 3, "{w} got {} messages", got.len());
+    }
+    // Everyone ends with the same roster, the snapshot included.
+    let first = admitted_room(sim.got(&waiting[0]));
+    assert_eq!(first.participants.len(), N + 2);
+    // A member who was already in hears of each newcomer once.
+    assert_eq!(count(sim.got(&old), is_arrival), N);
+    let total: usize = sim.log.iter().map(|d| d.recipients.len()).sum();
+    assert!(total <= 5 * (N + 2), "{total} messages for {N} admitted");
+}
+
+/// The room in the first `admitted` among `msgs`.
+fn admitted_room(msgs: &[ServerMsg]) -> circle_protocol::RoomSnapshot {
+    msgs.iter()
+        .find_map(|m| match m {
+            ServerMsg::Admitted { room } => Some(room.clone()),
+            _ => None,
+        })
+        .expect("an admitted message")
+}

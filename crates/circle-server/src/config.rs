@@ -221,6 +221,9 @@ pub struct RoomsConfig {
     pub grace_secs: u64,
     /// A room nobody is in is forgotten after this many seconds.
     pub empty_room_ttl_secs: u64,
+    /// A room nobody has ever joined is forgotten this many seconds after it was created (much
+    /// sooner than a used one: creating rooms nobody uses must not fill `max_rooms` for an hour).
+    pub unused_room_ttl_secs: u64,
 }
 
 impl Default for RoomsConfig {
@@ -233,6 +236,7 @@ impl Default for RoomsConfig {
             chat_max_chars: 2000,
             grace_secs: 30,
             empty_room_ttl_secs: 3600,
+            unused_room_ttl_secs: 600,
         }
     }
 }

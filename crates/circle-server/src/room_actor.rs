@@ -168,6 +168,7 @@ pub fn spawn_room(
         conns: HashMap::new(),
         voice: Voice::new(state.media.as_ref(), &tx),
         inbox: tx.clone(),
+        used: false,
     };
     state.tasks.spawn(actor.run(rx));
     RoomHandle { info, tx }
@@ -189,11 +190,15 @@ struct RoomActor {
     inbox: mpsc::Sender<RoomCmd>,
     /// The room's side of the voice relay.
     voice: Voice,
+    /// Someone has joined this room: once empty it is forgotten after `empty_room_ttl_secs`, not
+    /// `unused_room_ttl_secs`.
+    used: bool,
 }
 
 impl RoomActor {
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
-        let ttl = Duration::from_secs(self.state.config.rooms.empty_room_ttl_secs);
+        let rooms = &self.state.config.rooms;
+        let (unused_ttl, empty_ttl) = (rooms.unused_room_ttl_secs, rooms.empty_room_ttl_secs);
         let mut empty_since = Some(Instant::now());
         let shutdown = self.state.shutdown.clone();
         loop {
@@ -201,7 +206,9 @@ impl RoomActor {
                 .room
                 .poll_timeout()
                 .map(|t| self.state.clock.instant_at(t));
-            let forget_at = empty_since.map(|t| t + ttl);
+            // A room nobody ever joined goes much sooner than one that was used.
+            let ttl = if self.used { empty_ttl } else { unused_ttl };
+            let forget_at = empty_since.map(|t| t + Duration::from_secs(ttl));
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.handle(cmd).await,
@@ -334,6 +341,7 @@ impl RoomActor {
         let joined = self
             .room
             .join(self.state.clock.now_ms(), who.clone(), req)?;
+        self.used = true;
         self.voice.joined(&who, peer);
         self.conns.insert(who.clone(), conn);
         self.send_joined(&who, joined.role, joined.waiting, request_id);

@@ -266,19 +266,26 @@ impl RoomActor {
             self.voice.todo.clear();
             return;
         };
+        // Admissions go to the relay in one batch (admitting many at once is one round trip and
+        // one renegotiation per session), before the closes.
+        let mut moves = Vec::new();
+        for todo in &self.voice.todo {
+            if let MediaTodo::SyncGroup(who) = todo
+                && let Some(peer) = self.voice.media_ids.get(who)
+                && self.voice.sessions.contains_key(who)
+            {
+                let group = (!self.room.is_waiting(who))
+                    .then_some(self.voice.group)
+                    .flatten();
+                moves.push((*peer, group));
+            }
+        }
+        if !moves.is_empty() {
+            let _ = media.handle.set_groups(moves).await;
+        }
         for todo in std::mem::take(&mut self.voice.todo) {
             match todo {
-                MediaTodo::SyncGroup(who) => {
-                    let Some(peer) = self.voice.media_ids.get(&who).copied() else {
-                        continue;
-                    };
-                    if self.voice.sessions.contains_key(&who) {
-                        let group = (!self.room.is_waiting(&who))
-                            .then_some(self.voice.group)
-                            .flatten();
-                        let _ = media.handle.set_group(peer, group).await;
-                    }
-                }
+                MediaTodo::SyncGroup(_) => {}
                 MediaTodo::Close(who) => {
                     let Some(peer) = self.voice.media_ids.remove(&who) else {
                         continue;
