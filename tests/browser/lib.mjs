@@ -34,8 +34,12 @@ const FLAGS = [
   '--allow-loopback-in-peer-connection',
 ];
 
-export function launch() {
-  return chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS, headless: true });
+/**
+ * Starts Chromium. `options` are Playwright's launch options: `args` are added to the flags above; the
+ * netns tests (tests/netns) run a wrapper as `executablePath` that starts it inside a namespace.
+ */
+export function launch({ args = [], ...options } = {}) {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, ...options, args: [...FLAGS, ...args] });
 }
 
 /**
