@@ -61,6 +61,25 @@ export function plainConfig() {
 }
 
 /**
+ * Circle serving HTTPS itself (issue #7, `[tls]`): the page, the API and the websocket on one origin,
+ * `https://NETNS_SERVER_NAME` on port 443, with the certificate `tls` (from `testCa`); voice as in
+ * `plainConfig`.
+ */
+export function tlsConfig(tls) {
+  const origin = `https://${env.NETNS_SERVER_NAME}`;
+  return {
+    CIRCLE_TLS__CERT: tls.cert,
+    CIRCLE_TLS__KEY: tls.key,
+    CIRCLE_SERVER__LISTEN: `${SERVER_IP}:${HTTPS_PORT}`,
+    CIRCLE_SERVER__PUBLIC_URL: origin,
+    CIRCLE_CLIENT__SAME_ORIGIN: 'true',
+    CIRCLE_CLIENT__SERVE_DIR: join(ROOT, 'web-client'),
+    CIRCLE_MEDIA__LISTEN: `0.0.0.0:${MEDIA_PORT}`,
+    CIRCLE_MEDIA__ADVERTISED_IP: SERVER_IP,
+  };
+}
+
+/**
  * Starts `circle` in the server's namespace with `config` (CIRCLE_* variables) and waits until
  * `health` (a URL, fetched with curl from the tests' namespace; `curlArgs` for TLS) answers. If the
  * server refuses the configuration because it does not know one of its keys, resolves
@@ -97,7 +116,8 @@ export async function startServer(name, config, { health, curlArgs = [] }) {
     throw new Error(`${e.message}; its log:\n${text()}`);
   }
   if (exited) {
-    const unknown = text().match(/unknown field `[^`]+`[^\n]*/);
+    // figment: "unknown field: found `same_origin`, expected `one of ...` for key "CLIENT.SAME_ORIGIN" ..."
+    const unknown = text().match(/unknown field: found `[^`]+`.*?for key "[^"]+"/);
     if (unknown) return { unsupported: unknown[0] };
     throw new Error(`the ${name} server exited (${JSON.stringify(exited)}); its log:\n${text()}`);
   }

@@ -81,6 +81,13 @@ for ns in $(ip netns list | awk '{print $1}' | grep -E '^cnt[0-9]+-' || true); d
     remove_netns "$ns"
   fi
 done
+for dir in /etc/netns/cnt*-*; do
+  [ -d "$dir" ] || continue
+  owner=${dir#/etc/netns/cnt}
+  owner=${owner%%-*}
+  [[ $owner =~ ^[0-9]+$ ]] || continue
+  kill -0 "$owner" 2>/dev/null || rm -rf "$dir"
+done
 for dir in /tmp/circle-netns.*; do
   [ -d "$dir" ] || continue
   owner=${dir##*.}
@@ -98,6 +105,7 @@ cleanup() {
   trap - EXIT INT TERM
   for role in "${ROLES[@]}"; do
     remove_netns "$PREFIX-$role"
+    rm -rf "/etc/netns/$PREFIX-$role"
   done
   rm -rf "$WORK"
   exit "$status"
@@ -112,7 +120,12 @@ in_ns() {
   ip netns exec "$PREFIX-$ns" "$@"
 }
 
+# The server's name, as DNS would give it: `ip netns exec` puts /etc/netns/NS/hosts over /etc/hosts
+# for whatever runs in NS (Chromium, curl, the tests).
+export NETNS_SERVER_NAME=meet.circle.test NETNS_SERVER_IP=203.0.113.10
 for role in "${ROLES[@]}"; do
+  mkdir -p "/etc/netns/$PREFIX-$role"
+  printf '127.0.0.1 localhost\n%s %s\n' "$NETNS_SERVER_IP" "$NETNS_SERVER_NAME" >"/etc/netns/$PREFIX-$role/hosts"
   ip netns add "$PREFIX-$role"
   ip -n "$PREFIX-$role" link set lo up
   # IPv4 only: no link-local IPv6 candidates or router solicitations muddying what is tested.
@@ -134,7 +147,7 @@ plug() { ip -n "$PREFIX-$1" link set "$2" master br0; }
 addr() { ip -n "$PREFIX-$1" addr add "$3" dev "$2"; }
 gateway() { ip -n "$PREFIX-$1" route add default via "$2"; }
 
-export NETNS_SERVER_IP=203.0.113.10 NETNS_CTL_IP=203.0.113.5 NETNS_PUB_IP=203.0.113.30
+export NETNS_CTL_IP=203.0.113.5 NETNS_PUB_IP=203.0.113.30
 export NETNS_NAT_PUBLIC_IP=203.0.113.20 NETNS_HOME_IP=198.51.100.10
 export NETNS_CORP_PUBLIC_IP=203.0.113.40 NETNS_OFFICE_IP=192.0.2.10 NETNS_LOCKED_IP=192.0.2.11
 # The only TCP ports the "locked" member may reach on the server: HTTPS and TURN over TLS.
