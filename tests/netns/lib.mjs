@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expectHears, launch, person, poll, seeText, until } from '../browser/lib.mjs';
@@ -280,4 +281,78 @@ export async function trustingHome(ca) {
   await run('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
   await run('certutil', ['-A', '-d', `sql:${db}`, '-n', 'circle-netns-test-ca', '-t', 'C,,', '-i', ca]);
   return home;
+}
+
+/**
+ * A UDP socket at `ip:port` in `role`'s namespace that counts the packets it receives.
+ * `await listening` before relying on it; `stop()` resolves with the count.
+ */
+export function udpListener(role, ip, port) {
+  const child = spawn('ip', ['netns', 'exec', ns(role), process.execPath, '-e', `
+    const s = require('dgram').createSocket('udp4');
+    let n = 0;
+    s.on('message', () => n++);
+    s.bind(${port}, '${ip}', () => console.log('listening'));
+    process.stdin.on('end', () => { console.log(n); process.exit(0); });
+    process.stdin.resume();
+  `], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  const lines = [];
+  const waiters = [];
+  child.stdout.on('data', (d) => {
+    out += d;
+    for (let i; (i = out.indexOf('\n')) >= 0; out = out.slice(i + 1)) lines.push(out.slice(0, i));
+    waiters.splice(0).forEach((w) => w());
+  });
+  const line = (n) => new Promise((resolve, reject) => {
+    const check = () => (lines.length > n ? resolve(lines[n]) : waiters.push(check));
+    child.once('exit', () => (lines.length > n ? resolve(lines[n]) : reject(new Error(`the UDP listener in ${role} exited`))));
+    check();
+  });
+  return {
+    listening: line(0),
+    stop: async () => {
+      child.stdin.end();
+      return Number(await line(1));
+    },
+  };
+}
+
+/**
+ * Starts `cmd args` in `role`'s namespace (a proxy, a TURN server), its output in the run's work
+ * directory. `{ stop, log }`; `stop` ends it (SIGTERM, then SIGKILL after 5 s) and waits.
+ */
+export function daemonIn(role, name, cmd, args) {
+  const log = join(WORK, `${name}.log`);
+  const out = openSync(log, 'w');
+  const child = spawn('ip', ['netns', 'exec', ns(role), cmd, ...args], { cwd: WORK, stdio: ['ignore', out, out] });
+  let exited = false;
+  const gone = new Promise((resolve) => child.on('exit', () => resolve((exited = true))));
+  return {
+    exited: () => exited,
+    log: () => readFileSync(log, 'utf8'),
+    stop: async () => {
+      if (!exited) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Waits until a TCP connection to `host:port` from the tests' namespace succeeds. */
+export function tcpOpen(what, host, port, daemon) {
+  return poll(
+    what,
+    () => new Promise((resolve) => {
+      if (daemon?.exited()) return resolve('exited');
+      const s = connect({ host, port }, () => (s.destroy(), resolve('open')));
+      s.on('error', () => resolve(null));
+    }),
+    (r) => r !== null,
+    10_000,
+    100,
+  ).then((r) => {
+    if (r === 'exited') throw new Error(`${what}: it exited; its log:\n${daemon.log()}`);
+  });
 }

@@ -2,8 +2,8 @@
 # Circle on a small imitation of the internet: network namespaces joined by veth pairs, with a NAT
 # home router and an office firewall, the server in its own namespace at a "public" address, and each
 # browser (real headless Chromium) in another namespace. Needs root and `ip netns`; installs what is
-# missing (iproute2, nftables, Chromium, certutil, playwright-core), builds the server, builds the
-# network, runs tests/netns/*.test.mjs, and removes every namespace, process and file it made, also
+# missing (iproute2, nftables, Chromium, certutil, nginx, coturn, playwright-core), builds the server,
+# builds the network, runs tests/netns/*.test.mjs, and removes every namespace, process and file it made, also
 # when a test fails or the run is interrupted (and, at the start, whatever a killed run left behind).
 #
 #   tests/netns/run.sh                      # every case
@@ -44,10 +44,22 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v ping >/dev/null || need+=(iputils-ping)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# The deployment kit's proxy and TURN relay (deploy.test.mjs runs deploy/nginx.conf, turnserver.conf).
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v turnserver >/dev/null || need+=(coturn)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "netns tests: installing ${need[*]}" >&2
+  # Installed to be run by the tests only: keep Debian from starting them as services on this
+  # machine (nginx would take port 80), unless the machine already has a policy of its own.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+  fi
   apt-get update
-  apt-get install -y "${need[@]}"
+  apt-get install -y "${need[@]}" || { [ -z "$policy" ] || rm -f "$policy"; fail "could not install ${need[*]}"; }
+  [ -z "$policy" ] || rm -f "$policy"
 fi
 if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
   echo "netns tests: installing playwright-core (tests/browser)" >&2
