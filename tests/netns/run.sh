@@ -3,12 +3,14 @@
 # home router and an office firewall, the server in its own namespace at a "public" address, and each
 # browser (real headless Chromium) in another namespace. Needs root and `ip netns`; installs what is
 # missing (iproute2, nftables, Chromium, certutil, nginx, coturn, playwright-core), builds the server,
-# builds the network, runs tests/netns/*.test.mjs, and removes every namespace, process and file it made, also
-# when a test fails or the run is interrupted (and, at the start, whatever a killed run left behind).
+# builds the network, runs tests/netns/*.test.mjs, and removes every namespace, process and file it
+# made, also when a test fails or the run is interrupted (and, at the start, whatever a killed run
+# left behind).
 #
 #   tests/netns/run.sh                      # every case
 #   tests/netns/run.sh nat.test.mjs         # one file (relative to tests/netns)
 #   NETNS_SKIP_BUILD=1 tests/netns/run.sh   # use the target/debug/circle already built
+#   NETNS_CIRCLE_BIN=/path/to/circle ...    # test another build of the server
 #
 # The network (only documentation ranges, reachable from nowhere but these namespaces):
 #
@@ -256,7 +258,7 @@ for role in ctl pub home office locked; do
 done
 
 export NETNS_PREFIX="$PREFIX" NETNS_WORK="$WORK"
-export NETNS_CIRCLE_BIN="$ROOT/target/debug/circle"
+export NETNS_CIRCLE_BIN="${NETNS_CIRCLE_BIN:-$ROOT/target/debug/circle}"
 export NETNS_CHROMIUM="$HERE/chromium.sh"
 export NETNS_ROOT="$ROOT"
 # tests/browser/lib.mjs needs these at import; they are the plain-HTTP server each test starts.
