@@ -32,7 +32,7 @@ export const ADDR = {
 export const HTTPS_PORT = Number(env.NETNS_HTTPS_PORT);
 export const TURN_TLS_PORT = Number(env.NETNS_TURN_TLS_PORT);
 /** The UDP (and, with ICE-TCP, TCP) port of the voice relay in every test. */
-export const MEDIA_PORT = 7701;
+export const MEDIA_PORT = Number(env.NETNS_MEDIA_PORT);
 
 /** The namespace of a role in run.sh's network (`srv`, `home`, `office`, ...). */
 export const ns = (role) => `${env.NETNS_PREFIX}-${role}`;

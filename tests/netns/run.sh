@@ -164,8 +164,9 @@ gateway() { ip -n "$PREFIX-$1" route add default via "$2"; }
 export NETNS_CTL_IP=203.0.113.5 NETNS_PUB_IP=203.0.113.30
 export NETNS_NAT_PUBLIC_IP=203.0.113.20 NETNS_HOME_IP=198.51.100.10
 export NETNS_CORP_PUBLIC_IP=203.0.113.40 NETNS_OFFICE_IP=192.0.2.10 NETNS_LOCKED_IP=192.0.2.11
-# The only TCP ports the "locked" member may reach on the server: HTTPS and TURN over TLS.
-export NETNS_HTTPS_PORT=443 NETNS_TURN_TLS_PORT=5349
+# The only TCP ports the "locked" member may reach on the server: HTTPS and TURN over TLS. And the
+# voice relay's port (UDP, and TCP with ICE-TCP).
+export NETNS_HTTPS_PORT=443 NETNS_TURN_TLS_PORT=5349 NETNS_MEDIA_PORT=7701
 
 # The internet: one bridge; every public host on 203.0.113.0/24, on-link.
 bridge inet
@@ -178,7 +179,8 @@ done
 
 # A router namespace with a public side "wan" on the internet and a LAN bridge behind it, which
 # masquerades everything leaving by wan (a home router, an office's NAT). Its forward chain counts the
-# packets it passes from the LAN to the server, by protocol, so a test can tell which way voice went.
+# packets it passes from the LAN to the server over UDP, and over TCP to the media port, so a test can
+# tell which way voice went.
 router() {
   local role=$1 public=$2 lan=$3
   veth "$role" wan inet "$role"
@@ -190,11 +192,11 @@ router() {
   in_ns "$role" nft -f - <<EOF
 table ip circle_test {
   counter to_server_udp {}
-  counter to_server_tcp {}
+  counter to_media_tcp {}
   chain forward {
     type filter hook forward priority filter; policy accept;
     oifname "wan" ip daddr $NETNS_SERVER_IP meta l4proto udp counter name to_server_udp
-    oifname "wan" ip daddr $NETNS_SERVER_IP meta l4proto tcp counter name to_server_tcp
+    oifname "wan" ip daddr $NETNS_SERVER_IP tcp dport $NETNS_MEDIA_PORT counter name to_media_tcp
   }
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
