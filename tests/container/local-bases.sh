@@ -19,6 +19,9 @@ echo 'nonroot:x:65532:' >>"$ROOTFS/etc/group"
 tar -C "$ROOTFS" -c . | podman import - localhost/circle-runtime-base:local
 
 mkdir -p "$ROOTFS/usr/local/rustup/toolchains" "$ROOTFS/usr/local/cargo"
+# The builder fetches crates from crates.io: it trusts what this machine trusts (which may include
+# the CA of a proxy in front of the registry).
+cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
 cp -a "$TOOLCHAIN" "$ROOTFS/usr/local/rustup/toolchains/stable"
 tar -C "$ROOTFS" -c . | podman import \
   --change 'ENV PATH=/usr/local/rustup/toolchains/stable/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
