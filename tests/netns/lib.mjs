@@ -161,11 +161,19 @@ export function insecureOriginAsSecure(origin) {
 
 /** Joins by the link, muted, and waits for the room (as tests/browser/voice.test.mjs does). */
 export async function joinRoom(p, url) {
-  await p.page.goto(url);
-  await seeText(p.page, 'h1', 'Network check');
-  await p.page.fill('#name', p.name);
-  await p.page.getByRole('button', { name: 'Join muted' }).click();
-  await p.page.locator('#people-title').waitFor({ timeout: 20_000 });
+  try {
+    await p.page.goto(url);
+    await seeText(p.page, 'h1', 'Network check');
+    await p.page.fill('#name', p.name);
+    await p.page.getByRole('button', { name: 'Join muted' }).click();
+    await p.page.locator('#people-title').waitFor({ timeout: 20_000 });
+  } catch (e) {
+    // What the person sees, and what the page logged: "Could not reach the meeting server" and a
+    // refused connection say more than a timeout.
+    const shown = await p.page.evaluate(() => document.body?.innerText ?? '').catch(() => 'page gone');
+    const first = e.message.split('\n')[0];
+    throw new Error(`${p.name} could not join (${first}); the page shows ${JSON.stringify(shown.slice(0, 300))}; its errors: ${JSON.stringify(p.errors)}`, { cause: e });
+  }
 }
 
 /** Unmutes and waits until the page says the microphone is on. */
