@@ -2,10 +2,10 @@
 # Circle on a small imitation of the internet: network namespaces joined by veth pairs, with a NAT
 # home router and an office firewall, the server in its own namespace at a "public" address, and each
 # browser (real headless Chromium) in another namespace. Needs root and `ip netns`; installs what is
-# missing (iproute2, nftables, Chromium, certutil, nginx, coturn, playwright-core), builds the server,
-# builds the network, runs tests/netns/*.test.mjs, and removes every namespace, process and file it
-# made, also when a test fails or the run is interrupted (and, at the start, whatever a killed run
-# left behind).
+# missing (iproute2, nftables, Chromium, certutil, nginx, Caddy, coturn, playwright-core), builds the
+# server, builds the network, runs tests/netns/*.test.mjs, and removes every namespace, process and
+# file it made, also when a test fails or the run is interrupted (and, at the start, whatever a
+# killed run left behind).
 #
 #   tests/netns/run.sh                      # every case
 #   tests/netns/run.sh nat.test.mjs         # one file (relative to tests/netns)
@@ -46,8 +46,9 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v ping >/dev/null || need+=(iputils-ping)
 [ -x /usr/bin/chromium ] || need+=(chromium)
-# The deployment kit's proxy and TURN relay (deploy.test.mjs runs deploy/nginx.conf, turnserver.conf).
+# The deployment kit's proxies and TURN relay (deploy*.test.mjs run the files in deploy/).
 command -v nginx >/dev/null || need+=(nginx-light)
+command -v caddy >/dev/null || need+=(caddy)
 command -v turnserver >/dev/null || need+=(coturn)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "netns tests: installing ${need[*]}" >&2
