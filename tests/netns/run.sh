@@ -57,12 +57,14 @@ if [ "${#need[@]}" -gt 0 ]; then
   policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     policy=/usr/sbin/policy-rc.d
+    trap 'rm -f "$policy"' EXIT
     printf '#!/bin/sh\nexit 101\n' >"$policy"
     chmod +x "$policy"
   fi
   apt-get update
   apt-get install -y "${need[@]}" || { [ -z "$policy" ] || rm -f "$policy"; fail "could not install ${need[*]}"; }
   [ -z "$policy" ] || rm -f "$policy"
+  trap - EXIT
 fi
 if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
   echo "netns tests: installing playwright-core (tests/browser)" >&2
