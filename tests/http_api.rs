@@ -127,3 +127,82 @@ async fn the_web_client_is_served_with_protective_headers() {
             .contains("<script type=\"module\"")
     );
 }
+
+#[tokio::test]
+async fn a_json_array_or_a_hidden_character_title_is_not_a_room() {
+    let srv = server().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/rooms", srv.base);
+    let array = http
+        .post(&url)
+        .json(&json!(["Title", {"waiting_room": false}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(array.status(), 400, "an array is not the documented object");
+    let bidi = http
+        .post(&url)
+        .json(&json!({"title": "Tuesday \u{202E}gnirehtag"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bidi.status(), 400, "a bidirectional override in a title");
+    let health: serde_json::Value = http
+        .get(format!("{}/healthz", srv.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["rooms"], 0, "no room was made");
+}
+
+#[tokio::test]
+async fn another_site_cannot_create_rooms_through_its_visitors() {
+    let srv = server_with(|c| c.client.url = "https://circle.example".into()).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/rooms", srv.base);
+    let hostile = http
+        .post(&url)
+        .header("Origin", "https://evil.example")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hostile.status(), 403);
+    let ours = http
+        .post(&url)
+        .header("Origin", "https://circle.example")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ours.status(), 201);
+}
+
+#[tokio::test]
+async fn one_client_cannot_take_every_room() {
+    let srv = server_with(|c| {
+        c.limits.rooms_per_client_per_min = 1;
+        c.limits.rooms_per_client_burst = 5;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/rooms", srv.base);
+    let create = |from: &'static str| {
+        http.post(&url)
+            .header("X-Forwarded-For", from)
+            .json(&json!({}))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(create("198.51.100.7").await.unwrap().status(), 201);
+    }
+    let refused = create("198.51.100.7").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    // Someone else, at the same moment, still can.
+    assert_eq!(create("203.0.113.50").await.unwrap().status(), 201);
+}

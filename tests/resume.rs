@@ -165,3 +165,35 @@ async fn forged_expired_and_other_room_tokens_are_refused() {
     let rj = c.resume(&room.room, &aj.token).await.expect("real token");
     assert_eq!(rj.you, aj.you);
 }
+
+#[tokio::test]
+async fn a_superseded_token_can_neither_resume_nor_take_the_session_over() {
+    let srv = server().await;
+    let room = srv.create_room(open_room()).await;
+    let (ann, aj) = srv.join(&room, "Ann", false).await;
+    ann.drop_connection().await;
+
+    // Ann comes back: her browser now holds a new token.
+    let mut back = srv.connect().await;
+    let rj = back.resume(&room.room, &aj.token).await.expect("resume");
+    assert_ne!(rj.token, aj.token, "a resume hands out a new token");
+
+    // Whoever kept the old token (a stolen copy, an old tab) cannot take her place.
+    let mut thief = srv.connect().await;
+    let err = thief
+        .resume(&room.room, &aj.token)
+        .await
+        .expect_err("the old token is spent");
+    assert_eq!(join_error(&err), Some(ErrorCode::InvalidToken));
+    back.ok(C::RaiseHand { id: None }).await;
+
+    // After another drop, only the newest token brings her back.
+    back.drop_connection().await;
+    let err = thief
+        .resume(&room.room, &aj.token)
+        .await
+        .expect_err("still spent");
+    assert_eq!(join_error(&err), Some(ErrorCode::InvalidToken));
+    let again = thief.resume(&room.room, &rj.token).await.expect("latest");
+    assert_eq!(again.you, aj.you);
+}

@@ -50,6 +50,8 @@ impl ServerChild {
             .env("CIRCLE_CLIENT__SERVE_DIR", "")
             // The voice relay's UDP port: a free one, so a server already running here is no obstacle.
             .env("CIRCLE_MEDIA__LISTEN", "127.0.0.1:0")
+            // Every load client is the same loopback address: lift the per-client room limit.
+            .env("CIRCLE_LIMITS__ROOMS_PER_CLIENT_BURST", "1000000")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

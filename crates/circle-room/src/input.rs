@@ -15,6 +15,14 @@ fn is_invisible_format(c: char) -> bool {
         | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
+/// Whether a text shown as a label (a name, a room title) holds a control character or one that renders
+/// as nothing or reorders the text around it (a bidirectional override could make a title read as
+/// something else).
+pub fn has_hidden_characters(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() || is_invisible_format(c))
+}
+
 /// A pseudonym: trimmed, 1–32 characters, no control or invisible formatting characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pseudonym(String);
@@ -27,10 +35,7 @@ impl Pseudonym {
         if chars == 0 || chars > MAX_NAME_CHARS {
             return Err(RoomError::InvalidName("a name is 1 to 32 characters"));
         }
-        if name
-            .chars()
-            .any(|c| c.is_control() || is_invisible_format(c))
-        {
+        if has_hidden_characters(name) {
             return Err(RoomError::InvalidName(
                 "a name cannot hold control or invisible characters",
             ));

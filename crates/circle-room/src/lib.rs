@@ -27,7 +27,7 @@ mod settings;
 mod view;
 
 pub use error::RoomError;
-pub use input::{ChatText, Command, JoinRequest, MAX_NAME_CHARS, Pseudonym};
+pub use input::{ChatText, Command, JoinRequest, MAX_NAME_CHARS, Pseudonym, has_hidden_characters};
 pub use participants::Joined;
 
 use circle_protocol::{

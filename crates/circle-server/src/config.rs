@@ -25,6 +25,55 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The voice relay.
     pub media: MediaSettings,
+    /// HTTPS / WSS served by Circle itself.
+    pub tls: TlsConfig,
+    /// The operator's listener (metrics), off the public port.
+    pub admin: AdminConfig,
+}
+
+/// `[tls]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM), leaf first. Empty, with `key` empty: plain HTTP.
+    pub cert: String,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+    /// How often, in seconds, the files are checked for a change (a certificate renewal); SIGHUP
+    /// reloads at once.
+    pub watch_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: String::new(),
+            key: String::new(),
+            watch_secs: 10,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Whether Circle serves HTTPS itself.
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty() || !self.key.is_empty()
+    }
+}
+
+/// `[admin]`
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where `/metrics` is served (plain HTTP), e.g. `127.0.0.1:7702`. Empty: no admin listener.
+    pub listen: String,
+}
+
+impl AdminConfig {
+    /// The admin address, if one is configured and valid.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
 }
 
 /// `[media]`
@@ -75,8 +124,11 @@ pub struct ServerConfig {
     /// The HTTP and websocket listen address.
     pub listen: SocketAddr,
     /// How clients reach the server (`http://host:port`), used in the links the API returns. Empty
-    /// means `http://<listen>`.
+    /// means `http://<listen>` (`https://` with `[tls]`).
     pub public_url: String,
+    /// On `circle` receiving SIGUSR1 (draining), how long to wait for meetings to end before
+    /// stopping anyway, in seconds.
+    pub drain_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +136,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
             public_url: String::new(),
+            drain_secs: 3600,
         }
     }
 }
@@ -102,6 +155,9 @@ pub struct ClientConfig {
     pub allowed_origins: Vec<String>,
     /// Accept websocket connections that carry no Origin header (non-browser clients and tools).
     pub allow_missing_origin: bool,
+    /// Serve `serve_dir` on the API listener (`server.listen`) instead: one host, one port, one
+    /// certificate. `url` and `listen` are then not used; links point at `server.public_url`.
+    pub same_origin: bool,
 }
 
 impl Default for ClientConfig {
@@ -112,6 +168,7 @@ impl Default for ClientConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allowed_origins: Vec::new(),
             allow_missing_origin: true,
+            same_origin: false,
         }
     }
 }
@@ -224,6 +281,23 @@ pub struct LimitsConfig {
     pub requests_burst: u32,
     /// A socket that has not joined within this many seconds is closed.
     pub join_timeout_secs: u64,
+    /// Seconds a connection has to send a request's headers; also how long an idle HTTP connection
+    /// (between requests) stays open. Not applied to websockets, which have their own keepalive.
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may stall between two pieces before the request fails.
+    pub body_timeout_secs: u64,
+    /// Largest request head (request line and headers), in bytes; larger gets 431. At least 8192.
+    pub max_header_bytes: usize,
+    /// Largest request body, in bytes; a larger `Content-Length` gets 413 before any body is read.
+    pub max_body_bytes: usize,
+    /// Most TCP connections open at once on the public listeners, websockets included. Past it new
+    /// connections are refused at once (plain HTTP: a 503) and live meetings go on.
+    pub max_connections: usize,
+    /// Rooms one client (one network address, kept only as a keyed hash in memory) may create per
+    /// minute, sustained.
+    pub rooms_per_client_per_min: u32,
+    /// Rooms one client may create in a burst.
+    pub rooms_per_client_burst: u32,
 }
 
 impl Default for LimitsConfig {
@@ -239,6 +313,13 @@ impl Default for LimitsConfig {
             requests_per_sec: 20,
             requests_burst: 40,
             join_timeout_secs: 30,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024,
+            max_connections: 4096,
+            rooms_per_client_per_min: 2,
+            rooms_per_client_burst: 10,
         }
     }
 }
@@ -266,11 +347,224 @@ impl Config {
     /// The base URL clients use for the API and the websocket.
     pub fn public_url(&self) -> String {
         if self.server.public_url.is_empty() {
-            format!("http://{}", self.server.listen)
+            let scheme = if self.tls.enabled() { "https" } else { "http" };
+            format!("{scheme}://{}", self.server.listen)
         } else {
             self.server.public_url.trim_end_matches('/').to_owned()
         }
     }
+}
+
+/// What is wrong with a configuration: one line per problem, each saying what to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct InvalidConfig(pub Vec<String>);
+
+/// Hyper's smallest read buffer: a request head limit below it cannot be honoured.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+impl Config {
+    /// Checks the configuration once, before anything starts: every problem found, one line each.
+    /// Nothing is silently raised, lowered or replaced.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let mut p = Vec::new();
+        let l = &self.limits;
+        let r = &self.rooms;
+        for (key, value) in [
+            ("limits.max_frame_bytes", l.max_frame_bytes as u64),
+            ("limits.max_ws_message_bytes", l.max_ws_message_bytes as u64),
+            ("limits.outbound_queue", l.outbound_queue as u64),
+            ("limits.chat_per_sec", l.chat_per_sec.into()),
+            ("limits.chat_burst", l.chat_burst.into()),
+            ("limits.hand_per_sec", l.hand_per_sec.into()),
+            ("limits.hand_burst", l.hand_burst.into()),
+            ("limits.requests_per_sec", l.requests_per_sec.into()),
+            ("limits.requests_burst", l.requests_burst.into()),
+            ("limits.join_timeout_secs", l.join_timeout_secs),
+            ("limits.header_timeout_secs", l.header_timeout_secs),
+            ("limits.body_timeout_secs", l.body_timeout_secs),
+            ("limits.max_body_bytes", l.max_body_bytes as u64),
+            ("limits.max_connections", l.max_connections as u64),
+            ("rooms.max_participants", r.max_participants as u64),
+            ("rooms.max_rooms", r.max_rooms as u64),
+            ("rooms.chat_max_chars", r.chat_max_chars as u64),
+            ("auth.token_ttl_secs", self.auth.token_ttl_secs),
+            ("tls.watch_secs", self.tls.watch_secs),
+        ] {
+            if value == 0 {
+                p.push(format!("{key} is 0: it must be at least 1"));
+            }
+        }
+        if l.max_header_bytes < MIN_HEADER_BYTES {
+            p.push(format!(
+                "limits.max_header_bytes is {}: it must be at least {MIN_HEADER_BYTES}",
+                l.max_header_bytes
+            ));
+        }
+        if l.max_frame_bytes > l.max_ws_message_bytes {
+            p.push(format!(
+                "limits.max_frame_bytes ({}) is larger than limits.max_ws_message_bytes ({}): \
+                 such frames could never arrive",
+                l.max_frame_bytes, l.max_ws_message_bytes
+            ));
+        }
+        if !self.auth.token_key.is_empty() && self.auth.token_key.len() < 32 {
+            p.push(
+                "auth.token_key is shorter than 32 characters: use a long random key, \
+                    or leave it empty for a random key per start"
+                    .into(),
+            );
+        }
+        self.validate_addresses(&mut p);
+        self.validate_tls(&mut p);
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidConfig(p))
+        }
+    }
+
+    /// URLs, origins and the addresses a public deployment must state.
+    fn validate_addresses(&self, p: &mut Vec<String>) {
+        let tls = self.tls.enabled();
+        let public = &self.server.public_url;
+        if !public.is_empty() {
+            match http_url_problem(public) {
+                Some(why) => p.push(format!("server.public_url {public:?} {why}")),
+                None if tls && public.starts_with("http://") => p.push(format!(
+                    "server.public_url {public:?} is http:// but [tls] is set: use https://"
+                )),
+                None => {}
+            }
+        } else if self.server.listen.ip().is_unspecified() {
+            p.push(format!(
+                "server.listen {} is on all interfaces but server.public_url is empty: \
+                 set it to the address browsers use (e.g. https://circle.example.org)",
+                self.server.listen
+            ));
+        }
+        let c = &self.client;
+        let serves_client = !c.serve_dir.is_empty();
+        if c.same_origin && !serves_client {
+            p.push(
+                "client.same_origin is set but client.serve_dir is empty: \
+                    set the folder to serve"
+                    .into(),
+            );
+        }
+        if serves_client && !Path::new(&c.serve_dir).is_dir() {
+            p.push(format!(
+                "client.serve_dir {:?} is not a folder",
+                c.serve_dir
+            ));
+        }
+        if !c.same_origin {
+            if let Some(why) = http_url_problem(&c.url) {
+                p.push(format!("client.url {:?} {why}", c.url));
+            } else if serves_client && c.listen.ip().is_unspecified() && is_loopback_url(&c.url) {
+                p.push(format!(
+                    "client.listen {} is on all interfaces but client.url {:?} is this machine \
+                     only: set client.url to the address people open",
+                    c.listen, c.url
+                ));
+            }
+        }
+        for o in &c.allowed_origins {
+            if http_url_problem(o).is_some() || origin_of(o) != *o {
+                p.push(format!(
+                    "client.allowed_origins entry {o:?} is not an origin: \
+                     write scheme://host[:port], nothing after"
+                ));
+            }
+        }
+        let m = &self.media;
+        if m.enabled {
+            if m.advertised_ip.is_empty() {
+                if m.listen.ip().is_unspecified() {
+                    p.push(format!(
+                        "media.listen {} is on all interfaces but media.advertised_ip is empty: \
+                         set the address browsers send voice to",
+                        m.listen
+                    ));
+                }
+            } else if m.advertised_ip.parse::<std::net::IpAddr>().is_err() {
+                p.push(format!(
+                    "media.advertised_ip {:?} is not an IP address",
+                    m.advertised_ip
+                ));
+            }
+            for s in &m.ice_servers {
+                let turn = s
+                    .urls
+                    .iter()
+                    .any(|u| u.starts_with("turn:") || u.starts_with("turns:"));
+                if turn && (s.username.is_empty() || s.credential.is_empty()) {
+                    p.push(format!(
+                        "media.ice_servers {:?} is a TURN server without username and credential",
+                        s.urls
+                    ));
+                }
+                if s.urls.is_empty() {
+                    p.push("media.ice_servers has an entry with no urls".into());
+                }
+            }
+        }
+        if !self.admin.listen.is_empty() {
+            match self.admin.addr() {
+                None => p.push(format!(
+                    "admin.listen {:?} is not an address (e.g. 127.0.0.1:7702)",
+                    self.admin.listen
+                )),
+                Some(a) if a == self.server.listen && a.port() != 0 => p.push(format!(
+                    "admin.listen {a} is server.listen: the admin listener must be off the public port"
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The TLS files exist, are readable and load.
+    fn validate_tls(&self, p: &mut Vec<String>) {
+        let t = &self.tls;
+        if !t.enabled() {
+            return;
+        }
+        if t.cert.is_empty() || t.key.is_empty() {
+            p.push("tls.cert and tls.key must both be set (or both empty for plain HTTP)".into());
+            return;
+        }
+        if let Err(e) = crate::tls::load_pair(Path::new(&t.cert), Path::new(&t.key)) {
+            p.push(format!("tls: {e}"));
+        }
+    }
+}
+
+/// Why `url` is not a usable `http://` / `https://` URL that can go into a header, if it is not.
+fn http_url_problem(url: &str) -> Option<&'static str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        None => Some("must start with http:// or https://"),
+        Some("") => Some("has no host"),
+        Some(_) if axum::http::HeaderValue::from_str(url).is_err() => {
+            Some("has characters a header cannot carry")
+        }
+        Some(_)
+            if url
+                .chars()
+                .any(|c| c.is_whitespace() || c == ';' || c == ',') =>
+        {
+            Some("has spaces or separators")
+        }
+        Some(_) => None,
+    }
+}
+
+/// Whether a URL points at this machine only.
+fn is_loopback_url(url: &str) -> bool {
+    let origin = origin_of(url);
+    origin.contains("://127.") || origin.contains("://localhost") || origin.contains("://[::1]")
 }
 
 #[cfg(test)]
@@ -285,6 +579,53 @@ mod tests {
             vec!["http://127.0.0.1:8080", "http://localhost:8080"]
         );
         assert_eq!(origin_of("https://a.example/x/y"), "https://a.example");
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn problems_are_listed_one_line_each() {
+        let mut c = Config::default();
+        c.limits.max_header_bytes = 1024;
+        c.client.allowed_origins = vec!["https://a.example/path".into()];
+        c.server.public_url = "ftp://x".into();
+        c.media.advertised_ip = "not-an-ip".into();
+        let e = c.validate().expect_err("refused");
+        assert_eq!(
+            e.0,
+            vec![
+                "limits.max_header_bytes is 1024: it must be at least 8192",
+                "server.public_url \"ftp://x\" must start with http:// or https://",
+                "client.allowed_origins entry \"https://a.example/path\" is not an origin: \
+                 write scheme://host[:port], nothing after",
+                "media.advertised_ip \"not-an-ip\" is not an IP address",
+            ]
+        );
+        assert_eq!(e.to_string().lines().count(), 4);
+    }
+
+    #[test]
+    fn a_url_a_header_cannot_carry_is_refused() {
+        let mut c = Config::default();
+        c.client.url = "http://a.example/\u{7f}".into();
+        assert_eq!(c.validate().expect_err("refused").0.len(), 1);
+    }
+
+    #[test]
+    fn an_http_public_url_with_tls_is_refused() {
+        let mut c = Config::default();
+        c.server.public_url = "http://circle.example.org".into();
+        c.tls.cert = "/nonexistent/cert.pem".into();
+        c.tls.key = "/nonexistent/key.pem".into();
+        let e = c.validate().expect_err("refused");
+        assert!(e.0[0].contains("is http:// but [tls] is set"), "{e}");
+        assert!(
+            e.0[1].starts_with("tls: cannot read /nonexistent/cert.pem"),
+            "{e}"
+        );
     }
 
     #[test]

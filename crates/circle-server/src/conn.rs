@@ -5,16 +5,17 @@
 //! period); the room closes it (removed, banned, replaced, too slow, meeting ended, shutdown); or it
 //! fails to join in time, or goes silent past the idle timeout.
 
+use crate::ws_upgrade::Socket;
 use crate::{
     AppState,
     room_actor::{MediaRequest, RoomCmd, RoomHandle},
     wire::{WireError, encode, parse_frame, to_command},
 };
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use circle_protocol::{
     ClientMsg, ErrorCode, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, ServerMsg,
 };
 use circle_room::{Command, JoinRequest, Pseudonym};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::{
@@ -22,9 +23,15 @@ use std::{
     sync::{Arc, OnceLock},
     time::Duration,
 };
+use tokio::io::AsyncReadExt;
 use tokio::{
     sync::{mpsc, oneshot},
     time::{Instant, interval, sleep},
+};
+use tokio_tungstenite::tungstenite::{
+    Error as WsError, Message, Utf8Bytes,
+    error::ProtocolError,
+    protocol::{CloseFrame, frame::coding::CloseCode},
 };
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -37,6 +44,9 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// How long the writer may take to flush its last frames and the close frame.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// How long, after the close frame went out, the connection's input is read and thrown away so that
+/// closing it does not reset it (a reset can destroy the close frame before the client reads it).
+const LINGER: Duration = Duration::from_secs(2);
 
 /// A frame on its way to the client.
 #[derive(Debug)]
@@ -49,6 +59,15 @@ pub enum Outbound {
     Close(LeaveReason),
     /// Send a close frame with this protocol-level code and reason, and stop.
     CloseCode(u16, &'static str),
+}
+
+/// Why a frame could not be queued for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The queue is full: the client is not reading fast enough.
+    Full,
+    /// The connection is already over (the client closed it, or it failed).
+    Gone,
 }
 
 /// The room's end of a connection: its outbound queue and a way to close it.
@@ -65,9 +84,12 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Queues a frame without waiting; an error means the queue is full or the connection gone.
-    pub fn try_push(&self, frame: Outbound) -> Result<(), ()> {
-        self.tx.try_send(frame).map_err(|_| ())
+    /// Queues a frame without waiting.
+    pub fn try_push(&self, frame: Outbound) -> Result<(), PushError> {
+        self.tx.try_send(frame).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => PushError::Full,
+            mpsc::error::TrySendError::Closed(_) => PushError::Gone,
+        })
     }
 
     /// Closes the connection for `reason`: after what is queued if there is room, at once if not.
@@ -131,8 +153,19 @@ impl Limits {
     }
 }
 
+/// The close a read error calls for (RFC 6455 §7.4.1), or `None` when the connection is simply gone.
+fn close_for(error: &WsError) -> Option<(u16, &'static str)> {
+    match error {
+        WsError::Capacity(_) => Some((1009, "message too big")),
+        WsError::Utf8(_) => Some((1007, "invalid UTF-8 in a text message")),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(_) => Some((1002, "websocket protocol error")),
+        _ => None,
+    }
+}
+
 /// Runs one websocket connection to its end.
-pub async fn run(socket: WebSocket, state: AppState) {
+pub async fn run(socket: Socket, state: AppState) {
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(state.config.limits.outbound_queue.max(4));
     let conn = Conn {
@@ -165,14 +198,13 @@ pub async fn run(socket: WebSocket, state: AppState) {
                     }
                     Some(Ok(Message::Binary(_))) => reply_error(&conn, None, WireError::new(
                         ErrorCode::BadJson, "binary frames are not part of the protocol; send JSON text")),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(e)) => {
                         debug!(conn = conn.id, error = %e, "websocket read failed");
-                        // tungstenite reports a message over `max_ws_message_bytes` as "Message too
-                        // long" and reads no further; say so with the standard code before closing.
-                        if e.to_string().contains("too long") {
-                            let _ = conn.tx.try_send(Outbound::CloseCode(1009, "message too big"));
+                        // Too big, bad UTF-8, a protocol violation: say which before closing.
+                        if let Some((code, why)) = close_for(&e) {
+                            let _ = conn.tx.try_send(Outbound::CloseCode(code, why));
                         }
                         break;
                     }
@@ -209,20 +241,35 @@ pub async fn run(socket: WebSocket, state: AppState) {
     // Dropping the last sender lets the writer flush what is queued, then stop.
     let kill = conn.kill.clone();
     drop(conn);
-    if tokio::time::timeout(CLOSE_FLUSH, writer).await.is_err() {
-        kill.cancel();
+    match tokio::time::timeout(CLOSE_FLUSH, writer).await {
+        Ok(Ok(sink)) => linger(stream, sink).await,
+        _ => kill.cancel(),
     }
 }
 
+/// After the close frame went out: reads and discards what the client still sends, until it closes
+/// its side or [`LINGER`] passes, so that dropping the socket sends a FIN rather than a reset.
+async fn linger(stream: SplitStream<Socket>, sink: SplitSink<Socket, Message>) {
+    let Ok(socket) = stream.reunite(sink) else {
+        return;
+    };
+    let mut io = socket.into_inner();
+    let mut scrap = [0u8; 4096];
+    let _ = tokio::time::timeout(LINGER, async {
+        while matches!(io.read(&mut scrap).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
 async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut sink: SplitSink<Socket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
     kill: CancellationToken,
     kill_reason: Arc<OnceLock<LeaveReason>>,
-) {
+) -> SplitSink<Socket, Message> {
     let close_with = |reason: LeaveReason| {
         Message::Close(Some(CloseFrame {
-            code: close_code(reason),
+            code: CloseCode::from(close_code(reason)),
             reason: Utf8Bytes::from_static(match reason {
                 LeaveReason::Left => "left",
                 LeaveReason::TimedOut => "timed out",
@@ -254,7 +301,7 @@ async fn write_loop(
             }
             Some(Outbound::CloseCode(code, reason)) => {
                 let frame = Message::Close(Some(CloseFrame {
-                    code,
+                    code: CloseCode::from(code),
                     reason: Utf8Bytes::from_static(reason),
                 }));
                 let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(frame)).await;
@@ -271,6 +318,7 @@ async fn write_loop(
     }
     // Tell the reader the connection is over, whoever ended it.
     kill.cancel();
+    sink
 }
 
 fn reply(conn: &Conn, msg: &ServerMsg) {

@@ -1,21 +1,27 @@
-//! The HTTP edge: create a room, look one up, health, and the websocket upgrade with its Origin check.
+//! The HTTP edge: create a room, look one up, health, readiness, and the websocket upgrade with its Origin check.
 //! Errors become responses in one place, [`ApiError`].
 
-use crate::{AppState, auth, conn, room_actor::spawn_room};
+use crate::{
+    AppState, auth, client_limit::client_address, conn, room_actor::spawn_room, ws_upgrade::Upgrade,
+};
 use axum::{
     Json, Router,
-    extract::{Path, State, WebSocketUpgrade, rejection::JsonRejection},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State, rejection::JsonRejection},
+    http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use circle_protocol::{RoomId, Settings, SettingsPatch};
-use circle_room::{Room, RoomLimits};
+use circle_room::{Room, RoomLimits, has_hidden_characters};
 use serde::{Deserialize, Serialize};
+use std::{net::SocketAddr, time::Duration};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
     services::ServeDir,
     set_header::SetResponseHeaderLayer,
+    timeout::RequestBodyTimeoutLayer,
 };
 use tracing::info;
 
@@ -40,6 +46,9 @@ pub enum ApiError {
     /// The page's origin is not allowed to connect.
     #[error("this page is not allowed to connect to this server")]
     Origin,
+    /// This client created too many rooms lately.
+    #[error("too many rooms created from here lately; try again in a minute")]
+    RateLimited,
 }
 
 impl IntoResponse for ApiError {
@@ -50,13 +59,17 @@ impl IntoResponse for ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "room_not_found"),
             ApiError::Full => (StatusCode::SERVICE_UNAVAILABLE, "server_full"),
             ApiError::Origin => (StatusCode::FORBIDDEN, "origin_not_allowed"),
+            ApiError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         };
         let body = serde_json::json!({ "code": code, "message": self.to_string() });
         (status, Json(body)).into_response()
     }
 }
 
-/// The routes, with CORS for the configured client origins.
+/// The routes, with CORS for the configured client origins, and the request body limits: a body
+/// announced larger than `limits.max_body_bytes` gets 413 before any of it is read, and a body that
+/// stalls longer than `limits.body_timeout_secs` fails the request. With `client.same_origin`, every
+/// other path is the web client's static files.
 pub fn router(state: AppState) -> Router {
     let origins: Vec<HeaderValue> = state
         .origins
@@ -67,19 +80,52 @@ pub fn router(state: AppState) -> Router {
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
-    Router::new()
+    let limits = &state.config.limits;
+    let max_body = limits.max_body_bytes;
+    let body_timeout = Duration::from_secs(limits.body_timeout_secs);
+    let client = (state.config.client.same_origin && !state.config.client.serve_dir.is_empty())
+        .then(|| client_router(&state.config.client.serve_dir, &state));
+    let api = Router::new()
         .route("/api/rooms", post(create_room))
         .route("/api/rooms/{room}", get(room_info))
         .route("/healthz", get(health))
+        .route("/readyz", get(ready))
         .route("/ws", get(websocket))
         .layer(cors)
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .with_state(state);
+    match client {
+        Some(client) => api.fallback_service(client),
+        None => api,
+    }
+}
+
+/// `GET /readyz`: 200 while the server takes new meetings; 503 while it drains or when the voice
+/// relay does not answer, so a load balancer sends newcomers elsewhere.
+async fn ready(State(state): State<AppState>) -> Response {
+    let draining = state.draining();
+    let relay = match &state.media {
+        None => "off",
+        Some(_) if state.relay_alive().await => "alive",
+        Some(_) => "down",
+    };
+    let ready = !draining && relay != "down";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({ "ready": ready, "draining": draining, "relay": relay });
+    (status, Json(body)).into_response()
 }
 
 /// The web client's static files, with headers that keep a new version from mixing with a cached old
 /// one and that let the page talk to this server only.
 pub fn client_router(dir: &str, state: &AppState) -> Router {
     let api = state.config.public_url();
+    // http → ws, https → wss: the websocket follows the page's scheme.
     let ws = api.replacen("http", "ws", 1);
     // Scripts come only from this folder; styles may also be inline (the views set a few style
     // attributes, e.g. progress bars), which risks no script execution.
@@ -88,10 +134,13 @@ pub fn client_router(dir: &str, state: &AppState) -> Router {
          img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; \
          base-uri 'none'; frame-ancestors 'none'"
     );
+    // `Config::validate` refused URLs a header cannot carry; were one to slip through anyway, the
+    // page gets the strictest policy rather than none.
     let header_layer = |name, value: &str| {
         SetResponseHeaderLayer::overriding(
             name,
-            HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("")),
+            HeaderValue::from_str(value)
+                .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'")),
         )
     };
     Router::new()
@@ -130,8 +179,11 @@ struct CreatedRoom {
 async fn create_room(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CreateRoom>, JsonRejection>,
+    extensions: Extensions,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedRoom>), ApiError> {
+    // A page on another site could otherwise make its visitors' browsers create rooms here.
+    check_origin(&state, &headers)?;
     let key = &state.config.rooms.operator_key;
     if !key.is_empty() {
         let presented = headers
@@ -143,11 +195,19 @@ async fn create_room(
             return Err(ApiError::Unauthorized);
         }
     }
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    if let Some(client) = client_address(peer, &headers)
+        && !state.room_creation.check(client)
+    {
+        return Err(ApiError::RateLimited);
+    }
     if state.rooms.len() >= state.config.rooms.max_rooms {
         return Err(ApiError::Full);
     }
     let req = match body {
-        Ok(Json(req)) => req,
+        Ok(Json(value)) => create_request(value)?,
         // No body at all means "all defaults".
         Err(JsonRejection::MissingJsonContentType(_)) if no_body(&headers) => CreateRoom::default(),
         Err(e) => return Err(ApiError::BadRequest(e.body_text())),
@@ -158,9 +218,9 @@ async fn create_room(
     } else {
         title
     };
-    if title.chars().count() > MAX_TITLE_CHARS || title.chars().any(char::is_control) {
+    if title.chars().count() > MAX_TITLE_CHARS || has_hidden_characters(&title) {
         return Err(ApiError::BadRequest(format!(
-            "a title is at most {MAX_TITLE_CHARS} characters, with no control characters"
+            "a title is at most {MAX_TITLE_CHARS} characters, with no control or invisible characters"
         )));
     }
     let mut room = Room::new(title.clone(), Settings::default(), limits(&state));
@@ -186,6 +246,28 @@ async fn create_room(
             settings,
         }),
     ))
+}
+
+/// The body of `POST /api/rooms`: a JSON object (serde would also read a struct from an array, which
+/// the contract does not allow).
+fn create_request(value: serde_json::Value) -> Result<CreateRoom, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body is a JSON object: {\"title\": …, \"settings\": {…}}".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// Refuses a request from a page whose origin may not use this server. A request with no `Origin`
+/// (not from a browser page) passes when `allow_missing_origin` is on.
+fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(header::ORIGIN).map(|v| v.to_str()) {
+        Some(Ok(origin)) if state.origins.iter().any(|o| o == origin) => Ok(()),
+        None if state.config.client.allow_missing_origin => Ok(()),
+        // Not allowed, or not even readable.
+        _ => Err(ApiError::Origin),
+    }
 }
 
 fn no_body(headers: &HeaderMap) -> bool {
@@ -230,26 +312,18 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok", "rooms": state.rooms.len() }))
 }
 
-async fn websocket(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    match headers.get(header::ORIGIN).map(|v| v.to_str()) {
-        Some(Ok(origin)) if state.origins.iter().any(|o| o == origin) => {}
-        None if state.config.client.allow_missing_origin => {}
-        // Not allowed, or not even readable.
-        _ => return Err(ApiError::Origin),
-    }
-    let limits = &state.config.limits;
-    Ok(ws
-        .max_message_size(limits.max_ws_message_bytes)
-        .max_frame_size(limits.max_ws_message_bytes)
+async fn websocket(State(state): State<AppState>, mut req: Request) -> Result<Response, ApiError> {
+    check_origin(&state, req.headers())?;
+    let upgrade = Upgrade::from_request(&mut req)?;
+    let max = state.config.limits.max_ws_message_bytes;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
         // Small buffers: an idle member should cost kilobytes, not the 128 KiB defaults.
         .read_buffer_size(1024)
-        .write_buffer_size(0)
-        .on_upgrade(move |socket| {
-            let tasks = state.tasks.clone();
-            tasks.track_future(conn::run(socket, state))
-        }))
+        .write_buffer_size(0);
+    let tasks = state.tasks.clone();
+    Ok(upgrade.respond(config, move |socket| {
+        tasks.track_future(conn::run(socket, state))
+    }))
 }

@@ -1,11 +1,16 @@
 //! Circle's server: the edge and the glue.
 //!
 //! # Layout
-//! - `config.rs`: the configuration (defaults, file, environment).
+//! - `admin.rs`: the operator's listener (`/metrics`), off the public port.
+//! - `config.rs`: the configuration (defaults, file, environment) and its validation.
+//! - `listen.rs`: the accept loop: connection cap, header timeout and size limit, TLS, draining.
+//! - `tls.rs`: HTTPS / WSS: the certificate in use, reloaded when its files change.
 //! - `http.rs`: the HTTP API (create a room, room info, health) and the websocket upgrade.
+//! - `ws_upgrade.rs`: the websocket handshake, keeping the raw connection (to drain it before closing).
 //! - `conn.rs`: one websocket connection: parsing, rate limits, the bounded outbound queue.
 //! - `wire.rs`: frame parsing, wire → room command, and internal errors → wire error codes.
 //! - `room_actor.rs`: the task that owns one room's state machine and fans its messages out.
+//! - `client_limit.rs`: per-client limits on the HTTP API, keyed by a hash of the address.
 //! - `auth.rs`: random ids and secrets, signed resume tokens.
 //! - `redact.rs`: what logs may say of a room (a keyed hash of its id, never the id).
 //! - `media.rs`: the voice relay (`circle-media`) started for the server, and the routing of its events
@@ -13,17 +18,28 @@
 //!
 //! The room rules live in `circle-room` (no IO); the wire types in `circle-protocol`.
 
+pub mod admin;
 pub mod auth;
+pub mod client_limit;
 pub mod config;
 mod conn;
 pub mod http;
+pub mod listen;
 pub mod media;
 pub mod redact;
 pub mod room_actor;
+pub mod tls;
 pub mod wire;
+mod ws_upgrade;
 
-use crate::{auth::TokenKeys, config::Config, room_actor::RoomHandle};
-use anyhow::Context;
+use crate::{
+    auth::TokenKeys,
+    config::Config,
+    listen::{Connections, Listener},
+    room_actor::RoomHandle,
+    tls::Certificate,
+};
+use axum::Router;
 use circle_protocol::{Millis, RoomId};
 use dashmap::DashMap;
 use std::{
@@ -93,6 +109,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The origins allowed to connect, worked out once from the configuration.
     pub origins: Arc<Vec<String>>,
+    /// Room creations per client (hashed address), so one client cannot fill the server.
+    pub room_creation: Arc<client_limit::ClientLimiter>,
     /// Numbers connections, so a replaced connection can be told from the current one.
     conn_ids: Arc<AtomicU64>,
     /// The voice relay, when enabled.
@@ -100,23 +118,52 @@ pub struct AppState {
     /// Every task the server spawns (room actors, connection writers): shutdown waits for them, with a
     /// deadline, so goodbyes are sent before the process exits.
     pub tasks: TaskTracker,
+    /// Cancelled when the server starts draining: no new rooms or joins, readiness false.
+    pub drain: CancellationToken,
+    /// The cap on open connections and its gauges.
+    pub connections: Arc<Connections>,
 }
 
 impl AppState {
-    /// State for a server with this configuration and voice relay.
-    pub fn new(config: Config, media: Option<media::Media>) -> Self {
-        let keys = TokenKeys::new(&config.auth.token_key, config.auth.token_ttl_secs);
+    /// State for a server with this configuration and voice relay. Fails when the token key cannot
+    /// sign.
+    pub fn new(config: Config, media: Option<media::Media>) -> Result<Self, auth::TokenError> {
+        let keys = TokenKeys::new(&config.auth.token_key, config.auth.token_ttl_secs)?;
         let origins = config.client.effective_origins();
-        Self {
+        let connections = Arc::new(Connections::new(config.limits.max_connections));
+        let room_creation = Arc::new(client_limit::ClientLimiter::new(
+            config.limits.rooms_per_client_per_min,
+            config.limits.rooms_per_client_burst,
+        ));
+        Ok(Self {
             config: Arc::new(config),
             keys: Arc::new(keys),
             rooms: Arc::new(DashMap::new()),
             clock: Clock::new(),
             shutdown: CancellationToken::new(),
             origins: Arc::new(origins),
+            room_creation,
             conn_ids: Arc::new(AtomicU64::new(1)),
             media,
             tasks: TaskTracker::new(),
+            drain: CancellationToken::new(),
+            connections,
+        })
+    }
+
+    /// Whether the server is draining: it takes no new rooms and no new joins.
+    pub fn draining(&self) -> bool {
+        self.drain.is_cancelled()
+    }
+
+    /// Whether the voice relay answers (within [`RELAY_PROBE_TIMEOUT`]); `true` when it is off.
+    pub async fn relay_alive(&self) -> bool {
+        match &self.media {
+            None => true,
+            Some(m) => matches!(
+                tokio::time::timeout(RELAY_PROBE_TIMEOUT, m.handle.stats()).await,
+                Ok(Ok(_))
+            ),
         }
     }
 
@@ -128,79 +175,210 @@ impl AppState {
 /// How long shutdown waits for goodbyes (removed frames, close frames, DTLS close_notify) to go out.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
+/// How long the relay may take to answer a liveness probe before it counts as dead.
+pub const RELAY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often a draining server looks whether its last connection has closed.
+const DRAIN_POLL: Duration = Duration::from_millis(200);
+
+/// How a drain ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drained {
+    /// Every connection had closed (the meetings ended) before the deadline.
+    Empty,
+    /// The deadline came first; the members still connected were told the server is stopping.
+    DeadlineReached,
+}
+
 /// A running server.
 pub struct Running {
     /// Where the API and websocket listen.
     pub addr: SocketAddr,
-    /// Where the web client is served, if it is.
+    /// Where the web client is served on a listener of its own, if it is.
     pub client_addr: Option<SocketAddr>,
+    /// Where the admin listener (`/metrics`) is, if there is one.
+    pub admin_addr: Option<SocketAddr>,
     /// The shared state, for tests that look inside (the hearing snapshot, the directory).
     pub state: AppState,
-    /// The HTTP server task.
-    task: JoinHandle<()>,
+    /// The certificate served, when Circle serves TLS itself.
+    pub tls: Option<Arc<Certificate>>,
+    /// The listener tasks (API, client).
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
     /// Tells every member the server is stopping, closes their connections, and waits (up to
-    /// [`SHUTDOWN_DEADLINE`] in all) for the server task and every tracked task to end.
+    /// [`SHUTDOWN_DEADLINE`] in all) for the listener tasks and every tracked task to end.
     pub async fn shutdown(self) {
         self.state.shutdown.cancel();
         self.state.tasks.close();
         let deadline = Instant::now() + SHUTDOWN_DEADLINE;
-        let _ = tokio::time::timeout_at(deadline, self.task).await;
+        for task in self.tasks {
+            let _ = tokio::time::timeout_at(deadline, task).await;
+        }
         let _ = tokio::time::timeout_at(deadline, self.state.tasks.wait()).await;
+    }
+
+    /// Drains for a rolling upgrade ([`Running::begin_drain`], then [`Running::wait_drained`]), and
+    /// shuts down.
+    pub async fn drain(self, deadline: Duration) -> Drained {
+        self.begin_drain();
+        let outcome = self.wait_drained(deadline).await;
+        self.shutdown().await;
+        outcome
+    }
+
+    /// Starts draining: readiness turns false, no new rooms or joins are taken, HTTP connections
+    /// stop keeping alive. Meetings in progress go on.
+    pub fn begin_drain(&self) {
+        self.state.drain.cancel();
+        info!("draining: no new meetings; waiting for the open ones to end");
+    }
+
+    /// Waits until every connection has closed (the meetings ended) or `deadline` passes.
+    pub async fn wait_drained(&self, deadline: Duration) -> Drained {
+        let until = Instant::now() + deadline;
+        let outcome = loop {
+            if self.state.connections.open() == 0 {
+                break Drained::Empty;
+            }
+            let now = Instant::now();
+            if now >= until {
+                break Drained::DeadlineReached;
+            }
+            tokio::time::sleep(DRAIN_POLL.min(until - now)).await;
+        };
+        info!(?outcome, "drained");
+        outcome
+    }
+
+    /// Loads the TLS certificate again now (what SIGHUP does); the one in use stays if it fails.
+    pub fn reload_tls(&self) -> Result<(), tls::TlsError> {
+        match &self.tls {
+            Some(cert) => cert.reload(),
+            None => Ok(()),
+        }
     }
 }
 
-/// Binds the listeners and starts serving.
-pub async fn start(mut config: Config) -> anyhow::Result<Running> {
-    let listener = TcpListener::bind(config.server.listen)
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration has problems, one per line.
+    #[error("{0}")]
+    Config(#[from] config::InvalidConfig),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key did not load.
+    #[error("tls: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// rustls refused its own configuration.
+    #[error("tls: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The resume-token key cannot sign.
+    #[error("auth.token_key: {0}")]
+    Token(#[from] auth::TokenError),
+    /// The voice relay did not start.
+    #[error("voice relay: {0:#}")]
+    Media(anyhow::Error),
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bound = TcpListener::bind(addr)
         .await
-        .with_context(|| format!("binding {}", config.server.listen))?;
-    let addr = listener.local_addr()?;
+        .and_then(|l| Ok((l.local_addr()?, l)));
+    match bound {
+        Ok((local, l)) => Ok((l, local)),
+        Err(source) => Err(StartError::Bind { addr, source }),
+    }
+}
+
+/// Checks the configuration, binds the listeners and starts serving.
+pub async fn start(mut config: Config) -> Result<Running, StartError> {
+    config.validate()?;
+    let tls = if config.tls.enabled() {
+        let cert = Arc::new(Certificate::load(
+            config.tls.cert.as_ref(),
+            config.tls.key.as_ref(),
+        )?);
+        Some(cert)
+    } else {
+        None
+    };
+    let acceptor = tls.as_ref().map(|c| c.acceptor()).transpose()?;
+    let (listener, addr) = bind(config.server.listen).await?;
     if config.server.public_url.is_empty() {
         // The address actually bound (port 0 becomes the real port).
-        config.server.public_url = format!("http://{addr}");
+        config.server.listen = addr;
+        config.server.public_url = config.public_url();
     }
-    let client = if config.client.serve_dir.is_empty() {
+    if config.client.same_origin {
+        // The client is served right here: links and the allowed origin are the public URL.
+        config.client.url = config.public_url();
+    }
+    let client = if config.client.serve_dir.is_empty() || config.client.same_origin {
         None
     } else {
-        let l = TcpListener::bind(config.client.listen)
-            .await
-            .with_context(|| format!("binding {}", config.client.listen))?;
-        Some((l.local_addr()?, l, config.client.serve_dir.clone()))
+        Some(bind(config.client.listen).await?)
+    };
+    let admin = match config.admin.addr() {
+        Some(a) => Some(bind(a).await?),
+        None => None,
     };
     let media = if config.media.enabled {
-        Some(media::Media::start(&config.media).await?)
+        Some(
+            media::Media::start(&config.media)
+                .await
+                .map_err(StartError::Media)?,
+        )
     } else {
         None
     };
-    let state = AppState::new(config, media);
-    let app = http::router(state.clone());
-    let stop = state.shutdown.clone();
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
-    });
-    let client_addr = client.map(|(caddr, l, dir)| {
-        let stop = state.shutdown.clone();
-        let app = http::client_router(&dir, &state);
-        tokio::spawn(async move {
-            let _ = axum::serve(l, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        });
+    let state = AppState::new(config, media)?;
+    let limits = &state.config.limits;
+    let serving = |app: Router, tls: Option<tls::TlsAcceptor>| Listener {
+        app,
+        tls,
+        header_timeout: Duration::from_secs(limits.header_timeout_secs),
+        max_header_bytes: limits.max_header_bytes,
+        connections: Some(state.connections.clone()),
+        stop: state.shutdown.clone(),
+        drain: state.drain.clone(),
+    };
+    let mut tasks = vec![serving(http::router(state.clone()), acceptor.clone()).spawn(listener)];
+    let client_addr = client.map(|(l, caddr)| {
+        let app = http::client_router(&state.config.client.serve_dir, &state);
+        tasks.push(serving(app, acceptor.clone()).spawn(l));
         caddr
     });
-    info!(%addr, "circle listening");
+    let admin_addr = admin.map(|(l, aaddr)| {
+        let listener = Listener {
+            tls: None,
+            connections: None,
+            ..serving(admin::router(state.clone()), None)
+        };
+        tasks.push(listener.spawn(l));
+        aaddr
+    });
+    if let Some(cert) = &tls {
+        cert.spawn_watch(
+            Duration::from_secs(state.config.tls.watch_secs),
+            state.shutdown.clone(),
+        );
+    }
+    info!(%addr, tls = tls.is_some(), "circle listening");
     Ok(Running {
         addr,
         client_addr,
+        admin_addr,
         state,
-        task,
+        tls,
+        tasks,
     })
 }

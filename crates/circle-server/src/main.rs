@@ -1,9 +1,14 @@
-//! `circle`: the server binary. Loads the configuration, starts the server, stops on Ctrl-C / SIGTERM.
+//! `circle`: the server binary. Loads and checks the configuration, starts the server, and answers
+//! signals: Ctrl-C / SIGTERM stop at once (members are told), SIGUSR1 drains (no new meetings; stop
+//! when the open ones end or `server.drain_secs` pass), SIGHUP reloads the TLS certificate. Exits
+//! non-zero if the voice relay dies, so that a supervisor restarts the process.
+//!
+//! Logs go to standard error; a configuration problem is one line each on standard error, and exit
+//! status 2.
 
-use anyhow::Context;
-use circle_server::config::Config;
+use circle_server::{Running, config::Config};
 use clap::Parser;
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 use tracing_subscriber::EnvFilter;
 
 /// Circle: a meeting server for online support groups.
@@ -15,52 +20,209 @@ struct Args {
     config: Option<PathBuf>,
 }
 
+/// Exit status for a configuration that cannot be used.
+const EXIT_CONFIG: u8 = 2;
+/// Exit status when the server fails while running (the voice relay died).
+const EXIT_FAILED: u8 = 1;
+/// Descriptors kept for what is not a client connection (listeners, the relay socket, files).
+const FD_HEADROOM: u64 = 128;
+/// How often `circle` checks that the voice relay answers.
+const RELAY_WATCH_EVERY: Duration = Duration::from_secs(5);
+/// Failed relay checks in a row after which the process stops (one slow answer is not death).
+const RELAY_FAILURES_TO_EXIT: u32 = 3;
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    // webrtc-rs's own warnings can name remote addresses: its crates are capped at `error`, whatever
-    // RUST_LOG asks, so no IP address reaches the logs.
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-    let filter = format!("{filter},{}", circle_media::WEBRTC_LOG_DIRECTIVES);
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+async fn main() -> ExitCode {
     let args = Args::parse();
-    let config = Config::load(args.config.as_deref()).context("loading configuration")?;
-    let client_url = config.client.url.clone();
-    let running = circle_server::start(config).await?;
+    if let Err(e) = init_logging() {
+        eprintln!("circle: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let config = match Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("circle: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let mut problems = match config.validate() {
+        Ok(()) => Vec::new(),
+        Err(e) => e.0,
+    };
+    if let Err(line) = check_descriptors(config.limits.max_connections) {
+        problems.push(line);
+    }
+    if !problems.is_empty() {
+        for line in problems {
+            eprintln!("circle: {line}");
+        }
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let drain_after = Duration::from_secs(config.server.drain_secs);
+    let running = match circle_server::start(config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("circle: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let scheme = if running.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     if let Some(addr) = running.client_addr {
-        println!("Circle is running. Open http://{addr}/ in a browser.");
+        println!("Circle is running. Open {scheme}://{addr}/ in a browser.");
+    } else if running.state.config.client.same_origin {
+        println!(
+            "Circle is running. Open {}/ in a browser.",
+            running.state.config.public_url()
+        );
     } else {
         println!(
-            "Circle server on http://{}; web client expected at {client_url}",
-            running.addr
+            "Circle server on {scheme}://{}; web client expected at {}",
+            running.addr, running.state.config.client.url
         );
     }
-    shutdown_signal().await;
-    tracing::info!("shutting down: telling members");
+    let code = serve_until_stopped(&running, drain_after).await;
     running.shutdown().await;
+    code
+}
+
+/// `RUST_LOG` (default `info`), with webrtc-rs's crates capped whatever it asks: their warnings can
+/// name remote addresses. A malformed `RUST_LOG` is refused, not replaced.
+fn init_logging() -> Result<(), String> {
+    let asked = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let filter = format!("{asked},{}", circle_media::WEBRTC_LOG_DIRECTIVES);
+    let filter = EnvFilter::builder()
+        .with_regex(false)
+        .parse(&filter)
+        .map_err(|e| format!("RUST_LOG {asked:?} is not a log filter ({e}): e.g. RUST_LOG=info"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+/// Raises the open-file limit as far as allowed, and checks the connection cap fits under it: past
+/// the limit, accepting fails with EMFILE and nothing new (not even a health check) gets in.
+fn check_descriptors(max_connections: usize) -> Result<(), String> {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(l) => l,
+        // Not a platform with this limit: nothing to check.
+        Err(_) => return Ok(()),
+    };
+    let needed = max_connections as u64 + FD_HEADROOM;
+    if needed > limit {
+        return Err(format!(
+            "limits.max_connections is {max_connections} but this process may open only {limit} \
+             files ({FD_HEADROOM} are kept for the server itself): raise the limit (ulimit -n, \
+             systemd LimitNOFILE=) or lower limits.max_connections to {}",
+            limit.saturating_sub(FD_HEADROOM)
+        ));
+    }
+    Ok(())
+}
+
+/// Answers signals until the server should stop; the exit status to stop with.
+async fn serve_until_stopped(running: &Running, drain_after: Duration) -> ExitCode {
+    let (Ok(mut term), Ok(mut usr1), Ok(mut hup)) = (
+        Sig::new(Kind::Terminate),
+        Sig::new(Kind::Drain),
+        Sig::new(Kind::Reload),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return ExitCode::from(EXIT_FAILED);
+    };
+    let relay_dead = watch_relay(running);
+    tokio::pin!(relay_dead);
+    loop {
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => return stopping(),
+            _ = term.recv() => return stopping(),
+            _ = usr1.recv() => break,
+            _ = hup.recv() => {
+                if let Err(e) = running.reload_tls() {
+                    tracing::warn!(error = %e, "TLS certificate does not load; keeping the one in use");
+                }
+            }
+            _ = &mut relay_dead => return ExitCode::from(EXIT_FAILED),
         }
     }
+    running.begin_drain();
+    tokio::select! {
+        _ = running.wait_drained(drain_after) => ExitCode::SUCCESS,
+        _ = tokio::signal::ctrl_c() => stopping(),
+        _ = term.recv() => stopping(),
+        _ = &mut relay_dead => ExitCode::from(EXIT_FAILED),
+    }
+}
+
+fn stopping() -> ExitCode {
+    tracing::info!("shutting down: telling members");
+    ExitCode::SUCCESS
+}
+
+/// Resolves once the voice relay has failed [`RELAY_FAILURES_TO_EXIT`] checks in a row.
+async fn watch_relay(running: &Running) {
+    let mut failures = 0;
+    let mut tick = tokio::time::interval(RELAY_WATCH_EVERY);
+    loop {
+        tick.tick().await;
+        if running.state.relay_alive().await {
+            failures = 0;
+        } else {
+            failures += 1;
+            tracing::warn!(failures, "the voice relay does not answer");
+            if failures >= RELAY_FAILURES_TO_EXIT {
+                tracing::error!("the voice relay is dead: stopping so that a supervisor restarts");
+                return;
+            }
+        }
+    }
+}
+
+/// The signals `circle` answers besides Ctrl-C.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// SIGTERM: stop now.
+    Terminate,
+    /// SIGUSR1: drain.
+    Drain,
+    /// SIGHUP: reload the TLS certificate.
+    Reload,
+}
+
+/// One signal's stream (never fires where there are no such signals).
+struct Sig {
+    #[cfg(unix)]
+    inner: tokio::signal::unix::Signal,
+}
+
+impl Sig {
+    #[cfg(unix)]
+    fn new(kind: Kind) -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let kind = match kind {
+            Kind::Terminate => SignalKind::terminate(),
+            Kind::Drain => SignalKind::user_defined1(),
+            Kind::Reload => SignalKind::hangup(),
+        };
+        Ok(Self {
+            inner: signal(kind)?,
+        })
+    }
+
     #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+    fn new(_kind: Kind) -> std::io::Result<Self> {
+        Ok(Self {})
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        self.inner.recv().await;
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
     }
 }

@@ -3,10 +3,10 @@
 //! wire error codes.
 
 use crate::auth::TokenError;
-use axum::extract::ws::Utf8Bytes;
 use circle_protocol::{ClientMsg, ErrorCode, RequestId, ServerMsg};
 use circle_room::{ChatText, Command, RoomError};
 use serde::Deserialize;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// An error on its way to the client: a code, a human message, and the request id if known.
 #[derive(Debug, Clone)]
@@ -69,7 +69,9 @@ impl From<RoomError> for WireError {
 impl From<TokenError> for WireError {
     fn from(e: TokenError) -> Self {
         let code = match e {
-            TokenError::Invalid => ErrorCode::InvalidToken,
+            TokenError::Invalid | TokenError::Superseded | TokenError::Signing(_) => {
+                ErrorCode::InvalidToken
+            }
             TokenError::Expired => ErrorCode::TokenExpired,
         };
         Self::new(code, e.to_string())
