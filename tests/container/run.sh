@@ -60,7 +60,9 @@ echo "container test: image $TAG, $(podman image inspect --format '{{.Size}}' "$
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 in_ns() { ip netns exec "$NS" "$@"; }
-RUN_ENV=(CIRCLE_SERVER__PUBLIC_URL=http://127.0.0.1:7700 CIRCLE_CLIENT__URL=http://127.0.0.1:8080 CIRCLE_MEDIA__ADVERTISED_IP=127.0.0.1)
+# Addresses as a deployment would give them (Circle refuses a listener on all interfaces whose
+# public address is this machine only); the check reaches them on the namespace's loopback.
+RUN_ENV=(CIRCLE_SERVER__PUBLIC_URL=http://circle.test:7700 CIRCLE_CLIENT__URL=http://circle.test:8080 CIRCLE_MEDIA__ADVERTISED_IP=127.0.0.1)
 ENV_FLAGS=()
 for e in "${RUN_ENV[@]}"; do ENV_FLAGS+=(-e "$e"); done
 
@@ -92,8 +94,8 @@ for _ in $(seq 1 100); do
 done
 in_ns curl -fsS http://127.0.0.1:7700/healthz | grep -q '"status":"ok"' || fail "no /healthz"
 in_ns curl -fsS http://127.0.0.1:8080/ | grep -q 'src="app.js"' || fail "the web client is not served"
-in_ns curl -fsS -X POST -H 'content-type: application/json' -H 'origin: http://127.0.0.1:8080' \
-  -d '{"title":"Container check"}' http://127.0.0.1:7700/api/rooms | grep -q '"join_url":"http://127.0.0.1:8080/' \
+in_ns curl -fsS -X POST -H 'content-type: application/json' -H 'origin: http://circle.test:8080' \
+  -d '{"title":"Container check"}' http://127.0.0.1:7700/api/rooms | grep -q '"join_url":"http://circle.test:8080/' \
   || fail "could not create a room"
 if [ "$how" = container ]; then
   user=$(podman top "$NAME" user | tail -n +2 | sort -u)

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -74,10 +74,21 @@ export function tlsConfig(tls) {
     CIRCLE_SERVER__LISTEN: `${SERVER_IP}:${HTTPS_PORT}`,
     CIRCLE_SERVER__PUBLIC_URL: origin,
     CIRCLE_CLIENT__SAME_ORIGIN: 'true',
-    CIRCLE_CLIENT__SERVE_DIR: join(ROOT, 'web-client'),
+    CIRCLE_CLIENT__SERVE_DIR: oneOriginClient(),
     CIRCLE_MEDIA__LISTEN: `0.0.0.0:${MEDIA_PORT}`,
     CIRCLE_MEDIA__ADVERTISED_IP: SERVER_IP,
   };
+}
+
+/**
+ * The web client as docs/DEPLOY.md has it installed for one origin: a copy of web-client/ whose
+ * config.js (its one setting) points the page at the origin it was served from, not at port 7700.
+ */
+function oneOriginClient() {
+  const dir = join(WORK, 'web-client-one-origin');
+  cpSync(join(ROOT, 'web-client'), dir, { recursive: true });
+  writeFileSync(join(dir, 'config.js'), 'export const SERVER_URL = location.origin;\n');
+  return dir;
 }
 
 /**
