@@ -77,6 +77,29 @@ function route() {
   }
 }
 
+// Who this tab saw a facilitator mute (state.js `sanctioned`), so that after a reload a facilitator's
+// mute does not read as the room's rule for newcomers. Ids only, for this tab only.
+const sanctionStore = {
+  load(room) {
+    try {
+      return JSON.parse(sessionStorage.getItem(`circle.muted.${room}`) ?? '[]');
+    } catch {
+      return [];
+    }
+  },
+  save(room, ids) {
+    if (ids.size) sessionStorage.setItem(`circle.muted.${room}`, JSON.stringify([...ids]));
+    else sessionStorage.removeItem(`circle.muted.${room}`);
+  },
+};
+
+// The name last used in a room, for this tab only: coming back (after leaving, or being removed)
+// finds it filled in.
+const nameStore = {
+  load: (room) => sessionStorage.getItem(`circle.name.${room}`) ?? '',
+  save: (room, name) => sessionStorage.setItem(`circle.name.${room}`, name),
+};
+
 function showJoin(room, notice) {
   document.title = 'Circle: join a meeting';
   const secret = keyStore.load(room);
@@ -86,7 +109,11 @@ function showJoin(room, notice) {
       facilitator: !!secret,
       media,
       notice,
-      onJoin: (name) => enterMeeting(room, (session) => session.join({ name, secret, device: deviceId(room) })),
+      name: nameStore.load(room),
+      onJoin: async (name) => {
+        await enterMeeting(room, (session) => session.join({ name, secret, device: deviceId(room) }));
+        nameStore.save(room, name);
+      },
     }),
   );
 }
@@ -111,7 +138,7 @@ async function resumeMeeting(room, token) {
  */
 async function enterMeeting(room, start) {
   const session = new Session(room);
-  const state = new RoomState();
+  const state = new RoomState({ sanctioned: sanctionStore.load(room) });
   const here = { room, session, state };
   let shown = null; // 'waiting' | 'room'
 
@@ -130,6 +157,7 @@ async function enterMeeting(room, start) {
   // Listen before joining: events can follow `joined` at once.
   session.addEventListener('message', (ev) => {
     const { changed, announce: lines } = state.apply(ev.detail);
+    if (changed.has(Part.PEOPLE) || changed.has(Part.ALL)) sanctionStore.save(room, state.sanctioned);
     if (meeting !== here) return;
     for (const line of lines) announce(line);
     if (changed.has(Part.VIEW)) showForState();
@@ -143,6 +171,10 @@ async function enterMeeting(room, start) {
   });
   session.addEventListener('end', (ev) => {
     media.detach(session);
+    sessionStorage.removeItem(`circle.draft.${room}`);
+    sessionStorage.removeItem(`circle.muted.${room}`);
+    sessionStorage.removeItem(`circle.volumes.${room}`);
+    media.volumes.clear();
     if (meeting !== here) return;
     meeting = null;
     const end = ev.detail;

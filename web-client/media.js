@@ -21,6 +21,11 @@
 //     (`media_candidate`), except mDNS-hidden ones (`….local`), which are of no use to it. A failed
 //     connection (or a refused offer or answer) is offered afresh, with backoff.
 //   - `detach` (leave, removed, meeting ended) closes the connection and the players.
+// Devices: the microphone and the speaker can be chosen (`devices`, `setMicDevice`,
+// `setSpeakerDevice`, where the browser has `setSinkId`); `chime` plays a short tone through the chosen
+// speaker (the test sound, a new arrival). Events besides 'level' and 'speaking': 'mic-lost' (the
+// microphone was unplugged: it is closed), 'playback' ('blocked' when the autoplay policy holds the
+// voices back until a tap or key, 'playing' once it lets go).
 // The speaking dots follow the server's `speakers` events (state.js). `stats()` sums up the
 // connection's `getStats()` per remote stream, for diagnostics and the browser tests.
 
@@ -29,6 +34,8 @@ const SPEAKING_LEVEL = 0.06; // RMS above which the local voice counts as speaki
 // doubling up to the maximum, while the websocket is open.
 const VOICE_RETRY_FIRST_MS = 1000;
 const VOICE_RETRY_MAX_MS = 15000;
+// The chime lasts under half a second; past this, stop waiting for it to end.
+const CHIME_MAX_MS = 3000;
 
 export class Media extends EventTarget {
   constructor() {
@@ -53,6 +60,9 @@ export class Media extends EventTarget {
     this.volumes = new Map();
     this.sink = null; // the hidden element holding the <audio> players
     this.blockedPlayers = new Set(); // players the autoplay policy held back until a click or key
+    /** The chosen microphone and speaker (device ids; null: the browser's default). */
+    this.micDevice = null;
+    this.speakerDevice = null;
     this.onMessage = (ev) => this.onSessionMessage(ev.detail);
     this.onGesture = () => this.resumePlayback();
   }
@@ -70,11 +80,28 @@ export class Media extends EventTarget {
       return false;
     }
     try {
-      this.stream = await navigator.mediaDevices.getUserMedia({
-        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-        video: false,
-      });
+      const audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+      if (this.micDevice) audio.deviceId = { exact: this.micDevice };
+      let stream;
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ audio, video: false });
+      } catch (e) {
+        // The chosen microphone is gone: the default one will do.
+        if (!this.micDevice || (e?.name !== 'OverconstrainedError' && e?.name !== 'NotFoundError')) throw e;
+        this.micDevice = null;
+        delete audio.deviceId;
+        stream = await navigator.mediaDevices.getUserMedia({ audio, video: false });
+      }
+      this.stream = stream;
       this.permission = 'granted';
+      // Unplugged (or taken away by the system): say so, and close it, rather than send silence.
+      for (const t of stream.getAudioTracks()) {
+        t.addEventListener('ended', () => {
+          if (this.stream !== stream) return;
+          this.close();
+          this.dispatchEvent(new CustomEvent('mic-lost'));
+        });
+      }
       this.startMeter();
       this.syncSender();
       return true;
@@ -133,6 +160,59 @@ export class Media extends EventTarget {
     if (speaking === this.speaking) return;
     this.speaking = speaking;
     this.dispatchEvent(new CustomEvent('speaking', { detail: speaking }));
+  }
+
+  /** The microphones and speakers this browser offers: `{ inputs, outputs }`, each `[{ id, label }]`. */
+  async devices() {
+    const list = (await navigator.mediaDevices?.enumerateDevices?.()) ?? [];
+    const pick = (kind) =>
+      list
+        .filter((d) => d.kind === kind && d.deviceId)
+        .map((d, i) => ({ id: d.deviceId, label: d.label || `${kind === 'audioinput' ? 'Microphone' : 'Speaker'} ${i + 1}` }));
+    return { inputs: pick('audioinput'), outputs: canChooseSpeaker() ? pick('audiooutput') : [] };
+  }
+
+  /** Uses another microphone; if the microphone is open, it is reopened on the new device. */
+  async setMicDevice(id) {
+    this.micDevice = id || null;
+    if (!this.stream) return true;
+    this.close();
+    return this.open();
+  }
+
+  /** Plays the room through another speaker (where the browser allows choosing one). */
+  async setSpeakerDevice(id) {
+    this.speakerDevice = id || null;
+    await Promise.all([...this.remotes.values()].map((r) => this.routeToSpeaker(r.el)));
+  }
+
+  routeToSpeaker(el) {
+    if (!canChooseSpeaker()) return Promise.resolve();
+    return el.setSinkId(this.speakerDevice ?? '').catch(() => {});
+  }
+
+  /** Plays a short, soft chime through the chosen speaker (the test sound, and a new arrival). */
+  async chime() {
+    const el = new Audio(URL.createObjectURL(toneWav()));
+    await this.routeToSpeaker(el);
+    try {
+      await el.play();
+      // A speaker that vanished mid-way may never say the sound ended.
+      await new Promise((resolve) => {
+        el.addEventListener('ended', resolve, { once: true });
+        setTimeout(resolve, CHIME_MAX_MS);
+      });
+      return true;
+    } catch {
+      return false;
+    } finally {
+      URL.revokeObjectURL(el.src);
+    }
+  }
+
+  /** Whether the autoplay policy holds back the room's voices until a click or key press. */
+  get playbackBlocked() {
+    return this.blockedPlayers.size > 0;
   }
 
   /** Follows the server's word on our mute state: a muted participant's microphone is closed. */
@@ -351,6 +431,7 @@ export class Media extends EventTarget {
       }
     };
     r.el.volume = this.volumeFor(stream.id);
+    this.routeToSpeaker(r.el);
     this.play(r.el);
   }
 
@@ -359,21 +440,27 @@ export class Media extends EventTarget {
       if (e?.name !== 'NotAllowedError') return;
       // The autoplay policy wants a gesture first (a resume after reloading the tab): the first
       // click or key press starts the room's voices.
+      const first = this.blockedPlayers.size === 0;
       this.blockedPlayers.add(el);
       document.addEventListener('click', this.onGesture, true);
       document.addEventListener('keydown', this.onGesture, true);
+      // The room shows a "tap to hear the meeting" prompt.
+      if (first) this.dispatchEvent(new CustomEvent('playback', { detail: 'blocked' }));
     });
   }
 
   resumePlayback() {
     document.removeEventListener('click', this.onGesture, true);
     document.removeEventListener('keydown', this.onGesture, true);
-    for (const el of this.blockedPlayers) if (el.isConnected) el.play().catch(() => {});
+    const held = [...this.blockedPlayers];
     this.blockedPlayers.clear();
+    for (const el of held) if (el.isConnected) el.play().catch((e) => e?.name === 'NotAllowedError' && this.play(el));
+    this.dispatchEvent(new CustomEvent('playback', { detail: 'playing' }));
   }
 
   dropPlayer(r) {
     this.blockedPlayers.delete(r.el);
+    if (this.blockedPlayers.size === 0) this.dispatchEvent(new CustomEvent('playback', { detail: 'playing' }));
     r.el.pause();
     r.el.srcObject = null;
     r.el.remove();
@@ -453,6 +540,45 @@ export class Media extends EventTarget {
       streams,
     };
   }
+}
+
+/** Whether this browser lets a page choose the speaker (`HTMLMediaElement.setSinkId`). */
+export function canChooseSpeaker() {
+  return typeof HTMLMediaElement !== 'undefined' && 'setSinkId' in HTMLMediaElement.prototype;
+}
+
+/** A short, soft two-note chime as a WAV file (no network, no files to serve). */
+function toneWav() {
+  const rate = 22050;
+  const notes = [
+    [660, 0.18],
+    [880, 0.28],
+  ];
+  const total = Math.round(rate * notes.reduce((t, [, d]) => t + d, 0));
+  const buf = new DataView(new ArrayBuffer(44 + total * 2));
+  const text = (at, s) => [...s].forEach((c, i) => buf.setUint8(at + i, c.charCodeAt(0)));
+  text(0, 'RIFF');
+  buf.setUint32(4, 36 + total * 2, true);
+  text(8, 'WAVEfmt ');
+  buf.setUint32(16, 16, true);
+  buf.setUint16(20, 1, true); // PCM
+  buf.setUint16(22, 1, true); // mono
+  buf.setUint32(24, rate, true);
+  buf.setUint32(28, rate * 2, true);
+  buf.setUint16(32, 2, true);
+  buf.setUint16(34, 16, true);
+  text(36, 'data');
+  buf.setUint32(40, total * 2, true);
+  let i = 0;
+  for (const [freq, secs] of notes) {
+    const n = Math.round(rate * secs);
+    for (let k = 0; k < n; k++, i++) {
+      // A gentle fade in and out, at a fifth of full scale.
+      const env = Math.min(1, k / (rate * 0.02), (n - k) / (rate * 0.08));
+      buf.setInt16(44 + i * 2, Math.round(Math.sin((2 * Math.PI * freq * k) / rate) * env * 0.2 * 32767), true);
+    }
+  }
+  return new Blob([buf], { type: 'audio/wav' });
 }
 
 /** joined.ice_servers (snake case, as the server sends them) as an RTCIceServer. */

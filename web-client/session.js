@@ -59,6 +59,8 @@ const FINAL_RESUME_ERRORS = new Set([
 // server that restarts is not hit by every client at the same instant).
 const RETRY_FIRST_MS = 400;
 const RETRY_MAX_MS = 8000;
+// How long one connection attempt may take to open before it is given up and the next one made.
+const CONNECT_TIMEOUT_MS = 15000;
 // How long `leave` waits for the server's acknowledgement before giving up on it.
 const LEAVE_TIMEOUT_MS = 2000;
 
@@ -78,6 +80,8 @@ export class Session extends EventTarget {
     this.over = false;
     /** Set from a `removed` / `meeting_ended` message, read when the socket closes. */
     this.ending = null;
+    /** The network came back while an attempt was in flight: if that attempt fails, retry at once. */
+    this.onlineDuringAttempt = false;
     this.onOnline = () => {
       if (this.status === 'reconnecting') this.retryNow();
     };
@@ -134,12 +138,39 @@ export class Session extends EventTarget {
         ws = new WebSocket(websocketUrl());
       } catch {
         reject(new SessionError('unreachable', 'Could not reach the meeting server.'));
+        // Resuming: try again later, as after any failed attempt.
+        if (this.token && !this.over) this.scheduleRetry();
         return;
       }
       this.ws = ws;
       let opened = false;
+      const closed = (ev) => {
+        if (ws !== this.ws) return; // handled already, or replaced
+        clearTimeout(giveUp);
+        this.ws = null;
+        this.failPending(
+          opened
+            ? new SessionError('disconnected', 'The connection was lost.')
+            : new SessionError('unreachable', 'Could not reach the meeting server.'),
+        );
+        this.onClose(ev);
+      };
+      // An attempt that neither opens nor fails (a network that swallows packets) is given up, so
+      // the next one can be made.
+      const giveUp = setTimeout(() => {
+        if (opened || ws !== this.ws) return;
+        ws.onclose = null;
+        ws.onerror = null;
+        try {
+          ws.close();
+        } catch {
+          // Already closing.
+        }
+        closed({ code: 1006, reason: '' });
+      }, CONNECT_TIMEOUT_MS);
       ws.onopen = () => {
         opened = true;
+        clearTimeout(giveUp);
         const id = this.nextId++;
         this.pending.set(id, {
           resolve: (joined) => resolve(joined),
@@ -154,15 +185,13 @@ export class Session extends EventTarget {
       ws.onmessage = (ev) => {
         if (ws === this.ws) this.onFrame(ev.data);
       };
-      ws.onclose = (ev) => {
-        if (ws !== this.ws) return;
-        this.ws = null;
-        this.failPending(
-          opened
-            ? new SessionError('disconnected', 'The connection was lost.')
-            : new SessionError('unreachable', 'Could not reach the meeting server.'),
-        );
-        this.onClose(ev);
+      ws.onclose = closed;
+      // A socket the browser will not open at all (one a content security policy blocks, say) fires
+      // `error` and no `close`: without this the session would wait for it for ever.
+      ws.onerror = () => {
+        setTimeout(() => {
+          if (ws.readyState === WebSocket.CLOSED) closed({ code: 1006, reason: '' });
+        }, 0);
       };
     });
   }
@@ -192,6 +221,7 @@ export class Session extends EventTarget {
       this.token = msg.resume_token;
       resumeStore.save(this.room, msg.resume_token);
       this.attempt = 0;
+      this.onlineDuringAttempt = false;
       this.setStatus('open');
     } else if (msg.type === 'removed') {
       this.ending = { reason: msg.reason, message: msg.message };
@@ -215,6 +245,11 @@ export class Session extends EventTarget {
     if (!end && this.leaving) end = { reason: 'left' };
     if (end) {
       this.finish(end);
+    } else if (this.token && this.onlineDuringAttempt) {
+      // The attempt was made before the network came back: the next one need not wait.
+      this.onlineDuringAttempt = false;
+      this.setStatus('reconnecting');
+      this.retryNow();
     } else if (this.token) {
       // Any other close (network drop, server restart, a close code we do not know): try to resume;
       // the server's answer to `resume` is final.
@@ -232,8 +267,18 @@ export class Session extends EventTarget {
     this.retryTimer = setTimeout(() => this.tryResume(), delay);
   }
 
+  /**
+   * The network is back (the browser's `online` event): try now, and start the backoff over. If an
+   * attempt is already in flight it may have been made while still offline; should it fail, the
+   * next one follows at once instead of after a full backoff.
+   */
   retryNow() {
     clearTimeout(this.retryTimer);
+    this.attempt = 0;
+    if (this.ws) {
+      this.onlineDuringAttempt = true;
+      return;
+    }
     this.tryResume();
   }
 
@@ -269,6 +314,7 @@ export class Session extends EventTarget {
 
   closeQuietly(ws) {
     ws.onclose = null;
+    ws.onerror = null;
     ws.onmessage = null;
     if (ws === this.ws) this.ws = null;
     try {

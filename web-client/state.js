@@ -21,7 +21,8 @@ export const Part = Object.freeze({
 const MAX_CHAT = 500;
 
 export class RoomState {
-  constructor() {
+  /** @param {{ sanctioned?: string[] }} [o] facilitator mutes this tab saw before a reload */
+  constructor({ sanctioned = [] } = {}) {
     this.you = null;
     this.role = 'member';
     this.waiting = false;
@@ -39,6 +40,14 @@ export class RoomState {
     this.share = { warned: false, expired: false };
     /** Server clock minus this page's clock, in ms, estimated from fresh event timestamps. */
     this.clockOffset = 0;
+    /**
+     * Ids of participants a facilitator muted (a sanction), as opposed to the room's rule on arrival
+     * ("new members need permission to unmute"). The protocol does not tell the two apart: a mute
+     * that turns on while this page watches (a facilitator's `mute`, "mute all") is a facilitator's;
+     * one already set when this page first saw the person is the rule. The app keeps this set for
+     * the tab (`sanctioned` in the constructor), so a reload remembers what it saw.
+     */
+    this.sanctioned = new Set(sanctioned);
     /** Chat messages added and deleted by the last `apply`, for incremental drawing. */
     this.chatAdded = [];
     this.chatDeleted = [];
@@ -46,6 +55,17 @@ export class RoomState {
 
   get me() {
     return this.participants.get(this.you);
+  }
+
+  /** Whether `p` is muted only by the room's rule on arrival, waiting for a turn to speak. */
+  mutedOnEntry(p) {
+    return !!p?.muted_by_facilitator && !this.sanctioned.has(p.id);
+  }
+
+  /** Keeps `sanctioned` true to `p`, the new view of a participant (`before` the last one, if any). */
+  noteMute(before, p) {
+    if (!p.muted_by_facilitator) this.sanctioned.delete(p.id);
+    else if (before && !before.muted_by_facilitator) this.sanctioned.add(p.id);
   }
 
   get isFacilitator() {
@@ -80,7 +100,11 @@ export class RoomState {
         this.waiting = false;
         this.load(msg.room);
         changed.add(Part.ALL).add(Part.VIEW);
-        say('You are in the meeting. You are muted.');
+        say(
+          this.mutedOnEntry(this.me)
+            ? 'You are in the meeting. You can speak when a facilitator gives you a turn; raise your hand to ask.'
+            : 'You are in the meeting. You are muted.',
+        );
         break;
       case 'room_state': {
         const before = this.role;
@@ -94,7 +118,10 @@ export class RoomState {
       }
       // A large snapshot arrives in pieces right after it: the rest of the roster, then of the chat.
       case 'more_participants':
-        for (const p of msg.participants) this.participants.set(p.id, p);
+        for (const p of msg.participants) {
+          this.noteMute(this.participants.get(p.id), p);
+          this.participants.set(p.id, p);
+        }
         changed.add(Part.PEOPLE);
         break;
       case 'more_chat': {
@@ -107,6 +134,7 @@ export class RoomState {
       }
       case 'participant_joined': {
         const p = msg.participant;
+        this.noteMute(this.participants.get(p.id), p);
         this.participants.set(p.id, p);
         if (p.presence === 'waiting' && this.isFacilitator) say(`${p.name} is in the waiting room.`);
         changed.add(Part.PEOPLE);
@@ -115,6 +143,7 @@ export class RoomState {
       case 'participant_updated': {
         const p = msg.participant;
         const before = this.participants.get(p.id);
+        this.noteMute(before, p);
         this.participants.set(p.id, p);
         if (p.id === this.you) {
           this.role = p.role;
@@ -134,6 +163,7 @@ export class RoomState {
       }
       case 'participant_left':
         this.participants.delete(msg.participant);
+        this.sanctioned.delete(msg.participant);
         changed.add(Part.PEOPLE);
         break;
       case 'counts':
@@ -215,6 +245,8 @@ export class RoomState {
   load(room) {
     this.title = room.title;
     this.settings = room.settings;
+    const known = this.participants;
+    for (const p of room.participants) this.noteMute(known.get(p.id), p);
     this.participants = new Map(room.participants.map((p) => [p.id, p]));
     this.counts = room.counts;
     const before = this.floor.speaker;
@@ -226,8 +258,8 @@ export class RoomState {
     // The server's history holds room messages only: keep the private ones this page already shows
     // (a resume or a rebuilt view would otherwise make "I need to talk after" vanish).
     const privates = this.chat.filter((m) => m.private);
-    const known = new Set(room.chat.map((m) => m.id));
-    this.chat = [...room.chat, ...privates.filter((m) => !known.has(m.id))]
+    const inHistory = new Set(room.chat.map((m) => m.id));
+    this.chat = [...room.chat, ...privates.filter((m) => !inHistory.has(m.id))]
       .sort((a, b) => a.id - b.id)
       .slice(-MAX_CHAT);
   }

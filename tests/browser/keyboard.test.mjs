@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { API_URL, expectQueue, launch, person, row, seeText, until } from './lib.mjs';
+import { API_URL, axe, expectQueue, launch, person, row, seeText, until } from './lib.mjs';
 
 /** Presses Tab until the focused element matches `selector` (fails after `max` presses). */
 async function tabTo(page, selector, max = 80) {
@@ -38,6 +38,9 @@ test('keyboard alone: join, raise a hand, chat, a facilitator mutes from the ros
       await seeText(p.page, '#room-title', 'Keyboard circle');
     }
 
+    await axe(dana.page, 'the facilitator’s room');
+    await axe(sam.page, 'the member’s room');
+
     await tabTo(sam.page, '[data-key="hand"]');
     await sam.page.keyboard.press('Enter');
     await expectQueue(dana.page, ['Sam']);
@@ -68,6 +71,11 @@ test('keyboard alone: join, raise a hand, chat, a facilitator mutes from the ros
     assert.equal(await dana.page.locator('.roster .person').count(), 2);
 
     await tabTo(sam.page, '[data-key="leave"]');
+    await sam.page.keyboard.press('Enter');
+    // Leaving asks first; focus starts on "Stay", so Enter alone never leaves.
+    await seeText(sam.page, '#confirm-title', 'Leave the meeting?');
+    assert.equal(await sam.page.evaluate(() => document.activeElement.textContent), 'Stay');
+    await sam.page.keyboard.press('Tab');
     await sam.page.keyboard.press('Enter');
     await seeText(sam.page, 'h1', 'You left the meeting');
     await row(dana.page, 'Sam').waitFor({ state: 'detached' });

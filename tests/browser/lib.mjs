@@ -1,7 +1,9 @@
 // Helpers for the browser tests: Debian's Chromium with the flags from BROWSER-TESTS.md, one browser
 // context per person (its own storage, so its own device id), screenshots, and waits on conditions.
 
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -35,8 +37,9 @@ const FLAGS = [
 ];
 
 /**
- * Starts Chromium. `options` are Playwright's launch options: `args` are added to the flags above; the
- * netns tests (tests/netns) run a wrapper as `executablePath` that starts it inside a namespace.
+ * Starts Chromium. `options` are Playwright's launch options: `args` are flags beyond those (e.g.
+ * `--autoplay-policy=user-gesture-required`); the netns tests (tests/netns) run a wrapper as
+ * `executablePath` that starts it inside a namespace.
  */
 export function launch({ args = [], ...options } = {}) {
   return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, ...options, args: [...FLAGS, ...args] });
@@ -44,17 +47,22 @@ export function launch({ args = [], ...options } = {}) {
 
 /**
  * A person with their own browser context. `denyMic` makes the browser refuse the microphone, as a
- * person clicking "Block" would.
+ * person clicking "Block" would; `holdable` lets the page's websockets be sent to a `holdServer`.
  */
-export async function person(browser, name, { denyMic = false, clipboard = false } = {}) {
+export async function person(browser, name, { denyMic = false, clipboard = false, viewport = DESKTOP, config = {}, holdable = false } = {}) {
   const context = await browser.newContext({
-    viewport: DESKTOP,
+    viewport,
+    // `holdServer` listens on a port the page's content security policy does not allow.
+    bypassCSP: holdable,
     permissions: clipboard ? ['clipboard-read', 'clipboard-write'] : [],
   });
-  // The client's one setting, pointed at the test server's free port.
-  await context.route('**/config.js', (route) =>
-    route.fulfill({ contentType: 'text/javascript', body: `export const SERVER_URL = ${JSON.stringify(API_URL)};` }),
-  );
+  // The client's settings: the server, pointed at the test server's free port, and any others the
+  // test gives (`config`, e.g. `{ SUPPORT_TEXT: '…' }`).
+  const settings = { SERVER_URL: API_URL, ...config };
+  const body = Object.entries(settings)
+    .map(([k, v]) => `export const ${k} = ${JSON.stringify(v)};`)
+    .join('\n');
+  await context.route('**/config.js', (route) => route.fulfill({ contentType: 'text/javascript', body }));
   // Keep a handle on each websocket the page opens, so a test can drop a connection (and, while
   // `__refuseSockets` is set, make new ones fail as they do offline); and ask the client for its test
   // hook (`window.__circle`: the voice connection's statistics, the room model).
@@ -63,11 +71,18 @@ export async function person(browser, name, { denyMic = false, clipboard = false
     const Native = window.WebSocket;
     window.__sockets = [];
     window.__refuseSockets = false;
+    window.__holdSockets = null; // a ws:// address whose server accepts and never answers
     window.WebSocket = class extends Native {
       constructor(url, ...rest) {
-        // Port 1 on loopback: refused at once.
-        super(window.__refuseSockets ? 'ws://127.0.0.1:1/' : url, ...rest);
-        window.__sockets.push(this);
+        // Port 1 on loopback: the page's content security policy blocks it at once (an `error` event
+        // and no `close`, a harder case than a refused connection); refused at once with `holdable`.
+        super(window.__refuseSockets ? 'ws://127.0.0.1:1/' : (window.__holdSockets ?? url), ...rest);
+        const index = window.__sockets.push(this) - 1;
+        // Whether the page had opened its next socket by the time its timers of no delay ran after
+        // this one closed: that is, without waiting out a backoff.
+        this.addEventListener('close', () => {
+          setTimeout(() => (this.nextOpenedAtOnce = window.__sockets.length > index + 1), 0);
+        });
       }
     };
   });
@@ -85,11 +100,12 @@ export async function person(browser, name, { denyMic = false, clipboard = false
 /** Another tab in the same context (same storage, same device id). */
 export async function newPage(p) {
   const page = await p.context.newPage();
-  page.setDefaultTimeout(10_000);
+  page.setDefaultTimeout(20_000); // room to spare on a busy machine
   page.on('pageerror', (e) => p.errors.push(`${p.name}: ${e.message}`));
   page.on('console', (m) => {
-    // A refused websocket is logged by the browser itself while offline; anything else is a bug.
-    if (m.type() === 'error' && !/WebSocket connection|ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(m.text())) {
+    // A refused websocket is logged by the browser itself while offline; anything else is a bug
+    // (`__refuseSockets` makes the page's content security policy block its sockets, which it reports.)
+    if (m.type() === 'error' && !/WebSocket connection|ERR_INTERNET_DISCONNECTED|Failed to load resource|Connecting to 'ws:\/\/127\.0\.0\.1:1\/'/.test(m.text())) {
       p.errors.push(`${p.name}: console: ${m.text()}`);
     }
   });
@@ -98,10 +114,11 @@ export async function newPage(p) {
 
 /**
  * Saves the page at desktop and phone widths (`NAME-desktop.png`, `NAME-phone.png`,
- * `NAME-phone-full.png`), and checks that at the narrowest phone width nothing makes the page scroll
- * sideways.
+ * `NAME-phone-full.png`), checks that at the narrowest phone width nothing makes the page scroll
+ * sideways, and runs axe-core on the screen (any violation fails).
  */
 export async function screenshots(page, name) {
+  await axe(page, name);
   const before = page.viewportSize();
   // What a person sees in the window (a full-page capture would draw the sticky controls bar in
   // the middle of the page); on a phone also the whole page scrolled through.
@@ -117,7 +134,7 @@ export async function screenshots(page, name) {
 }
 
 /** Waits until `fn(arg)` in the page returns a truthy value; fails with `what` and the last value. */
-export async function until(page, what, fn, arg, timeout = 10_000) {
+export async function until(page, what, fn, arg, timeout = 20_000) {
   try {
     await page.waitForFunction(fn, arg, { timeout });
   } catch (e) {
@@ -142,8 +159,57 @@ export function dropConnection(page) {
 export function restoreConnection(page) {
   return page.evaluate(() => {
     window.__refuseSockets = false;
+    window.__holdSockets = null;
     window.dispatchEvent(new Event('online'));
   });
+}
+
+/**
+ * A loopback server that accepts connections and never answers: a page's websocket to it stays
+ * "connecting" (a reconnect attempt in flight) until `failAll()` drops them. `accepted` counts them.
+ */
+export async function holdServer() {
+  const held = new Set();
+  const server = createServer((socket) => {
+    held.add(socket);
+    socket.on('close', () => held.delete(socket));
+    socket.on('error', () => {});
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const h = {
+    url: `ws://127.0.0.1:${server.address().port}/`,
+    accepted: 0,
+    held,
+    failAll() {
+      for (const s of held) s.destroy();
+    },
+    close() {
+      h.failAll();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+  server.on('connection', () => (h.accepted += 1));
+  return h;
+}
+
+// ---- accessibility ------------------------------------------------------------------------------
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/**
+ * Runs axe-core on the page as it is now (WCAG 2.x A and AA, best practices, and the label-in-name
+ * check of WCAG 2.5.3); any violation fails with its rule and the elements it found.
+ */
+export async function axe(page, screen) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE_SOURCE); // past any content security policy
+  const violations = await page.evaluate(async () => {
+    const r = await window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] },
+      rules: { 'label-content-name-mismatch': { enabled: true } },
+    });
+    return r.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).slice(0, 4).join(', ')})`);
+  });
+  if (violations.length) throw new Error(`axe on ${screen}:\n  ${violations.join('\n  ')}`);
 }
 
 /** Waits for visible text inside `selector`. */

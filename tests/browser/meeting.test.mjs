@@ -133,8 +133,9 @@ test('a whole meeting: create, wait, admit, queue, timed share, chat, mute, reco
       for (const p of [robin, alex]) await seeText(p.page, '#people-title', 'People here (3)');
       await seeText(page, '#waiting-title', 'Waiting room (0)');
       await announced(robin.page, 'You are in the meeting.');
-      // Members join muted, and in this room need a facilitator's permission to unmute.
-      await seeText(robin.page, '#mic-note', 'A facilitator has muted you');
+      // Members join muted, and in this room need a facilitator's permission to unmute: the room's
+      // rule, worded as a turn to wait for, not as a sanction.
+      await seeText(robin.page, '#mic-note', 'Waiting for your turn to speak');
       assert.deepEqual(await micButton(robin.page), { label: 'Unmute', disabled: true });
     });
 

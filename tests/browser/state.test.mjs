@@ -151,3 +151,25 @@ test('who is speaking changes only the speaking part (painted in place, never a 
   s.apply({ type: 'speakers', participants: [] });
   assert.equal(s.speaking.size, 0);
 });
+
+test('a mute on arrival is the room’s rule; a mute that turns on later is a facilitator’s, and a reload remembers it', () => {
+  const s = new RoomState();
+  const arriving = joined();
+  arriving.room.participants[1] = person('me', 'Robin', { muted_by_facilitator: true });
+  s.apply(arriving);
+  assert.equal(s.mutedOnEntry(s.me), true);
+  // Allowed to speak, then muted by a facilitator.
+  s.apply({ type: 'participant_updated', participant: person('me', 'Robin') });
+  assert.equal(s.mutedOnEntry(s.me), false);
+  const r = s.apply({ type: 'participant_updated', participant: person('me', 'Robin', { muted_by_facilitator: true }) });
+  assert.equal(s.mutedOnEntry(s.me), false);
+  assert.ok(s.sanctioned.has('me'));
+  assert.deepEqual(r.announce, ['A facilitator muted you.']);
+  // A newcomer who arrives muted while this page watches waits for a turn.
+  s.apply({ type: 'participant_joined', participant: person('k', 'Kim', { muted_by_facilitator: true }) });
+  assert.equal(s.mutedOnEntry(s.participants.get('k')), true);
+  // The tab reloads: the snapshot alone cannot tell, the remembered ids can.
+  const again = new RoomState({ sanctioned: [...s.sanctioned] });
+  again.apply(arriving);
+  assert.equal(again.mutedOnEntry(again.me), false);
+});

@@ -153,6 +153,7 @@ test('voice: two members hear each other; mute, a listener without a microphone,
     await step('leaving closes the voice connection, and the others stop playing that voice', async () => {
       const benStream = (await received(ana, 'Ben')).stream;
       await ben.page.getByRole('button', { name: 'Leave' }).click();
+      await ben.page.getByRole('dialog').getByRole('button', { name: 'Leave' }).click();
       await seeText(ben.page, 'h1', 'You left the meeting');
       assert.deepEqual(
         await ben.page.evaluate(() => ({ pc: window.__circle.media.pc, players: document.querySelectorAll('.voice-players audio').length })),

@@ -32,22 +32,39 @@ function append(el, children) {
 
 /**
  * Replaces a container's children, unless the new content is the same (then nothing moves). Keeps
- * focus on the element with the same `key`, and `details` with a `key` open; if the focused element
- * is gone, focus moves to `fallback` (so a keyboard user is never dropped to the top of the page).
+ * keyboard focus where it was: on the element with the same `key` (or id); if that is gone, on the
+ * nearest keyed item of the same list (after "Admit", the next person's "Admit"); else on the first
+ * of `fallback` (element ids, looked up after the redraw) that is there. Never on a disabled control:
+ * a keyboard user is never dropped to the top of the page. `details` with a `key` stay open.
  */
-export function swap(container, children, { force = false, fallback = null } = {}) {
+export function swap(container, children, { force = false, fallback = [] } = {}) {
   const next = document.createElement(container.tagName);
   append(next, [children]);
   if (!force && next.innerHTML === container.innerHTML) return false;
   const active = document.activeElement;
-  const hadFocus = active && container.contains(active);
-  const focusKey = hadFocus ? active.closest('[data-key]')?.dataset.key : null;
+  const hadFocus = active && active !== container && container.contains(active);
+  let want = [];
+  if (hadFocus) {
+    const keyed = active.closest('[data-key]');
+    const list = keyed?.closest('ul, ol');
+    const siblings = list && container.contains(list) ? [...list.querySelectorAll('[data-key]')].map((e) => e.dataset.key) : [];
+    const at = siblings.indexOf(keyed?.dataset.key);
+    want = [
+      keyed && { key: keyed.dataset.key },
+      active.id && { id: active.id },
+      ...siblings.slice(at + 1).map((key) => ({ key })),
+      ...siblings.slice(0, Math.max(0, at)).reverse().map((key) => ({ key })),
+      ...[fallback].flat().map((id) => ({ id })),
+    ].filter(Boolean);
+  }
   const open = [...container.querySelectorAll('details[open][data-key]')].map((d) => d.dataset.key);
   container.replaceChildren(...next.childNodes);
   for (const key of open) byKey(container, key)?.setAttribute('open', '');
-  if (hadFocus) {
-    const target = (focusKey && byKey(container, focusKey)) || fallback;
-    target?.focus({ preventScroll: true });
+  for (const w of want) {
+    const el = w.key ? byKey(container, w.key) : document.getElementById(w.id);
+    if (!el || el.disabled || el.closest('[hidden], details:not([open]) > :not(summary)')) continue;
+    el.focus({ preventScroll: true });
+    if (document.activeElement === el) break;
   }
   return true;
 }
@@ -68,10 +85,10 @@ export function announce(text) {
  * Asks for confirmation in a modal dialog. Resolves to true if confirmed. `danger` styles the
  * confirming button as destructive; focus starts on "Cancel" so Enter never destroys by accident.
  */
-export function confirmDialog({ title, body, confirm, danger = false }) {
+export function confirmDialog({ title, body, confirm, cancel = 'Cancel', danger = false }) {
   const dialog = document.getElementById('confirm');
   const heading = h('h2', { id: 'confirm-title' }, title);
-  const cancelBtn = h('button', { type: 'button', class: 'btn', value: 'cancel' }, 'Cancel');
+  const cancelBtn = h('button', { type: 'button', class: 'btn', value: 'cancel' }, cancel);
   const okBtn = h('button', { type: 'button', class: danger ? 'btn btn-danger' : 'btn btn-primary', value: 'ok' }, confirm);
   dialog.replaceChildren(
     heading,
@@ -92,6 +109,33 @@ export function confirmDialog({ title, body, confirm, danger = false }) {
     dialog.addEventListener('close', () => opener?.isConnected && opener.focus(), { once: true });
     dialog.showModal();
     cancelBtn.focus();
+  });
+}
+
+/**
+ * Shows `content` in the modal dialog under `title`, with a Close button; resolves when it closes
+ * (focus goes back where it was).
+ */
+export function infoDialog({ title, content, onClose }) {
+  const dialog = document.getElementById('confirm');
+  const closeBtn = h('button', { type: 'button', class: 'btn btn-primary' }, 'Close');
+  dialog.replaceChildren(h('h2', { id: 'confirm-title' }, title), h('div', { id: 'confirm-body' }, content), h('div', { class: 'dialog-actions' }, closeBtn));
+  dialog.setAttribute('aria-labelledby', 'confirm-title');
+  dialog.removeAttribute('aria-describedby');
+  const opener = document.activeElement;
+  return new Promise((resolve) => {
+    closeBtn.addEventListener('click', () => dialog.close());
+    dialog.addEventListener(
+      'close',
+      () => {
+        onClose?.();
+        if (opener?.isConnected) opener.focus();
+        resolve();
+      },
+      { once: true },
+    );
+    dialog.showModal();
+    (dialog.querySelector('select, input, button:not(.btn-primary)') ?? closeBtn).focus();
   });
 }
 
@@ -140,6 +184,7 @@ const ICONS = {
   chat: ['M4 5h16v11H9l-5 4z'],
   people: ['M9 11a3 3 0 1 0 0-6 3 3 0 0 0 0 6z', 'M3 20a6 6 0 0 1 12 0', 'M16 11a2.5 2.5 0 1 0 0-5', 'M17 14.5a5 5 0 0 1 4 5.5'],
   clock: ['M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z', 'M12 7v5l3 2'],
+  speaker: ['M4 9h4l5-4v14l-5-4H4z', 'M16.5 8.5a5 5 0 0 1 0 7', 'M19 6a8.5 8.5 0 0 1 0 12'],
 };
 
 /** "2:05" for 125000 ms. */

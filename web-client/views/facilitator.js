@@ -47,13 +47,15 @@ export function waitingList({ state, act }) {
                 { class: 'button-row' },
                 h(
                   'button',
-                  { type: 'button', class: 'btn btn-small btn-primary', key: `admit-${p.id}`, 'aria-label': `Admit ${p.name}`, onclick: () => act('admit', { participant: p.id }) },
+                  { type: 'button', class: 'btn btn-small btn-primary', key: `admit-${p.id}`, onclick: () => act('admit', { participant: p.id }) },
                   'Admit',
+                  hidden(` ${p.name}`),
                 ),
                 h(
                   'button',
-                  { type: 'button', class: 'btn btn-small', key: `deny-${p.id}`, 'aria-label': `Deny ${p.name}`, onclick: () => act('deny', { participant: p.id }) },
+                  { type: 'button', class: 'btn btn-small', key: `deny-${p.id}`, onclick: () => act('deny', { participant: p.id }) },
                   'Deny',
+                  hidden(` ${p.name}`),
                 ),
               ),
             ),
@@ -95,20 +97,32 @@ export function queueActions({ act }, entry, index, length) {
   return h(
     'span',
     { class: 'button-row queue-actions' },
-    h('button', { type: 'button', class: 'btn btn-small', key: `qg-${id}`, 'aria-label': `Give the floor to ${name}`, onclick: () => act('give_floor', { participant: id }) }, 'Give floor'),
+    // Each name is the visible text plus words only a screen reader needs (WCAG 2.5.3: the
+    // accessible name contains the label you see); the arrows are symbols, read as words.
+    h('button', { type: 'button', class: 'btn btn-small', key: `qg-${id}`, onclick: () => act('give_floor', { participant: id }) }, 'Give floor', hidden(` to ${name}`)),
     h(
       'button',
-      { type: 'button', class: 'btn btn-small btn-icon', key: `qu-${id}`, 'aria-label': `Move ${name} up`, disabled: index === 0, onclick: () => act('move_hand', { participant: id, position: Math.max(0, index - 1) }) },
-      '↑',
+      { type: 'button', class: 'btn btn-small btn-icon', key: `qu-${id}`, title: `Move ${name} up`, disabled: index === 0, onclick: () => act('move_hand', { participant: id, position: Math.max(0, index - 1) }) },
+      symbol('↑'),
+      hidden(`Move ${name} up`),
     ),
     h(
       'button',
-      { type: 'button', class: 'btn btn-small btn-icon', key: `qd-${id}`, 'aria-label': `Move ${name} down`, disabled: index === length - 1, onclick: () => act('move_hand', { participant: id, position: index + 1 }) },
-      '↓',
+      { type: 'button', class: 'btn btn-small btn-icon', key: `qd-${id}`, title: `Move ${name} down`, disabled: index === length - 1, onclick: () => act('move_hand', { participant: id, position: index + 1 }) },
+      symbol('↓'),
+      hidden(`Move ${name} down`),
     ),
-    h('button', { type: 'button', class: 'btn btn-small btn-icon', key: `ql-${id}`, 'aria-label': `Lower ${name}’s hand`, onclick: () => act('lower_hand', { participant: id }) }, '×'),
+    h(
+      'button',
+      { type: 'button', class: 'btn btn-small btn-icon', key: `ql-${id}`, title: `Lower ${name}’s hand`, onclick: () => act('lower_hand', { participant: id }) },
+      symbol('×'),
+      hidden(`Lower ${name}’s hand`),
+    ),
   );
 }
+
+const hidden = (text) => h('span', { class: 'visually-hidden' }, text);
+const symbol = (text) => h('span', { 'aria-hidden': 'true' }, text);
 
 /** The actions on one person, behind a disclosure so the roster stays calm. */
 export function personActions({ state, act, confirm }, p) {
@@ -204,6 +218,16 @@ export function personActions({ state, act, confirm }, p) {
   );
 }
 
+/** A checkbox for one of this device's own preferences (not a room setting). */
+function pref({ prefs, setPref }, key, field, label) {
+  return h(
+    'div',
+    { class: 'check' },
+    h('input', { type: 'checkbox', id: `pref-${key}`, key: `pref-${key}`, checked: !!prefs[field], onchange: (ev) => setPref(field, ev.target.checked) }),
+    h('label', { for: `pref-${key}` }, label),
+  );
+}
+
 /** Room-wide controls: microphones, settings, the end of the meeting. */
 export function facilitatorPanel(ctx) {
   const { state, act, confirm } = ctx;
@@ -268,9 +292,17 @@ export function facilitatorPanel(ctx) {
       s.share_secs
         ? [
             select('warning', 'share_warning_secs', 'Warning before the end', WARNING_CHOICES, s.share_warning_secs),
-            toggle('auto-end', 'auto_end_share', 'Take the floor back when time is up'),
+            toggle('auto-end', 'auto_end_share', 'Take the floor back when the time is up'),
           ]
         : null,
+    ),
+    h(
+      'section',
+      { class: 'fac-section', 'aria-labelledby': 'fac-alerts' },
+      h('h3', { id: 'fac-alerts' }, 'When someone is waiting'),
+      pref(ctx, 'arrival-sound', 'arrivalSound', 'Play a soft chime'),
+      pref(ctx, 'arrival-title', 'arrivalTitle', 'Show it in the tab’s title'),
+      h('p', { class: 'hint' }, 'On this device only.'),
     ),
     h(
       'section',

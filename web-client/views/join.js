@@ -5,6 +5,9 @@ import { brand } from './start.js';
 import { h } from './dom.js';
 import { joinErrorText } from './messages.js';
 
+// The server's limit on a pseudonym, in characters (PROTOCOL.md `join`).
+const MAX_NAME_CHARS = 32;
+
 /**
  * @param {object} o
  * @param {string} o.room the room id from the link
@@ -12,8 +15,9 @@ import { joinErrorText } from './messages.js';
  * @param {import('../media.js').Media} o.media
  * @param {(name: string) => Promise<void>} o.onJoin joins; rejects with a SessionError
  * @param {string} [o.notice] a message to show first (e.g. why a resume did not work)
+ * @param {string} [o.name] the name to fill in (the one last used here)
  */
-export function joinView({ room, facilitator, media, onJoin, notice }) {
+export function joinView({ room, facilitator, media, onJoin, notice, name: lastName = '' }) {
   const heading = h('h1', { id: 'join-title', tabindex: '-1' }, 'Opening the meeting…');
   const card = h('section', { class: 'card', 'aria-labelledby': 'join-title' }, heading);
   const main = h('main', { id: 'main', class: 'page page-narrow' }, brand(), card);
@@ -52,12 +56,22 @@ export function joinView({ room, facilitator, media, onJoin, notice }) {
       id: 'name',
       name: 'name',
       type: 'text',
-      maxlength: '32',
+      // No maxlength: a longer name (pasted, say) would be cut without a word. It is checked below
+      // and on joining, and the page says why.
       required: true,
       autocomplete: 'nickname',
       autocapitalize: 'words',
       spellcheck: 'false',
       'aria-describedby': 'name-hint',
+    });
+    name.value = lastName;
+    const nameLimit = h('p', { class: 'hint caution-text', id: 'name-limit', hidden: true });
+    name.addEventListener('input', () => {
+      const n = [...name.value.trim()].length;
+      nameLimit.hidden = n <= MAX_NAME_CHARS;
+      nameLimit.textContent = `${n} characters: a name can have at most ${MAX_NAME_CHARS}.`;
+      name.setAttribute('aria-describedby', n > MAX_NAME_CHARS ? 'name-hint name-limit' : 'name-hint');
+      name.toggleAttribute('aria-invalid', n > MAX_NAME_CHARS);
     });
     const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Join muted');
     const form = h(
@@ -69,6 +83,7 @@ export function joinView({ room, facilitator, media, onJoin, notice }) {
         h('label', { for: 'name' }, 'Your name in this meeting'),
         name,
         h('p', { class: 'hint', id: 'name-hint' }, 'A first name or a pseudonym. Everyone in the meeting sees it; no account is needed.'),
+        nameLimit,
       ),
       micCheck(),
       error,
@@ -79,7 +94,7 @@ export function joinView({ room, facilitator, media, onJoin, notice }) {
       ev.preventDefault();
       error.hidden = true;
       const chosen = name.value.trim();
-      if (!chosen || [...chosen].length > 32) {
+      if (!chosen || [...chosen].length > MAX_NAME_CHARS) {
         showError(joinErrorText('invalid_name'));
         name.focus();
         return;

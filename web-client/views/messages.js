@@ -50,14 +50,25 @@ export function endText(end) {
     case 'left':
       return { title: 'You left the meeting', body: 'You can rejoin with the same link while the meeting goes on.', rejoin: true };
     case 'removed':
-      return { title: 'You are no longer in this meeting', body: end.message ?? 'A facilitator removed you from this meeting.' };
+      return {
+        title: 'You are no longer in this meeting',
+        body: end.message ?? 'A facilitator removed you from this meeting.',
+        next: 'If you would like to come back, you can ask to join again with the same link. A facilitator decides whether to let you in.',
+        rejoin: true,
+        rejoinLabel: 'Ask to join again',
+      };
     case 'banned':
       return {
         title: 'You are no longer in this meeting',
         body: end.message ?? 'A facilitator removed you from this meeting, and you cannot rejoin it.',
+        next: 'If you think this was a mistake, please contact the person who sent you the link.',
       };
     case 'denied':
-      return { title: 'You were not let in', body: end.message ?? 'A facilitator did not let you into this meeting.' };
+      return {
+        title: 'You were not let in',
+        body: end.message ?? 'A facilitator did not let you into this meeting.',
+        next: 'If you think this was a mistake, please contact the person who sent you the link.',
+      };
     case 'replaced':
       return {
         title: 'This meeting is open somewhere else',

@@ -1,12 +1,16 @@
 // The room: who is here, who has the floor and who waits to speak, the chat, your own controls, and
-// (for facilitators) the controls that run the meeting.
+// (for facilitators) the controls that run the meeting. Also: per-person volume, sound settings
+// (microphone, speaker, a test sound), your own level, a "tap to hear" prompt when the browser holds
+// the voices back, keyboard shortcuts (hold Space to talk, M, H, ?; never while typing), and for
+// facilitators a chime and the tab title when someone waits (both can be turned off, per device).
 //
 // Drawing: each part of the page is rebuilt from the model and swapped in only when it differs from
 // what is shown (`swap`), keeping keyboard focus where it was. The chat log is the exception: it grows
 // message by message, so reading and scrolling are never disturbed. The share timer ticks on its own.
 
 import { Part } from '../state.js';
-import { confirmDialog, formatDuration, formatTime, h, icon, swap } from './dom.js';
+import { canChooseSpeaker } from '../media.js';
+import { confirmDialog, formatDuration, formatTime, h, icon, infoDialog, swap } from './dom.js';
 import { requestErrorText } from './messages.js';
 import { facilitatorPanel, personActions, queueActions, floorControls, waitingList } from './facilitator.js';
 
@@ -42,7 +46,7 @@ export function roomView({ state, session, media, onLeave }) {
   const facilitator = h('aside', { class: 'panel facilitator', 'aria-labelledby': 'fac-title' });
   const controls = h('div', { class: 'controls-inner' });
   const toast = h('div', { class: 'toast', role: 'alert', hidden: true });
-  const footer = h('footer', { class: 'controls', 'aria-label': 'Your controls' }, toast, controls);
+  const footer = h('footer', { class: 'controls', id: 'your-controls', 'aria-label': 'Your controls' }, toast, controls);
   const grid = h('div', { class: 'room-grid' }, stage, people, chat, facilitator);
   const main = h('main', { id: 'main', class: 'room' }, header, grid, footer);
 
@@ -70,9 +74,28 @@ export function roomView({ state, session, media, onLeave }) {
     toastTimer = setTimeout(() => (toast.hidden = true), 7000);
   }
 
+  const prefs = loadPrefs();
+  // Per-person volumes survive a reload of the tab (ids and numbers only, this tab only).
+  const volumesKey = `circle.volumes.${session.room}`;
+  try {
+    for (const [id, v] of Object.entries(JSON.parse(sessionStorage.getItem(volumesKey) ?? '{}'))) {
+      if (!media.volumes.has(id)) media.volumes.set(id, Number(v));
+    }
+  } catch {
+    // A damaged entry: every voice at full volume.
+  }
+  media.applyVolumes();
+  let seenWaiting = new Set(state.isFacilitator ? state.waitingList().map((p) => p.id) : []);
+
   const ctx = {
     state,
     act,
+    prefs,
+    setPref(key, value) {
+      prefs[key] = value;
+      savePrefs(prefs);
+      queueRender();
+    },
     confirm: confirmDialog,
     setReplyTo(id) {
       replyTo = id;
@@ -96,6 +119,12 @@ export function roomView({ state, session, media, onLeave }) {
         'div',
         { class: 'room-title' },
         h('h1', { id: 'room-title', tabindex: '-1' }, state.title),
+        // Seen only when focused: the first stop after the title, straight to your own controls.
+        h(
+          'button',
+          { type: 'button', class: 'skip-link', key: 'skip', onclick: () => controls.querySelector('button:not(:disabled)')?.focus() },
+          'Skip to your controls',
+        ),
         h(
           'p',
           { class: 'counts' },
@@ -105,6 +134,15 @@ export function roomView({ state, session, media, onLeave }) {
           state.settings.one_speaker ? h('span', { class: 'badge badge-quiet' }, 'One speaker') : null,
         ),
       ),
+      media.playbackBlocked
+        ? h(
+            'button',
+            // The browser held the room's voices back until a tap or a key (after a reload).
+            { type: 'button', class: 'btn btn-primary btn-hear', key: 'hear', onclick: () => media.resumePlayback() },
+            icon('speaker'),
+            'Tap to hear the meeting',
+          )
+        : null,
       waiting > 0
         ? h(
             'button',
@@ -141,7 +179,7 @@ export function roomView({ state, session, media, onLeave }) {
         h('p', { class: 'floor-label' }, mine ? 'You have the floor' : 'Has the floor'),
         h('p', { class: 'floor-name' }, mine ? `${speaker.name} (you)` : speaker.name),
         speaker.ends_at != null ? timerBlock(speaker) : h('p', { class: 'floor-untimed' }, 'Untimed share'),
-        mine && state.me?.self_muted ? h('p', { class: 'floor-hint' }, 'Unmute when you are ready to speak.') : null,
+        mine ? floorHint(speaker) : null,
       );
     } else {
       card = h(
@@ -173,6 +211,21 @@ export function roomView({ state, session, media, onLeave }) {
           )
         : h('p', { class: 'empty' }, 'No hands raised.'),
     ];
+  }
+
+  /**
+   * What the floor holder is asked to do, if anything: one instruction, never one the controls
+   * contradict (a facilitator's mute is explained next to the disabled Unmute).
+   */
+  function floorHint(speaker) {
+    const me = state.me;
+    let text = null;
+    if (speaker.ends_at != null && (state.share.expired || state.shareRemainingMs() === 0)) {
+      text = 'Your time is up. Please bring your share to a close.';
+    } else if (me?.self_muted && !me.muted_by_facilitator) {
+      text = 'Unmute when you are ready to speak.';
+    }
+    return text ? h('p', { class: 'floor-hint' }, text) : null;
   }
 
   function timerBlock(speaker) {
@@ -240,10 +293,15 @@ export function roomView({ state, session, media, onLeave }) {
     if (p.role === 'facilitator') badges.push(h('span', { class: 'badge badge-role' }, 'Facilitator'));
     if (hasFloor) badges.push(h('span', { class: 'badge badge-floor' }, 'Has the floor'));
     if (p.hand_raised_at != null) badges.push(h('span', { class: 'badge badge-hand' }, icon('hand'), 'Hand raised'));
-    if (p.muted_by_facilitator) {
+    if (state.mutedOnEntry(p)) {
+      // The room's rule for newcomers, not a sanction.
+      badges.push(h('span', { class: 'badge badge-quiet' }, icon('mic-off'), 'Waiting for a turn'));
+    } else if (p.muted_by_facilitator) {
       badges.push(h('span', { class: 'badge badge-caution' }, icon('mic-off'), 'Muted by facilitator'));
     } else if (p.self_muted) {
       badges.push(h('span', { class: 'badge badge-quiet' }, icon('mic-off'), 'Muted'));
+    } else if (!mayBeHeard(p)) {
+      badges.push(h('span', { class: 'badge badge-quiet', title: 'Only the person with the floor can be heard' }, icon('mic'), 'Not heard now'));
     } else {
       badges.push(h('span', { class: 'badge badge-live' }, icon('mic'), 'Mic on'));
     }
@@ -266,8 +324,47 @@ export function roomView({ state, session, media, onLeave }) {
         h('span', { class: 'person-name' }, p.name, mine ? h('span', { class: 'you' }, ' (you)') : null),
         h('span', { class: 'badges' }, badges),
       ),
+      mine ? null : volumeControl(p),
       state.isFacilitator && !mine ? personActions(ctx, p) : null,
     );
+  }
+
+  /** How loud this person plays on this device (media.setVolume); kept for this page only. */
+  function volumeControl(p) {
+    const value = Math.round((media.volumes.get(p.id) ?? 1) * 100);
+    return h(
+      'label',
+      { class: 'volume', title: `Volume for ${p.name}` },
+      icon('speaker'),
+      h('span', { class: 'visually-hidden' }, `Volume for ${p.name}`),
+      h('input', {
+        type: 'range',
+        min: '0',
+        max: '100',
+        step: '10',
+        value: String(value),
+        key: `vol-${p.id}`,
+        'aria-valuetext': `${value}%`,
+        oninput: (ev) => {
+          media.setVolume(p.id, Number(ev.target.value) / 100);
+          sessionStorage.setItem(volumesKey, JSON.stringify(Object.fromEntries(media.volumes)));
+          ev.target.setAttribute('value', ev.target.value);
+          ev.target.setAttribute('aria-valuetext', `${ev.target.value}%`);
+        },
+      }),
+    );
+  }
+
+  /**
+   * Whether an unmuted person's voice reaches the room: for yourself the server's `hearing`; for
+   * others the same rule as far as this page can see it (one-speaker mode lets only the floor
+   * holder and facilitators be heard).
+   */
+  function mayBeHeard(p) {
+    if (p.id === state.you) return state.mayBeHeard;
+    if (p.presence === 'reconnecting') return false;
+    if (!state.settings.one_speaker) return true;
+    return p.role === 'facilitator' || state.floor.speaker?.participant === p.id;
   }
 
   // ---- chat -----------------------------------------------------------------------------------
@@ -360,6 +457,14 @@ export function roomView({ state, session, media, onLeave }) {
       h('div', { class: 'chat-input-row' }, input, send),
       hint,
     );
+    // The draft survives a reload of the tab (this tab only; it goes when the meeting ends for you).
+    const draftKey = `circle.draft.${session.room}`;
+    input.value = sessionStorage.getItem(draftKey) ?? '';
+    const saveDraft = () => {
+      if (input.value) sessionStorage.setItem(draftKey, input.value);
+      else sessionStorage.removeItem(draftKey);
+    };
+    input.addEventListener('input', saveDraft);
     input.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
         ev.preventDefault();
@@ -381,7 +486,17 @@ export function roomView({ state, session, media, onLeave }) {
       else if (target === 'facilitators') ok = await act('chat_private', { text });
       else ok = await act('chat_private', { text, to: target.slice(3) });
       send.disabled = false;
-      if (ok) input.value = '';
+      if (ok) {
+        input.value = '';
+        saveDraft();
+        // A private line is one message, not a mode: the next one goes to everyone again.
+        if (target !== 'room') {
+          replyTo = null;
+          refresh();
+          to.value = to.options[0].value;
+          refresh();
+        }
+      }
       input.focus();
     });
 
@@ -432,8 +547,13 @@ export function roomView({ state, session, media, onLeave }) {
     const byFac = me.muted_by_facilitator;
     const muted = me.self_muted;
     const hand = me.hand_raised_at != null;
+    const waitingTurn = state.mutedOnEntry(me);
     let note = '';
-    if (byFac) note = 'A facilitator has muted you. You can unmute when they allow you to speak.';
+    if (waitingTurn) {
+      note = hand
+        ? 'Waiting for your turn to speak. Your hand is raised: a facilitator will give you a turn.'
+        : 'Waiting for your turn to speak. Raise your hand to ask for one.';
+    } else if (byFac) note = 'A facilitator has muted you. You can unmute when they allow you to speak.';
     else if (media.permission === 'denied') note = 'Your browser blocked the microphone. You can listen and chat. To speak, allow the microphone for this site and try again.';
     else if (media.permission === 'unavailable') note = 'No microphone was found. You can listen and chat.';
     else if (!muted && !state.mayBeHeard && state.settings.one_speaker) note = 'Only the person with the floor can be heard right now.';
@@ -453,6 +573,14 @@ export function roomView({ state, session, media, onLeave }) {
         icon(muted ? 'mic-off' : 'mic'),
         muted ? 'Unmute' : 'Mute',
       ),
+      // Your own level while the microphone is open: you see that it hears you.
+      media.isOpen
+        ? h(
+            'span',
+            { class: 'mic-level', role: 'meter', 'aria-label': 'Your microphone level', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0' },
+            h('span', { class: 'mic-level-bar' }),
+          )
+        : null,
       h(
         'button',
         {
@@ -466,15 +594,25 @@ export function roomView({ state, session, media, onLeave }) {
         icon('hand'),
         hand ? 'Lower hand' : 'Raise hand',
       ),
-      h('p', { id: 'mic-note', class: `controls-note${byFac ? ' is-caution' : ''}` }, note),
+      h('p', { id: 'mic-note', class: `controls-note${byFac && !waitingTurn ? ' is-caution' : ''}` }, note),
+      h(
+        'span',
+        { class: 'controls-extra' },
+        h('button', { type: 'button', key: 'sound', class: 'btn-link', onclick: () => openSoundSettings() }, 'Sound settings'),
+        h('button', { type: 'button', key: 'shortcuts', class: 'btn-link shortcuts-link', onclick: () => showShortcuts() }, 'Keyboard shortcuts'),
+      ),
       h('button', { type: 'button', key: 'leave', class: 'btn btn-control btn-leave', onclick: () => leave() }, 'Leave'),
     ];
   }
 
-  async function toggleMute() {
+  function toggleMute() {
+    return setMute(!(state.me?.self_muted ?? true));
+  }
+
+  async function setMute(mute) {
     const me = state.me;
     if (!me) return;
-    if (!me.self_muted) {
+    if (mute) {
       // Close the microphone first: muting must never wait on the network.
       await media.setMuted(true);
       await act('set_self_mute', { muted: true });
@@ -493,31 +631,167 @@ export function roomView({ state, session, media, onLeave }) {
     if (!(await act('set_self_mute', { muted: false }))) await media.setMuted(true);
   }
 
-  async function leave() {
-    if (state.isFacilitator) {
-      const ok = await confirmDialog({
-        title: 'Leave the meeting?',
-        body: 'The meeting goes on without you. To end it for everyone, use “End the meeting” instead.',
-        confirm: 'Leave',
-      });
-      if (!ok) return;
+  // ---- sound settings -------------------------------------------------------------------------
+
+  async function openSoundSettings() {
+    const micSel = h('select', { id: 'sound-mic' });
+    const spkSel = h('select', { id: 'sound-speaker' });
+    const status = h('p', { class: 'hint', role: 'status' });
+    const level = h('span', { class: 'mic-level-bar' });
+    const meter = h(
+      'span',
+      { class: 'mic-level mic-level-wide', role: 'meter', 'aria-label': 'Microphone level', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0' },
+      level,
+    );
+    const fill = async () => {
+      const { inputs, outputs } = await media.devices();
+      const options = (list, chosen, none) =>
+        list.length ? list.map((d) => h('option', { value: d.id, selected: d.id === chosen }, d.label)) : [h('option', { value: '' }, none)];
+      micSel.replaceChildren(...options(inputs, media.micDevice, 'The browser’s default microphone'));
+      spkSel.replaceChildren(...options(outputs, media.speakerDevice, 'The browser’s default speaker'));
+    };
+    micSel.addEventListener('change', async () => {
+      const ok = await media.setMicDevice(micSel.value);
+      status.textContent = ok ? 'Microphone changed.' : 'That microphone could not be opened.';
+      if (!ok && !state.me?.self_muted) await setMute(true);
+      render(true);
+    });
+    spkSel.addEventListener('change', async () => {
+      await media.setSpeakerDevice(spkSel.value);
+      status.textContent = 'Speaker changed.';
+    });
+    const test = h('button', { type: 'button', class: 'btn' }, 'Play a test sound');
+    test.addEventListener('click', async () => {
+      test.disabled = true;
+      status.textContent = 'Playing a test sound…';
+      const ok = await media.chime();
+      test.disabled = false;
+      status.textContent = ok ? 'Did you hear a short chime? If not, check the speaker and its volume.' : 'The test sound could not play.';
+    });
+    const onLevel = (ev) => paintLevel(meter, level, ev.detail);
+    media.addEventListener('level', onLevel);
+    navigator.mediaDevices?.addEventListener?.('devicechange', fill);
+    await fill();
+    await infoDialog({
+      title: 'Sound settings',
+      content: [
+        h('div', { class: 'field' }, h('label', { for: 'sound-mic' }, 'Microphone'), micSel),
+        media.isOpen ? meter : h('p', { class: 'hint' }, 'Your microphone is off while you are muted. Unmute to see its level.'),
+        canChooseSpeaker()
+          ? h('div', { class: 'field' }, h('label', { for: 'sound-speaker' }, 'Speaker'), spkSel)
+          : h('p', { class: 'hint' }, 'This browser plays the meeting through its default speaker.'),
+        h('div', { class: 'actions' }, test),
+        status,
+      ],
+      onClose: () => {
+        media.removeEventListener('level', onLevel);
+        navigator.mediaDevices?.removeEventListener?.('devicechange', fill);
+      },
+    });
+  }
+
+  // ---- keyboard shortcuts ---------------------------------------------------------------------
+
+  function showShortcuts() {
+    const row = (keys, what) => [h('dt', null, h('kbd', null, keys)), h('dd', null, what)];
+    infoDialog({
+      title: 'Keyboard shortcuts',
+      content: [
+        h(
+          'dl',
+          { class: 'shortcuts' },
+          row('Space (hold)', 'Talk while you hold it, when you may speak'),
+          row('M', 'Mute or unmute'),
+          row('H', 'Raise or lower your hand'),
+          row('?', 'This list'),
+        ),
+        h('p', { class: 'hint' }, 'They do nothing while you type in the chat, or while a button has the focus (Space presses the button).'),
+      ],
+    });
+  }
+
+  let talkHeld = null; // the unmute of a held Space, while it is held
+  const typing = (el) => !!el?.closest?.('input, textarea, select, [contenteditable=""], [contenteditable="true"]');
+  const pressable = (el) => !!el?.closest?.('button, a[href], summary, [role="button"]');
+  const onKeyDown = (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.defaultPrevented) return;
+    if (typing(ev.target) || document.querySelector('dialog[open]')) return;
+    const me = state.me;
+    if (!me) return;
+    if (ev.code === 'Space' || ev.key === ' ') {
+      if (pressable(ev.target)) return;
+      ev.preventDefault(); // and the page does not scroll
+      if (ev.repeat || talkHeld || !me.self_muted || me.muted_by_facilitator || connection !== 'open') return;
+      talkHeld = setMute(false);
+      return;
     }
-    onLeave();
+    if (ev.repeat) return;
+    const key = ev.key.toLowerCase();
+    if (key === 'm' && !me.muted_by_facilitator && connection === 'open') {
+      ev.preventDefault();
+      toggleMute();
+    } else if (key === 'h' && connection === 'open') {
+      ev.preventDefault();
+      act(me.hand_raised_at != null ? 'lower_hand' : 'raise_hand');
+    } else if (ev.key === '?') {
+      ev.preventDefault();
+      showShortcuts();
+    }
+  };
+  const releaseTalk = async () => {
+    if (!talkHeld) return;
+    const unmuting = talkHeld;
+    talkHeld = null;
+    await unmuting;
+    await setMute(true);
+  };
+  const onKeyUp = (ev) => {
+    if (ev.code === 'Space' || ev.key === ' ') releaseTalk();
+  };
+  document.addEventListener('keydown', onKeyDown);
+  document.addEventListener('keyup', onKeyUp);
+  // Space released in another window: it still ends the talk.
+  window.addEventListener('blur', releaseTalk);
+
+  // ---- arrivals -------------------------------------------------------------------------------
+
+  /** A facilitator hears a soft chime when someone new waits, and sees the count in the tab title. */
+  function alertArrivals() {
+    const waiting = state.isFacilitator ? state.waitingList() : [];
+    const fresh = waiting.some((p) => !seenWaiting.has(p.id));
+    seenWaiting = new Set(waiting.map((p) => p.id));
+    if (fresh && prefs.arrivalSound) media.chime();
+    const base = `${state.title} · Circle`;
+    document.title = waiting.length && prefs.arrivalTitle ? `(${waiting.length} waiting) ${base}` : base;
+  }
+
+  // Asked first, for everyone: on a phone, Leave is a thumb's slip away from the other controls.
+  async function leave() {
+    const ok = await confirmDialog({
+      title: 'Leave the meeting?',
+      body: state.isFacilitator
+        ? 'The meeting goes on without you. To end it for everyone, use “End the meeting” instead.'
+        : 'You can come back with the same link while the meeting goes on.',
+      confirm: 'Leave',
+      cancel: 'Stay',
+    });
+    if (ok) onLeave();
   }
 
   // ---- drawing --------------------------------------------------------------------------------
 
   function render(force = false) {
     renderQueued = false;
-    const opt = (fallbackId) => ({ force, fallback: document.getElementById(fallbackId) });
+    const opt = (...fallback) => ({ force, fallback });
     swap(header, renderHeader(), opt('room-title'));
     swap(stage, renderStage(), opt('speaking-title'));
-    swap(people, renderPeople(), opt('people-title'));
-    swap(facilitator, state.isFacilitator ? facilitatorPanel(ctx) : [], opt('chat-title'));
+    swap(people, renderPeople(), opt('waiting-title', 'people-title'));
+    swap(facilitator, state.isFacilitator ? facilitatorPanel(ctx) : [], opt('fac-title', 'chat-title'));
     facilitator.hidden = !state.isFacilitator;
     main.classList.toggle('is-facilitator', state.isFacilitator);
     swap(controls, renderControls(), opt('chat-title'));
     chatForm.refresh();
+    alertArrivals();
   }
 
   function queueRender() {
@@ -552,6 +826,20 @@ export function roomView({ state, session, media, onLeave }) {
     paintSpeaking();
   };
   media.addEventListener('speaking', onSpeaking);
+
+  const onLevel = (ev) => {
+    const meter = controls.querySelector('.mic-level');
+    if (meter) paintLevel(meter, meter.firstChild, ev.detail);
+  };
+  media.addEventListener('level', onLevel);
+  const onPlayback = () => queueRender();
+  media.addEventListener('playback', onPlayback);
+  const onMicLost = async () => {
+    showToast('Your microphone was disconnected, so you are muted. Plug it back in, or choose another one in Sound settings.');
+    if (state.me && !state.me.self_muted) await act('set_self_mute', { muted: true });
+    render(true);
+  };
+  media.addEventListener('mic-lost', onMicLost);
 
   // The mute state the server keeps rules the microphone. When it turns to muted (a facilitator's
   // mute, "mute all") the microphone closes, and nothing more is sent. Unmuting
@@ -600,9 +888,36 @@ export function roomView({ state, session, media, onLeave }) {
       clearInterval(ticker);
       clearTimeout(toastTimer);
       media.removeEventListener('speaking', onSpeaking);
+      media.removeEventListener('level', onLevel);
+      media.removeEventListener('playback', onPlayback);
+      media.removeEventListener('mic-lost', onMicLost);
       document.removeEventListener('click', closeMenus);
+      document.removeEventListener('keydown', onKeyDown);
+      document.removeEventListener('keyup', onKeyUp);
+      window.removeEventListener('blur', releaseTalk);
     },
   };
+}
+
+/** Paints a level (0..1) on a meter without redrawing it. */
+function paintLevel(meter, bar, level) {
+  const pct = Math.round(level * 100);
+  bar.style.width = `${pct}%`;
+  meter.setAttribute('aria-valuenow', String(pct));
+}
+
+// This device's own preferences (not the meeting's): a facilitator's arrival alerts.
+const PREFS_KEY = 'circle.prefs';
+function loadPrefs() {
+  const defaults = { arrivalSound: true, arrivalTitle: true };
+  try {
+    return { ...defaults, ...JSON.parse(localStorage.getItem(PREFS_KEY) ?? '{}') };
+  } catch {
+    return defaults;
+  }
+}
+function savePrefs(prefs) {
+  localStorage.setItem(PREFS_KEY, JSON.stringify(prefs));
 }
 
 function plural(n, word) {

@@ -49,7 +49,7 @@ export function startView() {
       h('label', { for: 'share-warning' }, 'Warn the speaker this many seconds before the end'),
       h('input', { id: 'share-warning', name: 'shareWarning', type: 'number', min: '0', max: '600', step: '1', value: '30', inputmode: 'numeric' }),
     ),
-    checkbox('auto-end', 'autoEnd', 'Give the floor back when the time is up', false),
+    checkbox('auto-end', 'autoEnd', 'Take the floor back when the time is up', false),
   );
   const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create the meeting');
   const form = h(
@@ -69,7 +69,7 @@ export function startView() {
       null,
       h('legend', null, 'Joining'),
       checkbox('waiting-room', 'waitingRoom', 'Waiting room: I let each person in', true),
-      checkbox('mute-on-entry', 'muteOnEntry', 'Members need my permission before they can unmute', true),
+      checkbox('mute-on-entry', 'muteOnEntry', 'New members need permission to unmute', true),
     ),
     h(
       'fieldset',
