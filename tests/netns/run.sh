@@ -66,8 +66,11 @@ if [ "${#need[@]}" -gt 0 ]; then
   [ -z "$policy" ] || rm -f "$policy"
   trap - EXIT
 fi
-if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
-  echo "netns tests: installing playwright-core (tests/browser)" >&2
+# tests/browser's packages (playwright-core, and what its lib.mjs imports), when any is missing.
+if ! (cd "$ROOT/tests/browser" && node -e '
+  const deps = Object.keys(require("./package.json").devDependencies ?? {});
+  process.exit(deps.every((d) => require("fs").existsSync(`node_modules/${d}/package.json`)) ? 0 : 1);'); then
+  echo "netns tests: installing tests/browser's npm packages" >&2
   (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund)
 fi
 ip netns list >/dev/null 2>&1 || fail "'ip netns' does not work here (no network namespaces?); not run"

@@ -6,11 +6,12 @@ import { test } from 'node:test';
 import { caseTurnRefuses, caseTurnTls } from './cases.mjs';
 import { SERVER_IP, TURN_TLS_PORT, startServer, testCa, tlsConfig } from './lib.mjs';
 
-// The server's embedded TURN relay (issue #7): TURN over TLS on its own port, with the certificate
-// of `[tls]`, handed to browsers in `joined.ice_servers` as a `turns:` URL with credentials. If the
-// server names the setting otherwise, change it here; until the server knows it, these tests are
-// skipped saying so.
-const TURN_CONFIG = { CIRCLE_TURN__LISTEN: `${SERVER_IP}:${TURN_TLS_PORT}` };
+// The server's embedded TURN relay (issue #7; crates/circle-turn, not yet started by the server):
+// TURN over TLS on its own port, with the certificate of `[tls]`, handed to browsers in
+// `joined.ice_servers` as a `turns:` URL with credentials. The key follows circle-turn's
+// `TurnConfig::tls`; if the server names the setting otherwise, change it here. Until the server
+// knows it, these tests are skipped saying so.
+const TURN_CONFIG = { CIRCLE_TURN__TLS: `${SERVER_IP}:${TURN_TLS_PORT}` };
 
 /** Runs `body` against Circle with TLS and TURN, or skips saying what the server lacks. */
 async function withTurnServer(t, name, body) {
