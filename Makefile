@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test test-rust test-browser lint fmt fmt-check clippy bench bench-chat bench-idle bench-voice
+.PHONY: run build test test-rust test-browser test-netns lint fmt fmt-check clippy bench bench-chat bench-idle bench-voice
 
 ## Start the server (release build) on embedded defaults, with the web client served on :8080.
 run:
@@ -15,7 +15,7 @@ build:
 	$(CARGO) build --workspace --all-targets
 
 ## Everything CI checks: formatting, lints, and every test (Rust, then real Chromium).
-test: fmt-check clippy test-rust test-browser
+test: fmt-check clippy test-rust test-browser test-netns
 
 test-rust:
 	$(CARGO) test --workspace --all-targets
@@ -23,6 +23,11 @@ test-rust:
 ## Installs Debian's Chromium and playwright-core when missing, then drives whole meetings in it.
 test-browser:
 	tests/browser/run.sh
+
+## Real Chromium on a small imitation of the internet (network namespaces: NAT, UDP blocked, only TCP
+## 443 open, HTTPS with a test CA). Needs root; installs nftables, Chromium and the rest when missing.
+test-netns:
+	tests/netns/run.sh
 
 lint: fmt-check clippy
 

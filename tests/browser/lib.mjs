@@ -36,9 +36,13 @@ const FLAGS = [
   '--allow-loopback-in-peer-connection',
 ];
 
-/** `args`: flags beyond those, e.g. `--autoplay-policy=user-gesture-required`. */
-export function launch({ args = [] } = {}) {
-  return chromium.launch({ executablePath: '/usr/bin/chromium', args: [...FLAGS, ...args], headless: true });
+/**
+ * Starts Chromium. `options` are Playwright's launch options: `args` are flags beyond those (e.g.
+ * `--autoplay-policy=user-gesture-required`); the netns tests (tests/netns) run a wrapper as
+ * `executablePath` that starts it inside a namespace.
+ */
+export function launch({ args = [], ...options } = {}) {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, ...options, args: [...FLAGS, ...args] });
 }
 
 /**
