@@ -18,8 +18,9 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update
   apt-get install -y chromium
 fi
-if [ ! -d "$HERE/node_modules" ]; then
-  echo "browser tests: installing playwright-core" >&2
+# Install when missing, and again whenever the lock file changed since the last install.
+if [ ! -f "$HERE/node_modules/.package-lock.json" ] || [ "$HERE/package-lock.json" -nt "$HERE/node_modules/.package-lock.json" ]; then
+  echo "browser tests: installing playwright-core and axe-core" >&2
   (cd "$HERE" && npm ci --no-audit --no-fund)
 fi
 
