@@ -225,7 +225,7 @@ async fn a_whole_meeting() {
     })
     .await;
     assert!(
-        handle.may_be_heard(&aj.you),
+        handle.may_be_heard(&aj.you).await,
         "the media gate lets Ann through"
     );
     fac.ok(C::Mute {
@@ -233,7 +233,10 @@ async fn a_whole_meeting() {
         participant: aj.you.clone(),
     })
     .await;
-    assert!(!handle.may_be_heard(&aj.you), "the media gate stops Ann");
+    assert!(
+        !handle.may_be_heard(&aj.you).await,
+        "the media gate stops Ann"
+    );
     ann.expect("not heard", |m| {
         matches!(
             m,
@@ -269,7 +272,7 @@ async fn a_whole_meeting() {
     })
     .await;
     assert!(
-        !handle.may_be_heard(&aj.you),
+        !handle.may_be_heard(&aj.you).await,
         "allowed to speak is not unmuted: her microphone stays as she left it"
     );
     ann.ok(C::SetSelfMute {
@@ -277,7 +280,7 @@ async fn a_whole_meeting() {
         muted: false,
     })
     .await;
-    assert!(handle.may_be_heard(&aj.you));
+    assert!(handle.may_be_heard(&aj.you).await);
 
     // Remove Ben: he is told why and disconnected; he may come back by the link.
     fac.ok(C::Remove {

@@ -254,8 +254,8 @@ impl VoiceMember {
         lock(&self.errors).clone()
     }
 
-    /// Sends a message with a fresh request id and waits for the `ack` or `error` that answers it;
-    /// events read meanwhile are kept for [`VoiceMember::expect`].
+    /// Sends a message with a fresh request id and waits for the `ack`, `error` or `media_answer` that
+    /// answers it; events read meanwhile are kept for [`VoiceMember::expect`].
     pub async fn request(&mut self, msg: &ClientMsg) -> ServerMsg {
         let want = RequestId::Str(format!("test-{}", self.next_id));
         self.next_id += 1;
@@ -270,6 +270,7 @@ impl VoiceMember {
             match &m {
                 ServerMsg::Ack { id } if *id == want => return m,
                 ServerMsg::Error { id: Some(id), .. } if *id == want => return m,
+                ServerMsg::MediaAnswer { id: Some(id), .. } if *id == want => return m,
                 _ => self.inbox.push_back(m),
             }
         }

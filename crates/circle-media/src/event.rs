@@ -34,6 +34,8 @@ pub enum MediaEvent {
     LocalOffer {
         /// Whose connection is renegotiated.
         peer: PeerId,
+        /// Which of its sessions ([`crate::NewSession::session`]).
+        session: u64,
         /// The offer SDP.
         sdp: String,
     },
@@ -52,6 +54,15 @@ pub enum MediaEvent {
         peer: PeerId,
         /// Its new state.
         state: PeerState,
+    },
+    /// The SFU closed this peer on its own: the WebRTC stack failed (panicked) on its behalf, so its
+    /// state could not be trusted. Its session is gone (as after `close_peer`; its id may be added
+    /// again); the driver should tell its client to start a new one.
+    PeerLost {
+        /// Which peer.
+        peer: PeerId,
+        /// Which of its sessions ([`crate::NewSession::session`]).
+        session: u64,
     },
     /// The set of peers currently speaking in a group changed (sorted by id; empty: silence).
     ActiveSpeakers {

@@ -6,6 +6,7 @@
 //! waits on the driver, spawns nothing and allocates only what `rtc` needs per written packet (plus one
 //! small vector when the audio-level extension is forwarded).
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -77,9 +78,11 @@ impl Sfu {
             inbound.clear();
             return;
         };
+        // Subscribers whose WebRTC stack panicked on a write: closed once the loop is done.
+        let mut lost: Vec<PeerId> = Vec::new();
         for Inbound { packet, level } in inbound.drain(..) {
             for member in members {
-                if *member == publisher {
+                if *member == publisher || lost.contains(member) {
                     continue;
                 }
                 let Some(subscriber) = peers.get_mut(member) else {
@@ -114,19 +117,26 @@ impl Sfu {
                     payload: packet.payload.clone(),
                 };
                 let sender = sub.sender;
-                let written = subscriber
-                    .pc
-                    .rtp_sender(sender)
-                    .map(|mut s| s.write_rtp(now, out));
+                let written = catch_unwind(AssertUnwindSafe(|| {
+                    let written = subscriber
+                        .pc
+                        .rtp_sender(sender)
+                        .map(|mut s| s.write_rtp(now, out));
+                    flush_writes(subscriber, socket);
+                    written
+                }));
                 match written {
-                    Some(Ok(())) => stats.forwarded += 1,
-                    Some(Err(e)) => {
+                    Ok(Some(Ok(()))) => stats.forwarded += 1,
+                    Ok(Some(Err(e))) => {
                         tracing::trace!(peer = %subscriber.id, error = %e, "forward write failed");
                     }
-                    None => {}
+                    Ok(None) => {}
+                    Err(_) => lost.push(*member),
                 }
-                flush_writes(subscriber, socket);
             }
+        }
+        for id in lost {
+            self.lose_peer(id);
         }
     }
 }
@@ -135,6 +145,10 @@ impl Sfu {
 /// datagram, as the network would.
 pub(crate) fn flush_writes(peer: &mut Peer, socket: &tokio::net::UdpSocket) {
     use rtc::sansio::Protocol;
+    #[cfg(test)]
+    if peer.sabotaged {
+        panic!("test sabotage: the webrtc stack fails on {}", peer.id);
+    }
     while let Some(TaggedBytesMut {
         transport, message, ..
     }) = peer.pc.poll_write()

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::MediaError;
 use crate::event::IceCandidate;
@@ -20,18 +20,47 @@ type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
 /// What a handle asks of the SFU task.
 pub(crate) enum Command {
     AddPeer(PeerId, Reply<Gate>),
+    StartSession(SessionRequest, Reply<NewSession>),
     SetGroup(PeerId, Option<GroupId>, Reply<()>),
     HandleOffer(PeerId, String, Reply<String>),
     HandleAnswer(PeerId, String, Reply<()>),
     AddRemoteCandidate(PeerId, IceCandidate, Reply<()>),
     ClosePeer(PeerId, Reply<()>),
     Stats(oneshot::Sender<MediaStats>),
+    /// Test hook: make the WebRTC stack "panic" on this peer's every write.
+    #[cfg(test)]
+    Sabotage(PeerId),
+    /// Test hook: panic in the SFU task itself, outside any per-peer guard.
+    #[cfg(test)]
+    Crash,
+}
+
+/// What [`MediaHandle::start_session`] asks for.
+pub(crate) struct SessionRequest {
+    pub(crate) peer: PeerId,
+    pub(crate) offer: String,
+    pub(crate) group: Option<GroupId>,
+    pub(crate) may_be_heard: bool,
+}
+
+/// A fresh session, as [`MediaHandle::start_session`] made it.
+#[derive(Debug)]
+pub struct NewSession {
+    /// Its "may be heard" flag, set as asked.
+    pub gate: Gate,
+    /// The SFU's answer to the client's offer.
+    pub answer: String,
+    /// Which session of this peer it is: [`crate::MediaEvent::LocalOffer`] and
+    /// [`crate::MediaEvent::PeerLost`] carry it, so a driver can tell an event of this session from
+    /// one a replaced session of the same peer made just before it closed.
+    pub session: u64,
 }
 
 /// The publisher's "may be heard" flag. Closed (false) when a peer is added: members join muted.
 ///
 /// The packet path reads it for every packet; flipping it takes effect on the next packet, without a
-/// round trip through the SFU task. Cheap to clone; the room actor keeps one per participant.
+/// round trip through the SFU task. Cheap to clone; the room actor keeps one per voice session. The
+/// handle keeps no copy: [`MediaHandle::add_peer`] hands out the only one the driver gets.
 #[derive(Debug, Clone, Default)]
 pub struct Gate(Arc<AtomicBool>);
 
@@ -64,6 +93,10 @@ pub struct MediaStats {
     pub gated: u64,
     /// Events dropped because the driver's event receiver was full.
     pub events_dropped: u64,
+    /// Peers closed because the WebRTC stack panicked on their behalf ([`crate::MediaEvent::PeerLost`]).
+    pub lost: u64,
+    /// The most m-lines any live session has (bounded by its group's size, not its history).
+    pub max_mlines: usize,
 }
 
 /// A cloneable handle to the SFU task. All methods are requests to the task and return its answer.
@@ -73,13 +106,43 @@ pub struct MediaStats {
 pub struct MediaHandle {
     pub(crate) tx: mpsc::Sender<Command>,
     pub(crate) local_addr: SocketAddr,
-    pub(crate) gates: Arc<std::sync::Mutex<std::collections::HashMap<PeerId, Gate>>>,
+    /// Closed (its sender dropped) when the SFU task ends, however it ends: see
+    /// [`MediaHandle::is_running`].
+    pub(crate) running: watch::Receiver<()>,
 }
 
 impl MediaHandle {
     /// The address the UDP socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Whether the SFU task is still running. It stops when its socket fails, when it panics outside
+    /// the per-peer guards (a bug in this crate), or when every handle has been dropped; after that
+    /// every request fails with [`MediaError::Stopped`] and nobody has voice, so a server should
+    /// report itself not ready and exit (see [`MediaHandle::stopped`]).
+    pub fn is_running(&self) -> bool {
+        self.running.has_changed().is_ok()
+    }
+
+    /// Resolves once the SFU task has stopped (at once if it already has). For a supervisor:
+    /// `tokio::select!` on it next to the server's other work.
+    pub async fn stopped(&self) {
+        let mut running = self.running.clone();
+        // Nothing is ever sent: `changed` returns only with the error that says the task is gone.
+        while running.changed().await.is_ok() {}
+    }
+
+    /// Test hook: every later write for `peer` panics inside the SFU task.
+    #[cfg(test)]
+    pub(crate) async fn sabotage(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::Sabotage(peer)).await;
+    }
+
+    /// Test hook: the SFU task panics, as a bug outside the per-peer guards would make it.
+    #[cfg(test)]
+    pub(crate) async fn crash(&self) {
+        let _ = self.tx.send(Command::Crash).await;
     }
 
     async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, MediaError> {
@@ -91,11 +154,10 @@ impl MediaHandle {
         rx.await.map_err(|_| MediaError::Stopped)?
     }
 
-    /// Creates a peer, in no group, with its gate closed. Returns its gate.
+    /// Creates a peer, in no group, with its gate closed. Returns its gate, the one place the
+    /// driver opens and closes it.
     pub async fn add_peer(&self, peer: PeerId) -> Result<Gate, MediaError> {
-        let gate = self.request(|r| Command::AddPeer(peer, r)).await?;
-        self.gates_lock().insert(peer, gate.clone());
-        Ok(gate)
+        self.request(|r| Command::AddPeer(peer, r)).await
     }
 
     /// Moves a peer into a group (it hears and is heard by the group's other members) or out of any
@@ -105,12 +167,24 @@ impl MediaHandle {
         self.request(|r| Command::SetGroup(peer, group, r)).await
     }
 
-    /// Opens or closes a peer's gate; the same as [`Gate::set`] on the gate `add_peer` returned.
-    pub fn set_gate(&self, peer: PeerId, open: bool) -> Result<(), MediaError> {
-        let gates = self.gates_lock();
-        let gate = gates.get(&peer).ok_or(MediaError::UnknownPeer(peer))?;
-        gate.set(open);
-        Ok(())
+    /// Starts a fresh session for `peer` in one round trip: closes the one it has (if any), adds it
+    /// anew with its gate set to `may_be_heard`, puts it in `group`, and answers the client's
+    /// `offer` (mDNS candidates dropped). If the offer is refused, no session remains. Follow-up
+    /// offers come as events after the reply, as for [`MediaHandle::handle_offer`].
+    pub async fn start_session(
+        &self,
+        peer: PeerId,
+        offer: String,
+        group: Option<GroupId>,
+        may_be_heard: bool,
+    ) -> Result<NewSession, MediaError> {
+        let request = SessionRequest {
+            peer,
+            offer,
+            group,
+            may_be_heard,
+        };
+        self.request(|r| Command::StartSession(request, r)).await
     }
 
     /// Applies the client's offer (its first, or an ICE restart) and returns the SFU's answer SDP.
@@ -122,12 +196,14 @@ impl MediaHandle {
         self.request(|r| Command::HandleOffer(peer, sdp, r)).await
     }
 
-    /// Applies the client's answer to the SFU's last [`crate::MediaEvent::LocalOffer`].
+    /// Applies the client's answer to the SFU's last [`crate::MediaEvent::LocalOffer`] (mDNS candidates
+    /// dropped).
     pub async fn handle_answer(&self, peer: PeerId, sdp: String) -> Result<(), MediaError> {
         self.request(|r| Command::HandleAnswer(peer, sdp, r)).await
     }
 
-    /// Adds a trickled candidate from the client.
+    /// Adds a trickled candidate from the client. An mDNS one (`….local`) is accepted and dropped: the
+    /// SFU is ICE-lite and needs no client candidate, and would only try to resolve the name.
     pub async fn add_remote_candidate(
         &self,
         peer: PeerId,
@@ -140,9 +216,7 @@ impl MediaHandle {
     /// Closes a peer and frees everything it held: its connection, routes, group membership, tracks
     /// sent to others (they get a renegotiation offer).
     pub async fn close_peer(&self, peer: PeerId) -> Result<(), MediaError> {
-        let result = self.request(|r| Command::ClosePeer(peer, r)).await;
-        self.gates_lock().remove(&peer);
-        result
+        self.request(|r| Command::ClosePeer(peer, r)).await
     }
 
     /// Counts of live state.
@@ -153,11 +227,5 @@ impl MediaHandle {
             .await
             .map_err(|_| MediaError::Stopped)?;
         rx.await.map_err(|_| MediaError::Stopped)
-    }
-
-    fn gates_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<PeerId, Gate>> {
-        // A poisoned lock only means another thread panicked while inserting or removing a gate; the
-        // map itself is still consistent, so keep using it.
-        self.gates.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -63,16 +63,17 @@
 //! media.handle_answer(bob, bob_answer).await?;
 //!
 //! // A facilitator mutes Alice: her next packet is dropped, whatever her client does.
-//! alice_gate.set(false); // or media.set_gate(alice, false)
+//! alice_gate.set(false);
 //!
 //! // Alice leaves: everything of hers is freed; Bob gets an offer without her track.
 //! media.close_peer(alice).await?;
 //!
 //! while let Some(event) = events.recv().await {
 //!     match event {
-//!         MediaEvent::LocalOffer { peer, sdp } => { /* send to that client; answer -> handle_answer */ }
+//!         MediaEvent::LocalOffer { peer, sdp, .. } => { /* send to that client; answer -> handle_answer */ }
 //!         MediaEvent::LocalCandidate { peer, candidate } => { /* trickle to that client */ }
 //!         MediaEvent::PeerState { peer, state } => { /* Failed/Closed: close_peer or await resume */ }
+//!         MediaEvent::PeerLost { peer, .. } => { /* its session is gone: the client must offer anew */ }
 //!         MediaEvent::ActiveSpeakers { group, speakers } => { /* show who speaks */ }
 //!     }
 //! }
@@ -118,10 +119,12 @@
 //! crate (which `tracing-subscriber` picks up), and some of its *warnings* name remote addresses: add
 //! [`WEBRTC_LOG_DIRECTIVES`] to the server's `EnvFilter` to cap it at `error`.
 //!
-//! # Limitations
+//! # SDP size
 //!
-//! A removed subscription leaves an inactive m-line in that peer's SDP (transceivers are not recycled),
-//! so a long meeting with much coming and going grows each SDP by one short m-line per departure.
+//! Transceivers are reused (`Peer::subscribe_exactly`): a voice that leaves turns its m-line inactive,
+//! and once the client has answered that offer the next voice takes it. A session's m-line count is
+//! thus bounded by its group's size (one of its own plus at most three per other member), not by how
+//! often members came, went or restarted their sessions. [`MediaStats::max_mlines`] reports it.
 
 mod config;
 mod demux;
@@ -131,6 +134,7 @@ mod forward;
 mod handle;
 mod ids;
 mod peer;
+mod sdp;
 mod sfu;
 mod speaker;
 
@@ -143,7 +147,7 @@ use tokio::sync::mpsc;
 pub use config::MediaConfig;
 pub use error::MediaError;
 pub use event::{IceCandidate, MediaEvent, PeerState};
-pub use handle::{Gate, MediaHandle, MediaStats};
+pub use handle::{Gate, MediaHandle, MediaStats, NewSession};
 pub use ids::{GroupId, PeerId};
 
 /// `EnvFilter` directives that cap the webrtc-rs crates at `error`, whose warnings can carry remote
@@ -182,18 +186,30 @@ pub async fn spawn(
     let local_candidate = SocketAddr::new(ip, bound.port());
     let (command_tx, command_rx) = mpsc::channel(handle::COMMAND_CAPACITY);
     let (event_tx, event_rx) = mpsc::channel(sfu::EVENT_CAPACITY);
+    // The task owns the sender; it is dropped when the task ends, by return or by panic.
+    let (running_tx, running) = tokio::sync::watch::channel(());
     let sfu = sfu::Sfu::new(socket, local_candidate, config, command_rx, event_tx);
-    tokio::spawn(sfu.run());
+    tokio::spawn(async move {
+        let _running = running_tx;
+        sfu.run().await;
+    });
     tracing::info!(port = bound.port(), "media SFU listening");
     Ok((
         MediaHandle {
             tx: command_tx,
             local_addr: bound,
-            gates: Default::default(),
+            running,
         },
         event_rx,
     ))
 }
+
+// Lets the shared integration-test harness (`tests/common`) name this crate from unit tests too.
+#[cfg(test)]
+extern crate self as circle_media;
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_harness;
 
 #[cfg(test)]
 mod tests {

@@ -21,13 +21,12 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
-use rtc::rtp_transceiver::{
-    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
-};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection};
 
 use crate::error::MediaError;
 use crate::handle::Gate;
 use crate::ids::{GroupId, PeerId};
+use crate::sdp::without_mdns_candidates;
 use crate::speaker::{AUDIO_LEVEL_URI, LevelWindow};
 
 /// The Opus payload type the SFU offers (what browsers use too; an answer may pick another).
@@ -45,10 +44,14 @@ pub(crate) struct Publication {
     pub(crate) skipped: u16,
 }
 
-/// One publisher's audio sent to this peer: a sendonly transceiver of our own.
+/// One publisher's audio sent to this peer: a sending transceiver, reused from a voice that left when
+/// one is free (see [`Peer::subscribe_exactly`]).
 pub(crate) struct Subscription {
     /// The sender on this peer's connection.
     pub(crate) sender: RTCRtpSenderId,
+    /// Whether an offer that the client has (or will) see carried this track: only then must its end
+    /// be shown to the client before its transceiver may carry another voice.
+    pub(crate) offered: bool,
     /// The SSRC we send this publisher's audio with on this leg.
     pub(crate) ssrc: u32,
     /// The Opus payload type on this leg; `None` until the client answered the offer that added it.
@@ -61,6 +64,8 @@ pub(crate) struct Subscription {
 pub(crate) struct Peer {
     /// The driver's id for it (logs, events, msid of its tracks at others).
     pub(crate) id: PeerId,
+    /// Which session of this id it is: unique for the SFU's life, carried by its events.
+    pub(crate) session: u64,
     /// The webrtc-rs sans-IO connection: ICE, DTLS, SRTP, RTCP reports for this leg.
     pub(crate) pc: RTCPeerConnection,
     /// Our ICE username fragment: the demultiplexing key for this peer's first STUN request.
@@ -87,11 +92,18 @@ pub(crate) struct Peer {
     pub(crate) reported: Option<crate::PeerState>,
     /// Numbers the tracks we add, so track ids never repeat on this connection.
     track_serial: u64,
+    /// Transceivers of voices that left, still holding their sender so no new voice takes them
+    /// before the client has answered an offer showing them stopped; `true` once such an offer went.
+    retiring: Vec<(RTCRtpSenderId, bool)>,
+    /// Test hook: every write for this peer panics, as a bug in the WebRTC stack would.
+    #[cfg(test)]
+    pub(crate) sabotaged: bool,
 }
 
 impl Peer {
     pub(crate) fn new(
         id: PeerId,
+        session: u64,
         host_candidate: SocketAddr,
         now: Instant,
     ) -> Result<Peer, MediaError> {
@@ -156,6 +168,7 @@ impl Peer {
 
         Ok(Peer {
             id,
+            session,
             pc,
             ufrag,
             gate: Gate::default(),
@@ -169,6 +182,9 @@ impl Peer {
             next_timeout: None,
             reported: None,
             track_serial: 0,
+            retiring: Vec::new(),
+            #[cfg(test)]
+            sabotaged: false,
         })
     }
 
@@ -177,7 +193,8 @@ impl Peer {
         if self.offer_outstanding {
             return Err(MediaError::Glare(self.id));
         }
-        let offer = RTCSessionDescription::offer(sdp).map_err(MediaError::negotiation)?;
+        let offer = RTCSessionDescription::offer(without_mdns_candidates(&sdp))
+            .map_err(MediaError::negotiation)?;
         self.pc
             .set_remote_description(now, offer)
             .map_err(MediaError::negotiation)?;
@@ -206,6 +223,12 @@ impl Peer {
             .map_err(MediaError::webrtc)?;
         self.offer_outstanding = true;
         self.renegotiate = false;
+        for sub in self.subscriptions.values_mut() {
+            sub.offered = true;
+        }
+        for (_, shown) in &mut self.retiring {
+            *shown = true;
+        }
         Ok(Some(sdp))
     }
 
@@ -214,17 +237,39 @@ impl Peer {
         if !self.offer_outstanding {
             return Err(MediaError::NoOfferOutstanding(self.id));
         }
-        let answer = RTCSessionDescription::answer(sdp).map_err(MediaError::negotiation)?;
+        let answer = RTCSessionDescription::answer(without_mdns_candidates(&sdp))
+            .map_err(MediaError::negotiation)?;
         self.pc
             .set_remote_description(now, answer)
             .map_err(MediaError::negotiation)?;
         self.offer_outstanding = false;
+        self.free_retired()?;
         self.refresh_subscriptions();
         Ok(())
     }
 
-    /// Makes this peer receive exactly `publishers`: adds a sendonly track per new one, removes the
-    /// tracks of those gone. Marks the peer for renegotiation if anything changed.
+    /// Frees the transceivers whose stop the client has now answered: the next voice may take them.
+    fn free_retired(&mut self) -> Result<(), MediaError> {
+        let (shown, pending): (Vec<_>, Vec<_>) = self.retiring.drain(..).partition(|(_, s)| *s);
+        self.retiring = pending;
+        for (sender, _) in shown {
+            self.pc.remove_track(sender).map_err(MediaError::webrtc)?;
+        }
+        Ok(())
+    }
+
+    /// Makes this peer receive exactly `publishers`: a track per new one, the tracks of those gone
+    /// stopped. Marks the peer for renegotiation if anything changed.
+    ///
+    /// Transceivers are reused, so a session's m-line count follows the room's size, not its history
+    /// (a member re-offering again and again must not grow everyone else's SDP). A new voice takes a
+    /// free transceiver (`add_track` picks the first without a sender, which may be the client's own
+    /// m-line: it then carries audio both ways). A voice that leaves after the client saw its track
+    /// is first shown stopped (`retiring`); its transceiver is freed only once the client answered
+    /// that offer, so a browser always sees one track end before another starts on the same m-line
+    /// (a direct swap would fire no `track` event). One that left before any offer showed it is freed
+    /// at once. So each session has at most one m-line of its own plus three per other member (one
+    /// sending, two retiring), and usually one.
     pub(crate) fn subscribe_exactly(&mut self, publishers: &[PeerId]) -> Result<(), MediaError> {
         let gone: Vec<PeerId> = self
             .subscriptions
@@ -234,10 +279,7 @@ impl Peer {
             .collect();
         for publisher in gone {
             if let Some(sub) = self.subscriptions.remove(&publisher) {
-                // The transceiver stays (an inactive m-line); see the crate docs' limitations.
-                self.pc
-                    .remove_track(sub.sender)
-                    .map_err(MediaError::webrtc)?;
+                self.unsubscribe(sub)?;
                 self.renegotiate = true;
             }
         }
@@ -245,50 +287,67 @@ impl Peer {
             if publisher == self.id || self.subscriptions.contains_key(&publisher) {
                 continue;
             }
-            self.track_serial += 1;
-            let ssrc = rand::random::<u32>();
-            let track = MediaStreamTrack::new(
-                publisher.stream_id(),
-                format!("{}-audio-{}", publisher.stream_id(), self.track_serial),
-                format!("{publisher}"),
-                RtpCodecKind::Audio,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: opus_codec().rtp_codec,
-                    ..Default::default()
-                }],
-            );
-            let transceiver = self
-                .pc
-                .add_transceiver_from_track(
-                    track,
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Sendonly,
-                        streams: vec![],
-                        send_encodings: vec![],
-                    }),
-                )
-                .map_err(MediaError::webrtc)?;
-            let sender = self
-                .pc
-                .rtp_transceiver(transceiver)
-                .and_then(|t| t.sender())
-                .ok_or_else(|| MediaError::webrtc("new transceiver has no sender"))?;
-            self.subscriptions.insert(
-                publisher,
-                Subscription {
-                    sender,
-                    ssrc,
-                    payload_type: None,
-                    level_ext: None,
-                },
-            );
+            let sub = self.subscribe(publisher)?;
+            self.subscriptions.insert(publisher, sub);
             self.renegotiate = true;
         }
         Ok(())
+    }
+
+    /// Stops sending one voice (see [`Peer::subscribe_exactly`] for when its transceiver is free).
+    fn unsubscribe(&mut self, sub: Subscription) -> Result<(), MediaError> {
+        if !sub.offered {
+            return self.pc.remove_track(sub.sender).map_err(MediaError::webrtc);
+        }
+        let mut transceiver = self
+            .pc
+            .rtp_transceiver(sub.sender.into())
+            .ok_or_else(|| MediaError::webrtc("a subscription without its transceiver"))?;
+        let has_recv = transceiver.direction().has_recv();
+        transceiver.set_direction(RTCRtpTransceiverDirection::from_send_recv(false, has_recv));
+        self.retiring.push((sub.sender, false));
+        Ok(())
+    }
+
+    /// Starts sending one voice: a new track (new SSRC, new track id) on a free transceiver or a new
+    /// sendonly one.
+    fn subscribe(&mut self, publisher: PeerId) -> Result<Subscription, MediaError> {
+        self.track_serial += 1;
+        let ssrc = rand::random::<u32>();
+        let track = MediaStreamTrack::new(
+            publisher.stream_id(),
+            format!("{}-audio-{}", publisher.stream_id(), self.track_serial),
+            format!("{publisher}"),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: opus_codec().rtp_codec,
+                ..Default::default()
+            }],
+        );
+        let before = self.pc.get_transceivers().count();
+        let sender = self.pc.add_track(track).map_err(MediaError::webrtc)?;
+        if self.pc.get_transceivers().count() > before {
+            // `add_track` makes new transceivers sendrecv; ours only send.
+            if let Some(mut t) = self.pc.rtp_transceiver(sender.into()) {
+                t.set_direction(RTCRtpTransceiverDirection::Sendonly);
+            }
+        }
+        Ok(Subscription {
+            sender,
+            offered: false,
+            ssrc,
+            payload_type: None,
+            level_ext: None,
+        })
+    }
+
+    /// How many m-lines this peer's session has (for tests of the bound above).
+    pub(crate) fn mline_count(&mut self) -> usize {
+        self.pc.get_transceivers().count()
     }
 
     /// Reads the negotiated payload type and extension id of every subscription (after an exchange

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -21,9 +22,10 @@ use crate::demux::Routes;
 use crate::error::MediaError;
 use crate::event::{IceCandidate, MediaEvent, PeerState};
 use crate::forward::{Inbound, flush_writes, intake};
-use crate::handle::{Command, MediaStats};
+use crate::handle::{Command, MediaStats, NewSession, SessionRequest};
 use crate::ids::{GroupId, PeerId};
 use crate::peer::Peer;
+use crate::sdp::is_mdns_candidate;
 
 /// Events from the SFU task to the driver. Full (a driver that stopped reading): the event is dropped
 /// and counted in [`MediaStats::events_dropped`]; media never waits for the driver.
@@ -71,6 +73,8 @@ pub(crate) struct Sfu {
     pub(crate) stats: MediaStats,
     /// When active speakers are next evaluated.
     next_speaker_tick: Instant,
+    /// Sessions made so far: the last one's number ([`Peer::session`]).
+    sessions: u64,
 }
 
 impl Sfu {
@@ -97,6 +101,7 @@ impl Sfu {
             recv_buf: BytesMut::with_capacity(RECV_ARENA),
             stats: MediaStats::default(),
             next_speaker_tick,
+            sessions: 0,
         }
     }
 
@@ -123,8 +128,7 @@ impl Sfu {
         // Shutting down: close every connection (each client gets a DTLS close_notify) without the
         // renegotiations a one-by-one `close_peer` would make.
         for (_, mut peer) in self.peers.drain() {
-            let _ = peer.pc.close();
-            flush_writes(&mut peer, &self.socket);
+            close_connection(&mut peer, &self.socket);
         }
         tracing::debug!("media task stopped");
     }
@@ -157,9 +161,6 @@ impl Sfu {
                 continue;
             };
             let now = Instant::now();
-            let Some(peer) = self.peers.get_mut(&peer_id) else {
-                continue;
-            };
             let input = TaggedBytesMut {
                 now,
                 transport: TransportContext {
@@ -170,24 +171,10 @@ impl Sfu {
                 },
                 message: datagram,
             };
-            // Network input must never take the SFU down. Our code does not panic on it; should the
-            // WebRTC stack, only the peer whose datagram it was is lost (its connection state is
-            // suspect), not everyone's audio.
-            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                peer.pc.handle_read(input)
-            }));
-            match read {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(peer = %peer_id, error = %e, "datagram rejected"),
-                Err(_) => {
-                    tracing::error!(peer = %peer_id, "webrtc stack panicked on a datagram; closing the peer");
-                    self.close_peer(peer_id);
-                    self.emit(MediaEvent::PeerState {
-                        peer: peer_id,
-                        state: PeerState::Failed,
-                    });
-                    continue;
-                }
+            match self.guarded(peer_id, |peer| peer.pc.handle_read(input)) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => tracing::debug!(peer = %peer_id, error = %e, "datagram rejected"),
+                None => continue,
             }
             self.pump(peer_id, now);
         }
@@ -204,11 +191,13 @@ impl Sfu {
         );
         for i in 0..self.expired.len() {
             let id = self.expired[i];
-            if let Some(peer) = self.peers.get_mut(&id) {
-                if let Err(e) = peer.pc.handle_timeout(now) {
+            match self.guarded(id, |peer| peer.pc.handle_timeout(now)) {
+                Some(Ok(())) => self.pump(id, now),
+                Some(Err(e)) => {
                     tracing::debug!(peer = %id, error = %e, "timeout handling failed");
+                    self.pump(id, now);
                 }
-                self.pump(id, now);
+                None => {}
             }
         }
         if self.next_speaker_tick <= now {
@@ -222,36 +211,58 @@ impl Sfu {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        let mut outgoing = Vec::new();
-        // Events first (the track opens before its packets matter), then reads, then events the reads
-        // raised.
-        for _ in 0..2 {
-            while let Some(event) = peer.pc.poll_event() {
-                if let Some(e) = on_pc_event(peer, event) {
-                    outgoing.push(e);
-                }
-            }
-            while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
-                // RTCP was already consumed by this leg's interceptors (reports are per leg); data
-                // channel messages cannot occur (none negotiated).
-                if let RTCMessage::RtpPacket(_, packet) = message
-                    && let Some(inbound) = intake(
-                        peer,
-                        packet,
-                        self.config.speech_level_dbov,
-                        &mut self.stats.gated,
-                    )
-                {
-                    self.inbound.push(inbound);
-                }
-            }
-        }
-        flush_writes(peer, &self.socket);
-        peer.next_timeout = peer.pc.poll_timeout();
+        let Sfu {
+            socket,
+            config,
+            stats,
+            inbound,
+            ..
+        } = self;
+        let drained = catch_unwind(AssertUnwindSafe(|| {
+            drain(
+                peer,
+                socket,
+                config.speech_level_dbov,
+                &mut stats.gated,
+                inbound,
+            )
+        }));
+        let Ok(outgoing) = drained else {
+            self.inbound.clear();
+            self.lose_peer(id);
+            return;
+        };
         for event in outgoing {
             self.emit(event);
         }
         self.forward(id, now);
+    }
+
+    /// Runs `f` on peer `id`'s state, which calls into the WebRTC stack on behalf of that one peer
+    /// (with its SDP, candidates, datagrams, timers). `None`: no such peer, or `f` panicked, and then
+    /// the peer is closed and reported lost ([`Sfu::lose_peer`]): a panic one peer causes costs that
+    /// peer its session, never everyone's audio.
+    pub(crate) fn guarded<T>(&mut self, id: PeerId, f: impl FnOnce(&mut Peer) -> T) -> Option<T> {
+        let peer = self.peers.get_mut(&id)?;
+        match catch_unwind(AssertUnwindSafe(|| f(peer))) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                self.lose_peer(id);
+                None
+            }
+        }
+    }
+
+    /// Closes a peer whose connection state is suspect (the WebRTC stack panicked on its behalf) and
+    /// tells the driver, which must tell its client to start a new session.
+    pub(crate) fn lose_peer(&mut self, id: PeerId) {
+        tracing::error!(peer = %id, "the webrtc stack panicked on this peer's behalf; closing it");
+        self.stats.lost += 1;
+        let Some(session) = self.peers.get(&id).map(|p| p.session) else {
+            return;
+        };
+        self.close_peer(id);
+        self.emit(MediaEvent::PeerLost { peer: id, session });
     }
 
     fn emit(&mut self, event: MediaEvent) {
@@ -264,6 +275,17 @@ impl Sfu {
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
+            Command::StartSession(request, reply) => {
+                let id = request.peer;
+                let result = self.start_session(request, now);
+                let ok = result.is_ok();
+                // The answer goes out before any follow-up offer (see `MediaHandle::handle_offer`).
+                let _ = reply.send(result);
+                if ok {
+                    self.resubscribe(&[id], now);
+                }
+                self.pump(id, now);
+            }
             Command::AddPeer(id, reply) => {
                 let result = self.add_peer(id, now);
                 let _ = reply.send(result);
@@ -273,10 +295,9 @@ impl Sfu {
                 let _ = reply.send(result);
             }
             Command::HandleOffer(id, sdp, reply) => {
-                let result = match self.peers.get_mut(&id) {
-                    Some(peer) => peer.answer(sdp, now),
-                    None => Err(MediaError::UnknownPeer(id)),
-                };
+                let result = self
+                    .guarded(id, |peer| peer.answer(sdp, now))
+                    .unwrap_or(Err(MediaError::UnknownPeer(id)));
                 let ok = result.is_ok();
                 // The answer goes out before any follow-up offer (see `MediaHandle::handle_offer`).
                 let _ = reply.send(result);
@@ -286,28 +307,32 @@ impl Sfu {
                 self.pump(id, now);
             }
             Command::HandleAnswer(id, sdp, reply) => {
-                let result = match self.peers.get_mut(&id) {
-                    Some(peer) => peer.apply_answer(sdp, now),
-                    None => Err(MediaError::UnknownPeer(id)),
-                };
+                let result = self
+                    .guarded(id, |peer| peer.apply_answer(sdp, now))
+                    .unwrap_or(Err(MediaError::UnknownPeer(id)));
                 let _ = reply.send(result);
                 self.offer_if_due(id, now);
                 self.pump(id, now);
             }
+            // Accepted and dropped: see `sdp.rs`.
+            Command::AddRemoteCandidate(id, candidate, reply)
+                if is_mdns_candidate(&candidate.candidate) =>
+            {
+                let known = self.peers.contains_key(&id);
+                let _ = reply.send(known.then_some(()).ok_or(MediaError::UnknownPeer(id)));
+            }
             Command::AddRemoteCandidate(id, candidate, reply) => {
-                let result = match self.peers.get_mut(&id) {
-                    Some(peer) => peer
-                        .pc
-                        .add_remote_candidate(RTCIceCandidateInit {
-                            candidate: candidate.candidate,
-                            sdp_mid: candidate.sdp_mid,
-                            sdp_mline_index: candidate.sdp_mline_index,
-                            username_fragment: None,
-                            url: None,
-                        })
-                        .map_err(MediaError::negotiation),
-                    None => Err(MediaError::UnknownPeer(id)),
+                let init = RTCIceCandidateInit {
+                    candidate: candidate.candidate,
+                    sdp_mid: candidate.sdp_mid,
+                    sdp_mline_index: candidate.sdp_mline_index,
+                    username_fragment: None,
+                    url: None,
                 };
+                let result = self
+                    .guarded(id, |peer| peer.pc.add_remote_candidate(init))
+                    .unwrap_or(Err(rtc::shared::error::Error::ErrConnectionClosed))
+                    .map_err(MediaError::negotiation);
                 let _ = reply.send(result);
                 self.pump(id, now);
             }
@@ -319,12 +344,26 @@ impl Sfu {
                 };
                 let _ = reply.send(result);
             }
+            #[cfg(test)]
+            Command::Crash => panic!("test crash of the SFU task"),
+            #[cfg(test)]
+            Command::Sabotage(id) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.sabotaged = true;
+                }
+            }
             Command::Stats(reply) => {
                 let mut stats = self.stats;
                 stats.peers = self.peers.len();
                 stats.groups = self.groups.len();
                 stats.ufrag_routes = self.routes.ufrag_count();
                 stats.addr_routes = self.routes.addr_count();
+                stats.max_mlines = self
+                    .peers
+                    .values_mut()
+                    .map(Peer::mline_count)
+                    .max()
+                    .unwrap_or(0);
                 let _ = reply.send(stats);
             }
         }
@@ -334,13 +373,50 @@ impl Sfu {
         if self.peers.contains_key(&id) {
             return Err(MediaError::PeerExists(id));
         }
-        let peer = Peer::new(id, self.local_candidate, now)?;
+        let local = self.local_candidate;
+        self.sessions += 1;
+        let session = self.sessions;
+        let peer = catch_unwind(|| Peer::new(id, session, local, now))
+            .map_err(|_| MediaError::webrtc("the webrtc stack panicked building a connection"))??;
         let gate = peer.gate.clone();
         self.routes.add_peer(id, peer.ufrag.clone());
         self.peers.insert(id, peer);
         self.pump(id, now);
         tracing::debug!(peer = %id, "peer added");
         Ok(gate)
+    }
+
+    /// See [`crate::MediaHandle::start_session`].
+    fn start_session(
+        &mut self,
+        request: SessionRequest,
+        now: Instant,
+    ) -> Result<NewSession, MediaError> {
+        let SessionRequest {
+            peer: id,
+            offer,
+            group,
+            may_be_heard,
+        } = request;
+        self.close_peer(id);
+        let gate = self.add_peer(id, now)?;
+        gate.set(may_be_heard);
+        let session = self.sessions;
+        let answer = self.set_group(id, group, now).and_then(|()| {
+            self.guarded(id, |peer| peer.answer(offer, now))
+                .unwrap_or(Err(MediaError::UnknownPeer(id)))
+        });
+        match answer {
+            Ok(answer) => Ok(NewSession {
+                gate,
+                answer,
+                session,
+            }),
+            Err(e) => {
+                self.close_peer(id);
+                Err(e)
+            }
+        }
     }
 
     fn set_group(
@@ -383,7 +459,7 @@ impl Sfu {
     /// Brings each peer's received tracks in line with its group and offers where that changed.
     fn resubscribe(&mut self, ids: &[PeerId], now: Instant) {
         for &id in ids {
-            let Some(peer) = self.peers.get_mut(&id) else {
+            let Some(peer) = self.peers.get(&id) else {
                 continue;
             };
             if !peer.negotiated {
@@ -391,13 +467,17 @@ impl Sfu {
                 // matched against the m-lines of that first offer; `HandleOffer` resubscribes.
                 continue;
             }
-            let publishers: &[PeerId] = peer
+            let publishers = peer
                 .group
                 .and_then(|g| self.groups.get(&g))
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            if let Err(e) = peer.subscribe_exactly(publishers) {
-                tracing::warn!(peer = %id, error = %e, "could not update received tracks");
+                .cloned()
+                .unwrap_or_default();
+            match self.guarded(id, |peer| peer.subscribe_exactly(&publishers)) {
+                None => continue,
+                Some(Err(e)) => {
+                    tracing::warn!(peer = %id, error = %e, "could not update received tracks");
+                }
+                Some(Ok(())) => {}
             }
             self.offer_if_due(id, now);
             self.pump(id, now);
@@ -405,13 +485,14 @@ impl Sfu {
     }
 
     fn offer_if_due(&mut self, id: PeerId, now: Instant) {
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        match peer.offer_if_due(now) {
-            Ok(Some(sdp)) => self.emit(MediaEvent::LocalOffer { peer: id, sdp }),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(peer = %id, error = %e, "could not make an offer"),
+        match self.guarded(id, |peer| peer.offer_if_due(now).map(|o| (o, peer.session))) {
+            Some(Ok((Some(sdp), session))) => self.emit(MediaEvent::LocalOffer {
+                peer: id,
+                session,
+                sdp,
+            }),
+            Some(Ok((None, _))) | None => {}
+            Some(Err(e)) => tracing::warn!(peer = %id, error = %e, "could not make an offer"),
         }
     }
 
@@ -421,11 +502,7 @@ impl Sfu {
             return false;
         };
         self.routes.remove_peer(id, &peer.ufrag);
-        if let Err(e) = peer.pc.close() {
-            tracing::debug!(peer = %id, error = %e, "close failed");
-        }
-        // Lets the close reach the client at once (DTLS close_notify) rather than by ICE timeout.
-        flush_writes(&mut peer, &self.socket);
+        close_connection(&mut peer, &self.socket);
         drop(peer);
         let mut others = Vec::new();
         let groups: Vec<GroupId> = self.groups.keys().copied().collect();
@@ -462,6 +539,52 @@ impl Sfu {
             self.speakers.insert(group, speakers.clone());
             self.emit(MediaEvent::ActiveSpeakers { group, speakers });
         }
+    }
+}
+
+/// Drains one peer's connection (see [`Sfu::pump`]): events first (the track opens before its packets
+/// matter), then decrypted packets through the gate into `inbound`, then the events the reads raised;
+/// then its datagrams go out and its next timer is read. Returns the events for the driver.
+fn drain(
+    peer: &mut Peer,
+    socket: &UdpSocket,
+    speech_level_dbov: u8,
+    gated: &mut u64,
+    inbound: &mut Vec<Inbound>,
+) -> Vec<MediaEvent> {
+    let mut outgoing = Vec::new();
+    for _ in 0..2 {
+        while let Some(event) = peer.pc.poll_event() {
+            if let Some(e) = on_pc_event(peer, event) {
+                outgoing.push(e);
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
+            // RTCP was already consumed by this leg's interceptors (reports are per leg); data
+            // channel messages cannot occur (none negotiated).
+            if let RTCMessage::RtpPacket(_, packet) = message
+                && let Some(packet) = intake(peer, packet, speech_level_dbov, gated)
+            {
+                inbound.push(packet);
+            }
+        }
+    }
+    flush_writes(peer, socket);
+    peer.next_timeout = peer.pc.poll_timeout();
+    outgoing
+}
+
+/// Closes a peer's connection and sends what that makes (DTLS close_notify), so the client learns at
+/// once rather than by ICE timeout. A panic in the stack here only loses the goodbye.
+fn close_connection(peer: &mut Peer, socket: &UdpSocket) {
+    let closed = catch_unwind(AssertUnwindSafe(|| {
+        if let Err(e) = peer.pc.close() {
+            tracing::debug!(peer = %peer.id, error = %e, "close failed");
+        }
+        flush_writes(peer, socket);
+    }));
+    if closed.is_err() {
+        tracing::error!(peer = %peer.id, "the webrtc stack panicked closing this peer");
     }
 }
 
@@ -505,5 +628,62 @@ fn on_pc_event(peer: &mut Peer, event: RTCPeerConnectionEvent) -> Option<MediaEv
         }
         // Negotiation is decided by group membership (`Peer::renegotiate`), not by this event.
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::test_harness::{Harness, wait_for};
+    use crate::{GroupId, PeerId};
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_in_the_webrtc_stack_for_one_peer_closes_that_peer_only() {
+        let h = Harness::start().await;
+        let group = Some(GroupId(1));
+        let (a, b, c) = (PeerId(1), PeerId(2), PeerId(3));
+        let alice = h.join(a, group).await;
+        let bob = h.join(b, group).await;
+        let carol = h.join(c, group).await;
+        wait_for("all hear each other", WAIT, || {
+            alice.received_from(b) > 5 && bob.received_from(a) > 5 && alice.received_from(c) > 5
+        })
+        .await;
+
+        // From now on every write on Carol's connection panics, as a bug in the stack would: on
+        // her own timers and reads, and when the others' audio is forwarded to her.
+        h.sfu.sabotage(c).await;
+        wait_for("Carol reported lost", WAIT, || h.lost().contains(&c)).await;
+        let stats = h.sfu.stats().await.expect("the relay runs on");
+        assert_eq!((stats.peers, stats.lost), (2, 1));
+        assert!(h.sfu.is_running());
+
+        // Alice and Bob go on hearing each other.
+        let (ab, ba) = (alice.received_from(b), bob.received_from(a));
+        wait_for("Alice and Bob hear each other on", WAIT, || {
+            alice.received_from(b) > ab + 50 && bob.received_from(a) > ba + 50
+        })
+        .await;
+        carol.stop().await;
+        bob.stop().await;
+        alice.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_dead_relay_says_so() {
+        let (sfu, _events) = crate::spawn(crate::MediaConfig::loopback()).await.unwrap();
+        assert!(sfu.is_running());
+        sfu.crash().await;
+        tokio::time::timeout(WAIT, sfu.stopped())
+            .await
+            .expect("stopped() resolves once the task is gone");
+        assert!(!sfu.is_running());
+        assert!(matches!(
+            sfu.add_peer(PeerId(1)).await,
+            Err(crate::MediaError::Stopped)
+        ));
     }
 }

@@ -85,7 +85,7 @@ async fn closed_gate_is_never_forwarded_and_reopening_resumes() {
     let c = h.join(PeerId(3), Some(G)).await;
     all_hear_each_other(&[&a, &b, &c]).await;
 
-    h.sfu.set_gate(b.id, false).unwrap();
+    h.set_gate(b.id, false);
     // Packets forwarded just before the flip may still be in flight: wait for B to send a few more,
     // then take the baseline.
     let bs = &b;
@@ -112,7 +112,7 @@ async fn closed_gate_is_never_forwarded_and_reopening_resumes() {
     })
     .await;
 
-    h.sfu.set_gate(b.id, true).unwrap();
+    h.set_gate(b.id, true);
     let (a_s, c_s) = (&a, &c);
     wait_for("A and C hear B again", SETTLE, || {
         a_s.received_from(PeerId(2)) >= a_from_b + 25

@@ -62,7 +62,7 @@ async fn next_offer_for(events: &mut mpsc::Receiver<MediaEvent>, id: PeerId) -> 
     tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match events.recv().await.expect("events open") {
-                MediaEvent::LocalOffer { peer, sdp } if peer == id => return sdp,
+                MediaEvent::LocalOffer { peer, sdp, .. } if peer == id => return sdp,
                 _ => {}
             }
         }
@@ -143,4 +143,60 @@ async fn sfu_offers_on_group_change_and_wins_glare() {
     sfu.close_peer(y).await.unwrap();
     let offer = next_offer_for(&mut events, x).await;
     assert!(offer.contains("a=inactive") || offer.contains("a=recvonly"));
+}
+
+/// The m-lines of an SDP.
+fn mlines(sdp: &str) -> usize {
+    sdp.matches("\r\nm=").count()
+}
+
+/// Answers an offer from the SFU on a client connection and hands the answer to the SFU.
+async fn answer_offer(
+    sfu: &circle_media::MediaHandle,
+    id: PeerId,
+    pc: &mut RTCPeerConnection,
+    offer: String,
+) {
+    pc.set_remote_description(Instant::now(), RTCSessionDescription::offer(offer).unwrap())
+        .unwrap();
+    let answer = pc.create_answer(None).unwrap();
+    pc.set_local_description(Instant::now(), answer.clone())
+        .unwrap();
+    sfu.handle_answer(id, answer.sdp).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_member_coming_back_again_and_again_does_not_grow_the_others_sdp() {
+    let (sfu, mut events) = circle_media::spawn(MediaConfig::loopback()).await.unwrap();
+    let (x, y) = (PeerId(1), PeerId(2));
+    let group = Some(GroupId(1));
+    let mut x_pc = client_pc();
+    sfu.add_peer(x).await.unwrap();
+    first_exchange(&sfu, x, &mut x_pc).await;
+    sfu.set_group(x, group).await.unwrap();
+    let mut most = 0;
+    // Y starts a fresh session thirty times (as each `media_offer` does); X answers every offer.
+    for round in 1..=30u64 {
+        if round > 1 {
+            sfu.close_peer(y).await.unwrap();
+        }
+        let mut y_pc = client_pc();
+        sfu.add_peer(y).await.unwrap();
+        first_exchange(&sfu, y, &mut y_pc).await;
+        sfu.set_group(y, group).await.unwrap();
+        // X's offers until one sends this round's track of Y.
+        let track = format!("{}-audio-{round}\r\n", y.stream_id());
+        loop {
+            let offer = next_offer_for(&mut events, x).await;
+            most = most.max(mlines(&offer));
+            let done = offer.contains(&track);
+            answer_offer(&sfu, x, &mut x_pc, offer).await;
+            if done {
+                break;
+            }
+        }
+    }
+    // One m-line of X's own, and for Y one sending plus at most two being retired.
+    assert!(most <= 4, "X's offers grew to {most} m-lines");
+    assert!(sfu.stats().await.unwrap().max_mlines <= 4);
 }

@@ -75,6 +75,51 @@ impl Room {
         }
     }
 
+    /// Tells everyone admitted who is speaking now (the relay's active speakers, as participants).
+    ///
+    /// Everyone hears everyone who may be heard, but under roster privacy a member is told only of
+    /// the speakers they may see (facilitators, themselves) and of the floor holder, whose name the
+    /// floor already shows; facilitators get the whole list. Without roster privacy it is one
+    /// message to everyone admitted. Ids the room does not know, or who are not admitted, are left
+    /// out.
+    pub fn announce_speakers(&mut self, speaking: &[ParticipantId]) {
+        let speaking: Vec<ParticipantId> = speaking
+            .iter()
+            .filter(|id| self.participants.get(*id).is_some_and(|p| p.admitted))
+            .cloned()
+            .collect();
+        if !self.settings.roster_privacy {
+            self.send(
+                Audience::Admitted,
+                ServerMsg::Speakers {
+                    participants: speaking,
+                },
+            );
+            return;
+        }
+        let floor = self.floor.as_ref().map(|f| f.speaker.clone());
+        for viewer_id in self.recipients(&Audience::Admitted) {
+            let Some(viewer) = self.participants.get(&viewer_id) else {
+                continue;
+            };
+            let participants = speaking
+                .iter()
+                .filter(|s| {
+                    floor.as_ref() == Some(*s)
+                        || self
+                            .participants
+                            .get(*s)
+                            .is_some_and(|subject| self.sees(viewer, &viewer_id, subject, s))
+                })
+                .cloned()
+                .collect();
+            self.send(
+                Audience::One(viewer_id),
+                ServerMsg::Speakers { participants },
+            );
+        }
+    }
+
     /// The public view of one participant. Panics never: a missing id yields a placeholder.
     pub(crate) fn view_of(&self, id: &ParticipantId) -> ParticipantView {
         match self.participants.get(id) {

@@ -44,6 +44,8 @@ impl Rng {
 struct ClientView {
     room: RoomSnapshot,
     heard: bool,
+    /// The last `speakers` list it was told.
+    speakers: Option<Vec<ParticipantId>>,
 }
 
 impl ClientView {
@@ -75,6 +77,7 @@ impl ClientView {
             ServerMsg::ChatDeleted { message } => self.room.chat.retain(|m| m.id != *message),
             ServerMsg::Settings { settings } => self.room.settings = settings.clone(),
             ServerMsg::Hearing { may_be_heard } => self.heard = *may_be_heard,
+            ServerMsg::Speakers { participants } => self.speakers = Some(participants.clone()),
             _ => {}
         }
     }
@@ -287,6 +290,10 @@ impl Run {
                     }
                 }
             }
+            6 => {
+                self.speakers_step();
+                return;
+            }
             4 | 5 => {
                 let ms = self.rng.below(25_000) as u64;
                 let until = self.sim.now + ms;
@@ -315,6 +322,43 @@ impl Run {
             }
         }
         self.deliver();
+    }
+
+    /// The relay reports some people speaking (anyone who ever joined, present or not); each
+    /// admitted client is told exactly the speakers its roster shows, plus the floor holder.
+    fn speakers_step(&mut self) {
+        let speaking: Vec<ParticipantId> = self
+            .ever
+            .iter()
+            .filter(|_| self.rng.chance(40))
+            .cloned()
+            .collect();
+        for view in self.clients.values_mut() {
+            view.speakers = None;
+        }
+        self.sim.room.announce_speakers(&speaking);
+        self.sim.pump();
+        self.deliver();
+        for (id, view) in &self.clients {
+            let admitted = self.sim.room.role_of(id).is_some() && !self.sim.room.is_waiting(id);
+            let Some(told) = &view.speakers else {
+                assert!(!admitted, "{id} is admitted and was not told who speaks");
+                continue;
+            };
+            assert!(admitted, "{id} waits, yet was told who speaks");
+            let floor = view.room.floor.speaker.as_ref().map(|s| &s.participant);
+            let expected: Vec<ParticipantId> = speaking
+                .iter()
+                .filter(|s| {
+                    let admitted =
+                        self.sim.room.role_of(s).is_some() && !self.sim.room.is_waiting(s);
+                    admitted
+                        && (view.room.participants.iter().any(|p| &p.id == *s) || floor == Some(*s))
+                })
+                .cloned()
+                .collect();
+            assert_eq!(told, &expected, "{id}: speakers");
+        }
     }
 
     fn check(&self, step: usize) {
@@ -369,6 +413,7 @@ fn empty_view() -> ClientView {
             chat: Vec::new(),
         },
         heard: false,
+        speakers: None,
     }
 }
 

@@ -61,6 +61,15 @@ pub enum Outbound {
     CloseCode(u16, &'static str),
 }
 
+/// Why a frame could not be queued for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The queue is full: the client is not reading fast enough.
+    Full,
+    /// The connection is already over (the client closed it, or it failed).
+    Gone,
+}
+
 /// The room's end of a connection: its outbound queue and a way to close it.
 #[derive(Clone, Debug)]
 pub struct Conn {
@@ -75,9 +84,12 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Queues a frame without waiting; an error means the queue is full or the connection gone.
-    pub fn try_push(&self, frame: Outbound) -> Result<(), ()> {
-        self.tx.try_send(frame).map_err(|_| ())
+    /// Queues a frame without waiting.
+    pub fn try_push(&self, frame: Outbound) -> Result<(), PushError> {
+        self.tx.try_send(frame).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => PushError::Full,
+            mpsc::error::TrySendError::Closed(_) => PushError::Gone,
+        })
     }
 
     /// Closes the connection for `reason`: after what is queued if there is room, at once if not.

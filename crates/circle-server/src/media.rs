@@ -79,6 +79,21 @@ impl Media {
         Ok(media)
     }
 
+    /// Whether the relay's task is still running. When it is not, no voice session can be started or
+    /// kept: readiness (`/readyz`) should fail and the process should exit non-zero so that its
+    /// supervisor restarts it (wait on [`Media::relay_stopped`]). A panic caused by one peer does not
+    /// stop the relay (it closes that peer only), so this turns false only on a bug in the relay
+    /// itself or a failed UDP socket.
+    pub fn relay_alive(&self) -> bool {
+        self.handle.is_running()
+    }
+
+    /// Resolves when the relay's task has ended (at once if it already has). The relay ends on its
+    /// own only when it fails (see [`Media::relay_alive`]); this `Media` keeps it running otherwise.
+    pub async fn relay_stopped(&self) {
+        self.handle.stopped().await;
+    }
+
     /// The UDP address the relay listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.local_addr()
@@ -121,7 +136,8 @@ async fn route_events(
         let to = match &event {
             MediaEvent::LocalOffer { peer, .. }
             | MediaEvent::LocalCandidate { peer, .. }
-            | MediaEvent::PeerState { peer, .. } => peers.get(peer).map(|r| r.value().clone()),
+            | MediaEvent::PeerState { peer, .. }
+            | MediaEvent::PeerLost { peer, .. } => peers.get(peer).map(|r| r.value().clone()),
             MediaEvent::ActiveSpeakers { group, .. } => {
                 groups.get(group).map(|r| r.value().clone())
             }

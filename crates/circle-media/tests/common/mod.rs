@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use circle_media::{GroupId, MediaConfig, MediaEvent, MediaHandle, PeerId, PeerState};
+use circle_media::{Gate, GroupId, MediaConfig, MediaEvent, MediaHandle, PeerId, PeerState};
 use circle_rtc_client::AudioPeer;
 use tokio::sync::mpsc;
 
@@ -53,6 +53,9 @@ pub struct Harness {
     offers: Arc<Mutex<HashMap<PeerId, mpsc::UnboundedSender<String>>>>,
     pub states: Arc<Mutex<HashMap<PeerId, PeerState>>>,
     pub speakers: Arc<Mutex<HashMap<GroupId, Vec<PeerId>>>>,
+    lost: Arc<Mutex<Vec<PeerId>>>,
+    /// The gate of each peer `join` added.
+    gates: Mutex<HashMap<PeerId, Gate>>,
 }
 
 impl Harness {
@@ -64,11 +67,17 @@ impl Harness {
         let offers: Arc<Mutex<HashMap<PeerId, mpsc::UnboundedSender<String>>>> = Default::default();
         let states: Arc<Mutex<HashMap<PeerId, PeerState>>> = Default::default();
         let speakers: Arc<Mutex<HashMap<GroupId, Vec<PeerId>>>> = Default::default();
-        let (o, s, sp) = (offers.clone(), states.clone(), speakers.clone());
+        let lost: Arc<Mutex<Vec<PeerId>>> = Default::default();
+        let (o, s, sp, l) = (
+            offers.clone(),
+            states.clone(),
+            speakers.clone(),
+            lost.clone(),
+        );
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
-                    MediaEvent::LocalOffer { peer, sdp } => {
+                    MediaEvent::LocalOffer { peer, sdp, .. } => {
                         if let Some(tx) = o.lock().unwrap().get(&peer) {
                             let _ = tx.send(sdp);
                         }
@@ -79,6 +88,7 @@ impl Harness {
                     MediaEvent::ActiveSpeakers { group, speakers } => {
                         sp.lock().unwrap().insert(group, speakers);
                     }
+                    MediaEvent::PeerLost { peer, .. } => l.lock().unwrap().push(peer),
                     MediaEvent::LocalCandidate { .. } => {}
                 }
             }
@@ -88,7 +98,19 @@ impl Harness {
             offers,
             states,
             speakers,
+            lost,
+            gates: Mutex::default(),
         }
+    }
+
+    /// Opens or closes the gate of a peer `join` added.
+    pub fn set_gate(&self, id: PeerId, open: bool) {
+        self.gates.lock().unwrap()[&id].set(open);
+    }
+
+    /// Peers the SFU reported lost (`MediaEvent::PeerLost`), in order.
+    pub fn lost(&self) -> Vec<PeerId> {
+        self.lost.lock().unwrap().clone()
     }
 
     pub fn state(&self, peer: PeerId) -> Option<PeerState> {
@@ -99,6 +121,7 @@ impl Harness {
     pub async fn join(&self, id: PeerId, group: Option<GroupId>) -> Client {
         let gate = self.sfu.add_peer(id).await.expect("add_peer");
         gate.set(true);
+        self.gates.lock().unwrap().insert(id, gate);
         self.sfu.set_group(id, group).await.expect("set_group");
         let client = self.connect(id).await;
         let sfu_state = self.states.clone();
