@@ -2,7 +2,10 @@
 //! Prometheus text format. It does not count against the public connection cap, so the numbers can
 //! be read while the public port is full.
 //!
-//! The gauges here are the listener's own; nothing in them names a person, an address or a room.
+//! The first lines are this server's own gauges (connections, rooms, draining); then everything
+//! recorded in the process through the `metrics` facade (`metrics::counter!` and the like), which the
+//! Prometheus recorder installed here collects. Nothing in them may name a person, an address or a
+//! room.
 
 use crate::AppState;
 use axum::{
@@ -12,10 +15,23 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use std::fmt::Write;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::{fmt::Write, sync::OnceLock};
 
-/// The admin routes.
+/// The process's `metrics` recorder, installed by the first server that has an admin listener.
+/// `None` if the process had installed another recorder first.
+static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The Prometheus recorder, installed on first use.
+pub fn recorder() -> Option<&'static PrometheusHandle> {
+    RECORDER
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .as_ref()
+}
+
+/// The admin routes. Installs the process's metrics recorder (once).
 pub fn router(state: AppState) -> Router {
+    let _ = recorder();
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)

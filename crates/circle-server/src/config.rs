@@ -465,6 +465,11 @@ impl Config {
         if !c.same_origin {
             if let Some(why) = http_url_problem(&c.url) {
                 p.push(format!("client.url {:?} {why}", c.url));
+            } else if serves_client && tls && c.url.starts_with("http://") {
+                p.push(format!(
+                    "client.url {:?} is http:// but the client is served with [tls]: use https://",
+                    c.url
+                ));
             } else if serves_client && c.listen.ip().is_unspecified() && is_loopback_url(&c.url) {
                 p.push(format!(
                     "client.listen {} is on all interfaces but client.url {:?} is this machine \
@@ -629,6 +634,20 @@ mod tests {
         assert!(
             e.0[1].starts_with("tls: cannot read /nonexistent/cert.pem"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_client_served_over_tls_needs_an_https_link() {
+        let mut c = Config::default();
+        c.client.serve_dir = env!("CARGO_MANIFEST_DIR").into();
+        c.tls.cert = "/nonexistent/cert.pem".into();
+        c.tls.key = "/nonexistent/key.pem".into();
+        let e = c.validate().expect_err("refused");
+        assert_eq!(
+            e.0[0],
+            "client.url \"http://127.0.0.1:8080\" is http:// but the client is served with [tls]: \
+             use https://"
         );
     }
 

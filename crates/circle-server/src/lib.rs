@@ -156,14 +156,18 @@ impl AppState {
         self.drain.is_cancelled()
     }
 
-    /// Whether the voice relay answers (within [`RELAY_PROBE_TIMEOUT`]); `true` when it is off.
+    /// Whether the voice relay runs and answers (within [`RELAY_PROBE_TIMEOUT`]: a relay whose task
+    /// lives but is stuck counts as dead too); `true` when voice is off.
     pub async fn relay_alive(&self) -> bool {
         match &self.media {
             None => true,
-            Some(m) => matches!(
-                tokio::time::timeout(RELAY_PROBE_TIMEOUT, m.handle.stats()).await,
-                Ok(Ok(_))
-            ),
+            Some(m) => {
+                m.relay_alive()
+                    && matches!(
+                        tokio::time::timeout(RELAY_PROBE_TIMEOUT, m.handle.stats()).await,
+                        Ok(Ok(_))
+                    )
+            }
         }
     }
 

@@ -164,19 +164,32 @@ fn stopping() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Resolves once the voice relay has failed [`RELAY_FAILURES_TO_EXIT`] checks in a row.
+/// Resolves once the voice relay has stopped (its task ended), or has failed
+/// [`RELAY_FAILURES_TO_EXIT`] checks in a row (its task lives but does not answer). Never resolves
+/// when voice is off.
 async fn watch_relay(running: &Running) {
+    let Some(media) = running.state.media.as_ref() else {
+        return std::future::pending().await;
+    };
+    let stopped = media.relay_stopped();
+    tokio::pin!(stopped);
     let mut failures = 0;
     let mut tick = tokio::time::interval(RELAY_WATCH_EVERY);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = &mut stopped => {
+                tracing::error!("the voice relay stopped: exiting so that a supervisor restarts");
+                return;
+            }
+            _ = tick.tick() => {}
+        }
         if running.state.relay_alive().await {
             failures = 0;
         } else {
             failures += 1;
             tracing::warn!(failures, "the voice relay does not answer");
             if failures >= RELAY_FAILURES_TO_EXIT {
-                tracing::error!("the voice relay is dead: stopping so that a supervisor restarts");
+                tracing::error!("the voice relay is stuck: exiting so that a supervisor restarts");
                 return;
             }
         }

@@ -226,9 +226,9 @@ fn start_limited(
             let _ = tx.send(line);
         }
     });
-    // "Circle server on http://127.0.0.1:PORT; web client expected at …"
+    // "Circle server on http(s)://127.0.0.1:PORT; web client expected at …"
     let addr = rx.recv_timeout(WAIT).ok().and_then(|line| {
-        let rest = line.split("http://").nth(1)?;
+        let rest = line.split("://").nth(1)?;
         rest.split(';').next()?.parse().ok()
     });
     (child, addr)
@@ -409,4 +409,111 @@ fn first_line_readyz(addr: std::net::SocketAddr) -> Option<String> {
         .lines()
         .next()
         .map(str::to_owned)
+}
+
+/// A CA made for one test, and `localhost` certificates it signs.
+struct TestCa {
+    params: rcgen::CertificateParams,
+    key: rcgen::KeyPair,
+    der: rustls::pki_types::CertificateDer<'static>,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let der = params.self_signed(&key).expect("CA").der().clone();
+        Self { params, key, der }
+    }
+
+    /// Writes a new `localhost` pair to `cert` and `key` (write, then rename); its DER certificate.
+    fn issue(
+        &self,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> rustls::pki_types::CertificateDer<'static> {
+        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("leaf params");
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        let leaf = params.signed_by(&leaf_key, &issuer).expect("leaf");
+        for (path, text) in [(cert, leaf.pem()), (key, leaf_key.serialize_pem())] {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, text).expect("write");
+            std::fs::rename(&tmp, path).expect("rename");
+        }
+        leaf.der().clone()
+    }
+
+    /// The certificate `addr` presents to a client trusting only this CA.
+    fn presented(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> Option<rustls::pki_types::CertificateDer<'static>> {
+        use std::io::Write;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.der.clone()).ok()?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").ok()?;
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).ok()?;
+        let mut sock = std::net::TcpStream::connect_timeout(&addr, WAIT).ok()?;
+        sock.set_read_timeout(Some(WAIT)).ok()?;
+        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+        tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+            .ok()?;
+        conn.peer_certificates()?.first().cloned()
+    }
+}
+
+#[test]
+fn sighup_reloads_a_renewed_certificate() {
+    let dir = std::env::temp_dir().join(format!("circle-sighup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ca = TestCa::new();
+    let first = ca.issue(&cert, &key);
+    let mut env = FREE_PORTS.to_vec();
+    let (cert_s, key_s) = (cert.display().to_string(), key.display().to_string());
+    env.push(("CIRCLE_MEDIA__ENABLED", "false"));
+    env.push(("CIRCLE_TLS__CERT", &cert_s));
+    env.push(("CIRCLE_TLS__KEY", &key_s));
+    // No polling within the test's time: only SIGHUP can bring the new certificate in.
+    env.push(("CIRCLE_TLS__WATCH_SECS", "3600"));
+    let (mut child, addr) = start_limited(8192, &env);
+    let result = addr.map(|addr| {
+        let before = ca.presented(addr);
+        let second = ca.issue(&cert, &key);
+        let still_first = ca.presented(addr);
+        let _ = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + WAIT;
+        let after = loop {
+            let got = ca.presented(addr);
+            if got.as_ref() == Some(&second) || std::time::Instant::now() >= deadline {
+                break got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (before, still_first, after, second)
+    });
+    let running = child.try_wait().expect("wait").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (before, still_first, after, second) = result.expect("circle started with TLS");
+    assert_eq!(before.as_ref(), Some(&first));
+    assert_eq!(still_first.as_ref(), Some(&first), "reloaded before SIGHUP");
+    assert_eq!(
+        after.as_ref(),
+        Some(&second),
+        "SIGHUP did not bring the new certificate"
+    );
+    assert!(running, "SIGHUP stopped the server");
 }
