@@ -86,6 +86,11 @@ pub struct SoakArgs {
     /// The server's grace period for a dropped connection, in seconds (`[rooms] grace_secs`).
     #[arg(long, default_value_t = 10)]
     grace_secs: u64,
+    /// Room chat messages each room keeps for late joiners (`[rooms] chat_history`). Small, so the
+    /// churn fills every room's history during the warm-up: a history filling up is growth by
+    /// design, not a leak, and would otherwise show as one.
+    #[arg(long, default_value_t = 20)]
+    chat_history: u64,
     /// Seconds between progress reports.
     #[arg(long, default_value_t = 30)]
     report_secs: u64,
@@ -135,13 +140,58 @@ impl Resources {
 
     fn line(&self) -> String {
         format!(
-            "RSS {}, fds {}, threads {}, rooms {}",
+            "RSS {} MiB, fds {}, threads {}, rooms {}",
             mib(self.rss),
             self.fds,
             self.threads,
             self.rooms
         )
     }
+}
+
+/// Datagrams the kernel dropped for want of receive-buffer room, summed over the UDP sockets of
+/// `/proc/net/udp` that `pick(local port, inode)` selects. A closed socket's count is gone, so read
+/// it while the socket is open.
+fn udp_drops(pick: impl Fn(u16, u64) -> bool) -> u64 {
+    let Ok(table) = std::fs::read_to_string("/proc/net/udp") else {
+        return 0;
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            let inode: u64 = f.get(9)?.parse().ok()?;
+            let drops: u64 = f.get(12)?.parse().ok()?;
+            pick(port, inode).then_some(drops)
+        })
+        .sum()
+}
+
+/// The inodes of a process's open sockets.
+fn socket_inodes(pid: u32) -> Vec<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let link = std::fs::read_link(e.ok()?.path()).ok()?;
+        let link = link.to_str()?;
+        link.strip_prefix("socket:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    })
+    .collect()
+}
+
+/// Kernel drops at the server's UDP sockets (the voice relay) and at the canary listener's.
+fn canary_drops(server_pid: u32, listener: &Session) -> (u64, u64) {
+    let inodes = socket_inodes(server_pid);
+    let server = udp_drops(|_, inode| inodes.contains(&inode));
+    let port = listener.peer.as_ref().map(|p| p.local_addr().port());
+    let listener = udp_drops(|p, _| Some(p) == port);
+    (server, listener)
 }
 
 /// Everything the churn shares.
@@ -177,11 +227,12 @@ pub async fn run(a: SoakArgs) -> Result<()> {
     let env = [
         ("CIRCLE_ROOMS__GRACE_SECS", a.grace_secs.to_string()),
         ("CIRCLE_ROOMS__MAX_ROOMS", (a.rooms + 10).to_string()),
+        ("CIRCLE_ROOMS__CHAT_HISTORY", a.chat_history.to_string()),
     ];
     let server = ServerChild::start(a.server_bin.as_deref(), &env).await?;
     let ws_url = format!("{}/ws", server.base.replacen("http", "ws", 1));
     println!(
-        "soak: {} min of churn ({} min warm-up): {} joins/s into {} rooms, stays {}-{} s, {:.0} % with voice; grace {} s; server pid {}",
+        "soak: {} min of churn ({} min warm-up): {} joins/s into {} rooms, stays {}-{} s, {:.0} % with voice; grace {} s, chat history {}; server pid {}",
         a.minutes,
         a.warmup_minutes,
         a.join_rate,
@@ -190,6 +241,7 @@ pub async fn run(a: SoakArgs) -> Result<()> {
         a.max_stay,
         a.voice_share * 100.0,
         a.grace_secs,
+        a.chat_history,
         server.pid()
     );
 
@@ -233,6 +285,7 @@ pub async fn run(a: SoakArgs) -> Result<()> {
             .await?;
     }
     let (sent0, recv0) = canary_barrier(&mut speaker, &mut listener, &stream, &counters).await?;
+    let drops0 = canary_drops(server.pid(), &listener);
     let start = Resources::read(&server).await?;
     println!("start (canary in, no churn yet): {}", start.line());
 
@@ -270,6 +323,8 @@ pub async fn run(a: SoakArgs) -> Result<()> {
     let (mut listener, listener_err) = listener_task.await?;
     let (mut speaker, chat_sent, speaker_err) = speaker_task.await?;
     let (sent1, recv1) = canary_barrier(&mut speaker, &mut listener, &stream, &counters).await?;
+    let drops1 = canary_drops(server.pid(), &listener);
+    let peak = server.peak_rss_bytes()?;
     let sent = sent1 - sent0;
     let received = recv1 - recv0;
     let lost = sent.saturating_sub(received);
@@ -311,7 +366,13 @@ pub async fn run(a: SoakArgs) -> Result<()> {
             .map(|e| format!("; speaker: {e}"))
             .unwrap_or_default(),
     );
+    println!(
+        "  datagrams dropped by the kernel for a full receive buffer meanwhile: {} at the server's UDP sockets (all voice, not only the canary's), {} at the canary listener's",
+        drops1.0.saturating_sub(drops0.0),
+        drops1.1.saturating_sub(drops0.1)
+    );
     println!("canary error replies: {}", counters.errors_line());
+    println!("server peak RSS (VmHWM): {} MiB", mib(peak));
     println!();
     println!("start:          {}", start.line());
     println!("after warm-up:  {}", baseline.line());
