@@ -69,8 +69,9 @@ soak-short:
 ## random cases (docs/ROBUSTNESS.md).
 FUZZ_MINUTES ?= 10
 fuzz-long:
-	$(CARGO) build --release -p circle-server -p circle-room --tests
-	set -e; for t in "circle-server fuzz_wire 20000" "circle-room fuzz_room 2000"; do \
+	$(CARGO) test --release --no-run -p circle-server --test fuzz_wire
+	$(CARGO) test --release --no-run -p circle-room --test fuzz_room
+	set -e; for t in "circle-server fuzz_wire 20000" "circle-room fuzz_room 1000"; do \
 	  set -- $$t; end=$$((SECONDS + $(FUZZ_MINUTES) * 60)); batches=0; \
 	  while [ $$SECONDS -lt $$end ]; do \
 	    if ! PROPTEST_CASES=$$3 taskset -c 1 $(CARGO) test -q --release -p $$1 --test $$2 -- --test-threads 1 \
