@@ -102,6 +102,12 @@ impl ServerChild {
         proc_status_kib(self.pid(), "VmRSS:").map(|k| k * 1024)
     }
 
+    /// Anonymous resident memory now (`RssAnon`: heap and stacks, what a leak grows; the rest of
+    /// `VmRSS` is mostly the binary's code, paged in as code paths are first used), in bytes.
+    pub fn rss_anon_bytes(&self) -> Result<u64> {
+        proc_status_kib(self.pid(), "RssAnon:").map(|k| k * 1024)
+    }
+
     /// Peak resident set size so far (`VmHWM`), in bytes.
     pub fn peak_rss_bytes(&self) -> Result<u64> {
         proc_status_kib(self.pid(), "VmHWM:").map(|k| k * 1024)
