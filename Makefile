@@ -56,3 +56,32 @@ bench-chat:
 bench-idle:
 	$(CARGO) build --release -p circle-bench -p circle-server
 	ulimit -n 32768 2>/dev/null || true; ./target/release/circle-load idle --sessions 10000
+
+.PHONY: soak soak-short fuzz-long
+
+## Soak (docs/ROBUSTNESS.md): 60 minutes of churn with voice against the release server and a canary
+## meeting; prints server memory, descriptors and threads at quiet points and PASS/FAIL.
+soak:
+	$(CARGO) build --release -p circle-bench -p circle-server
+	ulimit -n 32768 2>/dev/null || true; ./target/release/circle-load soak --minutes 60
+
+## The same for 5 minutes (1 minute of warm-up), to check the soak itself works.
+soak-short:
+	$(CARGO) build --release -p circle-bench -p circle-server
+	ulimit -n 32768 2>/dev/null || true; ./target/release/circle-load soak --minutes 5 --warmup-minutes 1
+
+## The property tests (fuzz_wire, fuzz_room) for FUZZ_MINUTES each on one core, in batches of fresh
+## random cases (docs/ROBUSTNESS.md).
+FUZZ_MINUTES ?= 10
+fuzz-long:
+	$(CARGO) test --release --no-run -p circle-server --test fuzz_wire
+	$(CARGO) test --release --no-run -p circle-room --test fuzz_room
+	set -e; for t in "circle-server fuzz_wire 20000" "circle-room fuzz_room 1000"; do \
+	  set -- $$t; end=$$((SECONDS + $(FUZZ_MINUTES) * 60)); batches=0; \
+	  while [ $$SECONDS -lt $$end ]; do \
+	    if ! PROPTEST_CASES=$$3 taskset -c 1 $(CARGO) test -q --release -p $$1 --test $$2 -- --test-threads 1 \
+	        >target/fuzz-$$2.log 2>&1; then cat target/fuzz-$$2.log; exit 1; fi; \
+	    batches=$$((batches + 1)); \
+	  done; \
+	  echo "$$2: $$batches batches of $$3 cases per property, $(FUZZ_MINUTES) min, no failure"; \
+	done

@@ -7,6 +7,10 @@
 //! - `client.rs`: a minimal websocket client: connect, `join`, wait for `joined`.
 //! - `chat.rs`: `circle-load chat`: fan-out latency of room chat to every member.
 //! - `idle.rs`: `circle-load idle`: server memory per idle joined session.
+//! - `soak.rs`: `circle-load soak`: an hour (or `--minutes`) of churn; server memory, descriptors and
+//!   threads at quiet points, and loss in a canary meeting.
+//! - `session.rs`: the soak's participant: requests answered by id, drop and resume, and a real
+//!   WebRTC voice connection whose signalling runs on the same socket.
 //! - `stats.rs`: percentiles.
 //!
 //! Every loop is bounded in count and in time, and all traffic goes to a loopback address.
@@ -16,6 +20,8 @@ mod client;
 mod cpu;
 mod idle;
 mod server;
+mod session;
+mod soak;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +41,9 @@ enum Cmd {
     Chat(chat::ChatArgs),
     /// Idle sessions: server RSS per joined websocket session that then stays quiet.
     Idle(idle::IdleArgs),
+    /// Soak: bounded churn (joins, leaves, voice, chat, re-offers, drops and resumes) with a canary
+    /// meeting; server resources at quiet points, PASS/FAIL against a tolerance.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +65,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Chat(a) => chat::run(a).await,
         Cmd::Idle(a) => idle::run(a).await,
+        Cmd::Soak(a) => soak::run(a).await,
     }
 }
 

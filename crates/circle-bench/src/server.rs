@@ -104,6 +104,12 @@ impl ServerChild {
         proc_status_kib(self.pid(), "VmRSS:").map(|k| k * 1024)
     }
 
+    /// Anonymous resident memory now (`RssAnon`: heap and stacks, what a leak grows; the rest of
+    /// `VmRSS` is mostly the binary's code, paged in as code paths are first used), in bytes.
+    pub fn rss_anon_bytes(&self) -> Result<u64> {
+        proc_status_kib(self.pid(), "RssAnon:").map(|k| k * 1024)
+    }
+
     /// Peak resident set size so far (`VmHWM`), in bytes.
     pub fn peak_rss_bytes(&self) -> Result<u64> {
         proc_status_kib(self.pid(), "VmHWM:").map(|k| k * 1024)
@@ -166,9 +172,24 @@ pub fn loopback_url(url: &str) -> Result<String> {
 
 /// Creates a room with the waiting room off; returns its id.
 pub async fn create_room(base: &str, title: &str) -> Result<circle_protocol::RoomId> {
+    create_room_with(base, title, serde_json::json!({ "waiting_room": false })).await
+}
+
+/// Creates a room where members come straight in and may unmute themselves; returns its id.
+pub async fn create_voice_room(base: &str, title: &str) -> Result<circle_protocol::RoomId> {
+    let settings = serde_json::json!({ "waiting_room": false, "mute_on_entry": false });
+    create_room_with(base, title, settings).await
+}
+
+/// Creates a room with these settings; returns its id.
+async fn create_room_with(
+    base: &str,
+    title: &str,
+    settings: serde_json::Value,
+) -> Result<circle_protocol::RoomId> {
     let res = reqwest::Client::new()
         .post(format!("{base}/api/rooms"))
-        .json(&serde_json::json!({ "title": title, "settings": { "waiting_room": false } }))
+        .json(&serde_json::json!({ "title": title, "settings": settings }))
         .timeout(Duration::from_secs(10))
         .send()
         .await
