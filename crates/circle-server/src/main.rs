@@ -71,6 +71,9 @@ async fn main() -> ExitCode {
     } else {
         "http"
     };
+    // The first line on standard output names the address bound (documented in PROTOCOL.md §10: with
+    // port 0 it is how a tool learns the port).
+    println!("Circle API and websocket on {scheme}://{}", running.addr);
     if let Some(addr) = running.client_addr {
         println!("Circle is running. Open {scheme}://{addr}/ in a browser.");
     } else if running.state.config.client.same_origin {
@@ -79,10 +82,7 @@ async fn main() -> ExitCode {
             running.state.config.public_url()
         );
     } else {
-        println!(
-            "Circle server on {scheme}://{}; web client expected at {}",
-            running.addr, running.state.config.client.url
-        );
+        println!("Web client expected at {}", running.state.config.client.url);
     }
     let code = serve_until_stopped(&running, drain_after).await;
     running.shutdown().await;

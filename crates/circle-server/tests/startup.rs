@@ -226,7 +226,7 @@ fn start_limited(
             let _ = tx.send(line);
         }
     });
-    // "Circle server on http(s)://127.0.0.1:PORT; web client expected at …"
+    // The first line: "Circle API and websocket on http(s)://127.0.0.1:PORT"
     let addr = rx.recv_timeout(WAIT).ok().and_then(|line| {
         let rest = line.split("://").nth(1)?;
         rest.split(';').next()?.parse().ok()
