@@ -136,6 +136,7 @@ mod event;
 mod forward;
 mod handle;
 mod ids;
+mod net;
 mod peer;
 mod sdp;
 mod sfu;
@@ -175,36 +176,77 @@ pub async fn spawn(
             "speaker_interval must be at least 50 ms",
         ));
     }
-    let socket = UdpSocket::bind(config.bind).await?;
+    let socket = UdpSocket::from_std(net::bind(config.bind, false)?.into())?;
     let bound = socket.local_addr()?;
-    let ip = match config.advertised_ip {
-        Some(ip) => ip,
-        None if bound.ip().is_unspecified() => {
+    let advertised = match config.advertised_ips.as_slice() {
+        [] if bound.ip().is_unspecified() => {
             return Err(MediaError::Config(
-                "an unspecified bind address needs an advertised IP for the ICE candidate",
+                "an unspecified bind address needs an advertised IP for the ICE candidates",
             ));
         }
-        None => bound.ip(),
+        [] => vec![bound.ip()],
+        ips => ips.to_vec(),
     };
-    let local_candidate = SocketAddr::new(ip, bound.port());
+    let tcp = match config.tcp_listen {
+        None => None,
+        Some(_) if config.tcp_max_connections == 0 => {
+            return Err(MediaError::Config("tcp_max_connections must be at least 1"));
+        }
+        Some(addr) => {
+            let listener = std::net::TcpListener::from(net::bind(addr, true)?);
+            Some(tokio::net::TcpListener::from_std(listener)?)
+        }
+    };
+    let tcp_bound = tcp.as_ref().map(|t| t.local_addr()).transpose()?;
+    for ip in &advertised {
+        if ip.is_unspecified() {
+            return Err(MediaError::Config(
+                "an advertised IP must not be unspecified",
+            ));
+        }
+        for listens in [Some(bound), tcp_bound].into_iter().flatten() {
+            if !reaches(listens, *ip) {
+                return Err(MediaError::Config(
+                    "an advertised IP's family must be served by the bind and TCP addresses \
+                     ([::] serves both IPv4 and IPv6)",
+                ));
+            }
+        }
+    }
+    let net = net::Net::new(
+        socket,
+        advertised,
+        tcp.map(|t| (t, config.tcp_max_connections, config.tcp_idle_timeout)),
+    )?;
     let (command_tx, command_rx) = mpsc::channel(handle::COMMAND_CAPACITY);
     let (event_tx, event_rx) = mpsc::channel(sfu::EVENT_CAPACITY);
     // The task owns the sender; it is dropped when the task ends, by return or by panic.
     let (running_tx, running) = tokio::sync::watch::channel(());
-    let sfu = sfu::Sfu::new(socket, local_candidate, config, command_rx, event_tx);
+    let sfu = sfu::Sfu::new(net, config, command_rx, event_tx);
     tokio::spawn(async move {
         let _running = running_tx;
         sfu.run().await;
     });
-    tracing::info!(port = bound.port(), "media SFU listening");
+    tracing::info!(
+        port = bound.port(),
+        tcp_port = tcp_bound.map(|a| a.port()),
+        "media SFU listening"
+    );
     Ok((
         MediaHandle {
             tx: command_tx,
             local_addr: bound,
+            tcp_local_addr: tcp_bound,
             running,
         },
         event_rx,
     ))
+}
+
+/// Whether a socket bound to `bound` receives what is sent to `ip`'s family: same family, or an
+/// unspecified IPv6 bind (dual-stack, see `net::bind`).
+fn reaches(bound: SocketAddr, ip: std::net::IpAddr) -> bool {
+    bound.is_ipv4() == ip.is_ipv4() || (bound.is_ipv6() && bound.ip().is_unspecified())
 }
 
 // Lets the shared integration-test harness (`tests/common`) name this crate from unit tests too.
