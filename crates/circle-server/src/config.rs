@@ -171,15 +171,21 @@ fn media_address_problems(m: &MediaSettings, p: &mut Vec<String>) {
             }
         },
     };
-    let advertised = m.advertised();
+    // Without advertised addresses the relay advertises `listen`'s.
+    let mut advertised = m.advertised();
+    if advertised.is_empty() {
+        if m.listen.ip().is_unspecified() {
+            p.push(format!(
+                "media.listen {} is on all interfaces but media.advertised_ip is empty: \
+                 set the address browsers send voice to",
+                m.listen
+            ));
+        } else {
+            advertised.push(m.listen.ip());
+        }
+    }
     for (key, listen) in [("media.listen", Some(m.listen)), ("media.tcp_listen", tcp)] {
         let Some(listen) = listen else { continue };
-        if advertised.is_empty() && listen.ip().is_unspecified() {
-            p.push(format!(
-                "{key} {listen} is on all interfaces but media.advertised_ip is empty: \
-                 set the address browsers send voice to"
-            ));
-        }
         // `[::]` is bound dual-stack and serves both families.
         let dual = listen.is_ipv6() && listen.ip().is_unspecified();
         for ip in advertised
@@ -685,6 +691,49 @@ mod tests {
             ]
         );
         assert_eq!(e.to_string().lines().count(), 4);
+    }
+
+    #[test]
+    fn media_addresses_are_checked() {
+        let mut c = Config::default();
+        c.media.listen = "0.0.0.0:7701".parse().unwrap();
+        c.media.advertised_ip = "203.0.113.7".into();
+        c.media.advertised_ips = vec!["203.0.113.7".into(), "2001:db8::7".into(), "x".into()];
+        c.media.tcp_listen = "7702".into();
+        let e = c.validate().expect_err("refused");
+        assert_eq!(
+            e.0,
+            vec![
+                "media.advertised_ip and media.advertised_ips are both set: put every address \
+                 in media.advertised_ips",
+                "media.advertised_ips \"x\" is not an IP address",
+                "media.tcp_listen \"7702\" is not an address: write ip:port (e.g. 0.0.0.0:7701), \
+                 or leave it empty for no ICE-TCP",
+                "media.listen 0.0.0.0:7701 cannot receive what is sent to the advertised address \
+                 2001:db8::7: listen on [::] to serve IPv4 and IPv6",
+            ]
+        );
+
+        // Dual-stack listeners serve both families.
+        let mut c = Config::default();
+        c.media.listen = "[::]:7701".parse().unwrap();
+        c.media.advertised_ips = vec!["203.0.113.7".into(), "2001:db8::7".into()];
+        c.media.tcp_listen = "[::]:7701".into();
+        c.validate().expect("dual stack serves both");
+        // Without advertised addresses, `listen`'s is advertised, for TCP too.
+        c.media.advertised_ips.clear();
+        c.media.listen = "127.0.0.1:7701".parse().unwrap();
+        c.validate().expect("listen's address is advertised");
+        c.media.listen = "[::1]:7701".parse().unwrap();
+        c.media.tcp_listen = "0.0.0.0:7701".into();
+        let e = c.validate().expect_err("refused");
+        assert_eq!(
+            e.0,
+            vec![
+                "media.tcp_listen 0.0.0.0:7701 cannot receive what is sent to the advertised \
+                 address ::1: listen on [::] to serve IPv4 and IPv6"
+            ]
+        );
     }
 
     #[test]
