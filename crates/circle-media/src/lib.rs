@@ -1,10 +1,13 @@
-//! Circle's audio SFU: WebRTC peer sessions over one UDP socket, RTP forwarding, the mute gate and
-//! active speakers. It knows nothing about rooms, participants or roles: the server's room actor maps
+//! Circle's audio SFU: WebRTC peer sessions over one UDP socket (and, optionally, ICE over TCP), RTP
+//! forwarding, the mute gate and active speakers. It knows nothing about rooms, participants or roles: the server's room actor maps
 //! those onto [`PeerId`]s, [`GroupId`]s and [`Gate`]s and drives this crate through a [`MediaHandle`].
 //!
 //! # Layout
 //!
-//! - [`spawn`] (here) binds the socket and starts the one SFU task.
+//! - [`spawn`] (here) binds the socket (and the ICE-TCP listener) and starts the one SFU task.
+//! - `net.rs`: the wire: the UDP socket, our host candidates (one per advertised address and
+//!   transport), dual-stack binding, and ICE-TCP: the listener, one task per TCP connection, RFC 4571
+//!   framing and the bounded queues between those tasks and the SFU task.
 //! - `handle.rs`: [`MediaHandle`], the driver's cloneable handle (requests over a bounded channel, each
 //!   answered on a oneshot), [`Gate`], [`MediaStats`].
 //! - `event.rs`: [`MediaEvent`], what the task tells the driver (offers, candidates, connection states,
@@ -12,7 +15,7 @@
 //! - `sfu.rs`: the task: owns the socket, all peers, the group table; `select!`s over commands,
 //!   datagrams and timers.
 //! - `demux.rs`: which peer a datagram belongs to (ICE ufrag of the first STUN request, then the source
-//!   address).
+//!   address). A TCP connection is routed the same way by its first packet, then by the connection.
 //! - `peer.rs`: one peer's `rtc` (webrtc-rs sans-IO) connection, its publication and subscriptions, and
 //!   its offer/answer state.
 //! - `forward.rs`: the packet path: the gate, seq renumbering, the write to each subscriber. *How a packet
@@ -106,6 +109,25 @@
 //! negotiates no NACK (Opus in-band FEC and PLC cover loss, and a retransmission would arrive too late
 //! for a conversation), and bitrate is fixed (no REMB/TWCC). Forwarding receiver reports would also
 //! leak one member's network quality to another.
+//!
+//! # Addresses and transports
+//!
+//! Every session gets the same host candidates: for each [`MediaConfig::advertised_ips`] entry (IPv4
+//! and/or IPv6; default: the bound address), one UDP candidate on the bound UDP port and, when
+//! [`MediaConfig::tcp_listen`] is set, one passive TCP candidate (RFC 6544) on the bound TCP port.
+//! Binding `[::]` makes one dual-stack socket (`IPV6_V6ONLY` off, set explicitly), so one UDP port and
+//! one TCP port serve both families; IPv4 remotes are handled by their plain IPv4 address. A packet is
+//! attributed to our first advertised address of its sender's family (there is no way to tell which
+//! local address it reached on an unspecified bind), so more than one address per family gains
+//! nothing.
+//!
+//! A client whose network drops UDP connects to a passive TCP candidate and sends its packets framed
+//! (RFC 4571: a 2-byte length, then the packet). Each connection has its own task (see `net.rs`) that
+//! de-frames and hands packets to the SFU task, which routes and feeds them to the same `rtc`
+//! connection a datagram would go to, tagged TCP; what that connection answers on TCP is framed and
+//! queued to that connection's task without waiting (a full queue drops, as a full UDP buffer does).
+//! A connection whose first packet is not an ICE check naming a live session, or whose frame is longer
+//! than any packet, is closed; nobody else notices.
 //!
 //! # Security and privacy
 //!
