@@ -183,3 +183,51 @@ async fn an_advertised_address_the_sockets_cannot_serve_is_refused() {
         "an IPv6 candidate on an IPv4 socket"
     );
 }
+
+#[tokio::test]
+async fn a_silent_tcp_connection_is_closed_and_one_past_the_cap_is_refused() {
+    let (sfu, _events) = circle_media::spawn(MediaConfig {
+        tcp_listen: Some(([127, 0, 0, 1], 0).into()),
+        tcp_max_connections: 1,
+        tcp_idle_timeout: Duration::from_millis(300),
+        ..MediaConfig::loopback()
+    })
+    .await
+    .expect("spawn");
+    let relay = sfu.tcp_local_addr().expect("tcp");
+    let mut silent = TcpStream::connect(relay).await.expect("connect");
+    let sfu2 = sfu.clone();
+    wait_for_async("the first connection is accepted", SETTLE, || {
+        let sfu = sfu2.clone();
+        async move { sfu.stats().await.is_ok_and(|s| s.tcp_connections == 1) }
+    })
+    .await;
+    let mut extra = TcpStream::connect(relay).await.expect("connect");
+    assert!(closed_by_relay(&mut extra).await, "past the cap: closed");
+    assert!(closed_by_relay(&mut silent).await, "silent: closed");
+    wait_for_async("the relay forgot it", SETTLE, || {
+        let sfu = sfu2.clone();
+        async move { sfu.stats().await.is_ok_and(|s| s.tcp_connections == 0) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_session_closes_its_tcp_connection() {
+    let h = Harness::start_tcp().await;
+    let tcp = h.join_tcp(PeerId(1), Some(G)).await;
+    assert_eq!(h.sfu.stats().await.expect("stats").tcp_connections, 1);
+    h.sfu.close_peer(tcp.id).await.expect("close");
+    let sfu = h.sfu.clone();
+    wait_for_async("its connection is gone", SETTLE, || {
+        let sfu = sfu.clone();
+        async move { sfu.stats().await.is_ok_and(|s| s.tcp_connections == 0) }
+    })
+    .await;
+    let peer = tcp.peer.clone();
+    wait_for("the client sees its session closed", SETTLE, || {
+        !peer.is_connected()
+    })
+    .await;
+    tcp.stop().await;
+}
