@@ -284,8 +284,13 @@ impl Tcp {
             }
         };
         let remote = canonical(remote);
-        if self.conns.len() >= self.max_connections || self.conns.contains_key(&remote) {
+        if self.conns.len() >= self.max_connections {
             tracing::debug!("ice-tcp connection refused: at the connection limit");
+            return;
+        }
+        if self.conns.contains_key(&remote) {
+            // Only if the same remote address reached us on two of our addresses: keep the first.
+            tracing::debug!("ice-tcp connection refused: its remote address is already connected");
             return;
         }
         let _ = stream.set_nodelay(true);
