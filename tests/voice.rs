@@ -186,6 +186,33 @@ async fn three_members_hear_each_other() {
     }
 }
 
+/// A member whose network drops UDP reaches the relay over ICE-TCP (`media.tcp_listen`) and hears,
+/// and is heard by, a member on UDP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_reaching_the_relay_only_over_tcp_hears_and_is_heard_by_a_udp_member() {
+    let _shared = PROCESS.read().await;
+    let srv = server_with(|c| c.media.tcp_listen = "127.0.0.1:0".into()).await;
+    let room = srv.create_room(open_room()).await;
+    let robin = speaker(&srv, &room, "Robin", true).await;
+    let mut tess = VoiceMember::join_tcp(&srv, &room, "Tess", false).await;
+    tess.unmute().await;
+    all_hear_each_other(&[&robin, &tess]).await;
+    wait_until("both hear 50 packets of the other", || {
+        robin.received_from(&tess) >= 50 && tess.received_from(&robin) >= 50
+    })
+    .await;
+    let stats = relay_stats(&srv).await;
+    assert_eq!(
+        stats.tcp_connections, 1,
+        "Tess's media is on one TCP connection"
+    );
+    assert_eq!(stats.addr_routes, 1, "only Robin's media came over UDP");
+    for m in [robin, tess] {
+        assert_eq!(m.media_errors(), Vec::<String>::new());
+        m.close().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_muted_by_the_facilitator_is_not_heard_until_allowed_and_unmuted() {
     let _shared = PROCESS.read().await;

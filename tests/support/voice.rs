@@ -133,8 +133,18 @@ pub struct VoiceMember {
     errors: Arc<Mutex<Vec<String>>>,
     /// The pump; ends when the socket does. Taken once awaited.
     pump: Option<JoinHandle<()>>,
+    /// Whether its media goes over ICE-TCP only ([`VoiceMember::join_tcp`]).
+    tcp: bool,
     /// Numbers the test's requests.
     next_id: u64,
+}
+
+/// A member's media connection: over UDP, or over ICE-TCP only.
+async fn new_peer(tcp: bool) -> AudioPeer {
+    match tcp {
+        true => AudioPeer::new_tcp().await.expect("audio peer over tcp"),
+        false => AudioPeer::new().await.expect("audio peer"),
+    }
 }
 
 impl VoiceMember {
@@ -149,15 +159,31 @@ impl VoiceMember {
         VoiceMember::start(client, joined).await
     }
 
+    /// Like [`VoiceMember::join`] for a member whose network drops UDP: its media reaches the relay
+    /// over ICE-TCP only (`AudioPeer::new_tcp`), so the server needs `media.tcp_listen`.
+    pub async fn join_tcp(
+        srv: &TestServer,
+        room: &CreatedRoom,
+        name: &str,
+        facilitator: bool,
+    ) -> VoiceMember {
+        let (client, joined) = srv.join(room, name, facilitator).await;
+        VoiceMember::start_on(client, joined, true).await
+    }
+
     /// Takes over a joined client: starts its pump and a media session, and waits until the media
     /// connection is up and sending. Panics if it does not come up within [`MEDIA_WAIT`].
     pub async fn start(client: Client, joined: Joined) -> VoiceMember {
+        VoiceMember::start_on(client, joined, false).await
+    }
+
+    async fn start_on(client: Client, joined: Joined, tcp: bool) -> VoiceMember {
         let roster = Roster::default();
         let errors = Arc::new(Mutex::new(Vec::new()));
         let (to_pump, from_pump, pump) = spawn_pump(client, &joined, &roster, &errors);
         let mut member = VoiceMember {
             joined,
-            peer: AudioPeer::new().await.expect("audio peer"),
+            peer: new_peer(tcp).await,
             to_pump,
             from_pump,
             inbox: VecDeque::new(),
@@ -165,6 +191,7 @@ impl VoiceMember {
             errors,
             pump: Some(pump),
             next_id: 1,
+            tcp,
         };
         member.negotiate().await;
         member
@@ -175,7 +202,7 @@ impl VoiceMember {
     /// closed. Waits until the new one is up and sending.
     pub async fn start_media(&mut self) {
         self.peer.close().await;
-        self.peer = AudioPeer::new().await.expect("audio peer");
+        self.peer = new_peer(self.tcp).await;
         self.negotiate().await;
     }
 

@@ -1,4 +1,5 @@
-//! How the SFU is set up: where it listens, what address it advertises, how it judges speech.
+//! How the SFU is set up: where it listens (UDP, and TCP for ICE-TCP), which addresses it advertises,
+//! how it judges speech.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -6,11 +7,25 @@ use std::time::Duration;
 /// Settings for [`crate::spawn`].
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
-    /// The one UDP address every peer's media goes through (firewalls need one rule).
+    /// The one UDP address every peer's media goes through (firewalls need one rule). `[::]` binds
+    /// one dual-stack socket (IPv6 and IPv4, `IPV6_V6ONLY` off), so IPv4 and IPv6 clients share it.
     pub bind: SocketAddr,
-    /// The IP put in the ICE host candidate instead of the bound one: the public address of a 1:1 NAT,
-    /// or the reachable address when `bind` is unspecified (`0.0.0.0`).
-    pub advertised_ip: Option<IpAddr>,
+    /// The IPs put in the ICE host candidates instead of the bound one: the public addresses of a
+    /// 1:1 NAT, or the reachable ones when `bind` is unspecified. One UDP candidate (and, with
+    /// `tcp_listen`, one passive TCP candidate) per address, IPv4 and IPv6 alike. Empty: the bound
+    /// IP, which then must not be unspecified. Give at most one address per family: a packet is
+    /// attributed to the first advertised address of its sender's family.
+    pub advertised_ips: Vec<IpAddr>,
+    /// ICE-TCP (RFC 6544, passive candidates): where to accept TCP connections carrying RFC 4571
+    /// framed packets, for clients whose network drops UDP. `None`: ICE over UDP only. `[::]` is
+    /// dual-stack as for `bind`.
+    pub tcp_listen: Option<SocketAddr>,
+    /// Most TCP connections open at once; more are refused (closed at accept).
+    pub tcp_max_connections: usize,
+    /// How long a TCP connection may stay silent before it is closed: before its first packet (the
+    /// ICE check naming a session), and between packets afterwards (ICE consent checks come every
+    /// few seconds, so a live session never gets near it).
+    pub tcp_idle_timeout: Duration,
     /// RFC 6464 level (−dBov, 0 loudest, 127 silence) at or under which a packet counts as speech.
     pub speech_level_dbov: u8,
     /// How often active speakers are evaluated; one event per group at most this often, and only when
@@ -29,7 +44,10 @@ impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 3478)),
-            advertised_ip: None,
+            advertised_ips: Vec::new(),
+            tcp_listen: None,
+            tcp_max_connections: 1024,
+            tcp_idle_timeout: Duration::from_secs(30),
             speech_level_dbov: 50,
             speaker_interval: Duration::from_millis(300),
             max_voices: 32,

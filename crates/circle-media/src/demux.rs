@@ -54,6 +54,11 @@ impl Routes {
         Some(peer)
     }
 
+    /// The peer whose ICE ufrag this is (an ICE-TCP connection's first packet names it).
+    pub(crate) fn peer_for_ufrag(&self, ufrag: &str) -> Option<PeerId> {
+        self.by_ufrag.get(ufrag).copied()
+    }
+
     pub(crate) fn ufrag_count(&self) -> usize {
         self.by_ufrag.len()
     }

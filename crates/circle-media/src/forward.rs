@@ -14,6 +14,7 @@ use rtc::rtp;
 use rtc::shared::TaggedBytesMut;
 
 use crate::ids::PeerId;
+use crate::net::Net;
 use crate::peer::Peer;
 use crate::sfu::Sfu;
 
@@ -63,7 +64,7 @@ impl Sfu {
             peers,
             groups,
             inbound,
-            socket,
+            net,
             stats,
             ..
         } = self;
@@ -122,7 +123,7 @@ impl Sfu {
                         .pc
                         .rtp_sender(sender)
                         .map(|mut s| s.write_rtp(now, out));
-                    flush_writes(subscriber, socket);
+                    flush_writes(subscriber, net);
                     written
                 }));
                 match written {
@@ -141,9 +142,9 @@ impl Sfu {
     }
 }
 
-/// Sends everything `peer`'s connection wants on the wire. Never waits: a full socket buffer drops the
-/// datagram, as the network would.
-pub(crate) fn flush_writes(peer: &mut Peer, socket: &tokio::net::UdpSocket) {
+/// Sends everything `peer`'s connection wants on the wire, by UDP or on its TCP connection. Never
+/// waits: a full socket buffer or TCP queue drops the packet, as the network would.
+pub(crate) fn flush_writes(peer: &mut Peer, net: &mut Net) {
     use rtc::sansio::Protocol;
     #[cfg(test)]
     if peer.sabotaged {
@@ -153,8 +154,6 @@ pub(crate) fn flush_writes(peer: &mut Peer, socket: &tokio::net::UdpSocket) {
         transport, message, ..
     }) = peer.pc.poll_write()
     {
-        if let Err(e) = socket.try_send_to(&message, transport.peer_addr) {
-            tracing::trace!(peer = %peer.id, error = %e, "udp send dropped");
-        }
+        net.send(&transport, &message);
     }
 }

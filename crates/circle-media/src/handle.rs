@@ -98,6 +98,14 @@ pub struct MediaStats {
     pub lost: u64,
     /// The most m-lines any live session has (bounded by its group's size, not its history).
     pub max_mlines: usize,
+    /// ICE-TCP connections open now.
+    pub tcp_connections: usize,
+    /// ICE-TCP connections closed by the relay for what they sent: a frame longer than any packet
+    /// Circle handles, or a first packet that is not an ICE check naming a live session.
+    pub tcp_rejected: u64,
+    /// Packets to ICE-TCP clients dropped because that connection's outbound queue was full (the
+    /// client reads too slowly), as a full socket buffer drops a UDP datagram.
+    pub tcp_dropped: u64,
 }
 
 /// A cloneable handle to the SFU task. All methods are requests to the task and return its answer.
@@ -107,6 +115,7 @@ pub struct MediaStats {
 pub struct MediaHandle {
     pub(crate) tx: mpsc::Sender<Command>,
     pub(crate) local_addr: SocketAddr,
+    pub(crate) tcp_local_addr: Option<SocketAddr>,
     /// Closed (its sender dropped) when the SFU task ends, however it ends: see
     /// [`MediaHandle::is_running`].
     pub(crate) running: watch::Receiver<()>,
@@ -116,6 +125,11 @@ impl MediaHandle {
     /// The address the UDP socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the ICE-TCP listener is bound to, if [`crate::MediaConfig::tcp_listen`] is set.
+    pub fn tcp_local_addr(&self) -> Option<SocketAddr> {
+        self.tcp_local_addr
     }
 
     /// Whether the SFU task is still running. It stops when its socket fails, when it panics outside

@@ -1,10 +1,13 @@
-//! Circle's audio SFU: WebRTC peer sessions over one UDP socket, RTP forwarding, the mute gate and
-//! active speakers. It knows nothing about rooms, participants or roles: the server's room actor maps
+//! Circle's audio SFU: WebRTC peer sessions over one UDP socket (and, optionally, ICE over TCP), RTP
+//! forwarding, the mute gate and active speakers. It knows nothing about rooms, participants or roles: the server's room actor maps
 //! those onto [`PeerId`]s, [`GroupId`]s and [`Gate`]s and drives this crate through a [`MediaHandle`].
 //!
 //! # Layout
 //!
-//! - [`spawn`] (here) binds the socket and starts the one SFU task.
+//! - [`spawn`] (here) binds the socket (and the ICE-TCP listener) and starts the one SFU task.
+//! - `net.rs`: the wire: the UDP socket, our host candidates (one per advertised address and
+//!   transport), dual-stack binding, and ICE-TCP: the listener, one task per TCP connection, RFC 4571
+//!   framing and the bounded queues between those tasks and the SFU task.
 //! - `handle.rs`: [`MediaHandle`], the driver's cloneable handle (requests over a bounded channel, each
 //!   answered on a oneshot), [`Gate`], [`MediaStats`].
 //! - `event.rs`: [`MediaEvent`], what the task tells the driver (offers, candidates, connection states,
@@ -12,7 +15,7 @@
 //! - `sfu.rs`: the task: owns the socket, all peers, the group table; `select!`s over commands,
 //!   datagrams and timers.
 //! - `demux.rs`: which peer a datagram belongs to (ICE ufrag of the first STUN request, then the source
-//!   address).
+//!   address). A TCP connection is routed the same way by its first packet, then by the connection.
 //! - `peer.rs`: one peer's `rtc` (webrtc-rs sans-IO) connection, its publication and subscriptions, and
 //!   its offer/answer state.
 //! - `forward.rs`: the packet path: the gate, seq renumbering, the write to each subscriber. *How a packet
@@ -107,6 +110,25 @@
 //! for a conversation), and bitrate is fixed (no REMB/TWCC). Forwarding receiver reports would also
 //! leak one member's network quality to another.
 //!
+//! # Addresses and transports
+//!
+//! Every session gets the same host candidates: for each [`MediaConfig::advertised_ips`] entry (IPv4
+//! and/or IPv6; default: the bound address), one UDP candidate on the bound UDP port and, when
+//! [`MediaConfig::tcp_listen`] is set, one passive TCP candidate (RFC 6544) on the bound TCP port.
+//! Binding `[::]` makes one dual-stack socket (`IPV6_V6ONLY` off, set explicitly), so one UDP port and
+//! one TCP port serve both families; IPv4 remotes are handled by their plain IPv4 address. A packet is
+//! attributed to our first advertised address of its sender's family (there is no way to tell which
+//! local address it reached on an unspecified bind), so more than one address per family gains
+//! nothing.
+//!
+//! A client whose network drops UDP connects to a passive TCP candidate and sends its packets framed
+//! (RFC 4571: a 2-byte length, then the packet). Each connection has its own task (see `net.rs`) that
+//! de-frames and hands packets to the SFU task, which routes and feeds them to the same `rtc`
+//! connection a datagram would go to, tagged TCP; what that connection answers on TCP is framed and
+//! queued to that connection's task without waiting (a full queue drops, as a full UDP buffer does).
+//! A connection whose first packet is not an ICE check naming a live session, or whose frame is longer
+//! than any packet, is closed; nobody else notices.
+//!
 //! # Security and privacy
 //!
 //! ICE-lite: the SFU only answers connectivity checks, so it never sends to an address a client merely
@@ -136,6 +158,7 @@ mod event;
 mod forward;
 mod handle;
 mod ids;
+mod net;
 mod peer;
 mod sdp;
 mod sfu;
@@ -175,36 +198,77 @@ pub async fn spawn(
             "speaker_interval must be at least 50 ms",
         ));
     }
-    let socket = UdpSocket::bind(config.bind).await?;
+    let socket = UdpSocket::from_std(net::bind(config.bind, false)?.into())?;
     let bound = socket.local_addr()?;
-    let ip = match config.advertised_ip {
-        Some(ip) => ip,
-        None if bound.ip().is_unspecified() => {
+    let advertised = match config.advertised_ips.as_slice() {
+        [] if bound.ip().is_unspecified() => {
             return Err(MediaError::Config(
-                "an unspecified bind address needs an advertised IP for the ICE candidate",
+                "an unspecified bind address needs an advertised IP for the ICE candidates",
             ));
         }
-        None => bound.ip(),
+        [] => vec![bound.ip()],
+        ips => ips.to_vec(),
     };
-    let local_candidate = SocketAddr::new(ip, bound.port());
+    let tcp = match config.tcp_listen {
+        None => None,
+        Some(_) if config.tcp_max_connections == 0 => {
+            return Err(MediaError::Config("tcp_max_connections must be at least 1"));
+        }
+        Some(addr) => {
+            let listener = std::net::TcpListener::from(net::bind(addr, true)?);
+            Some(tokio::net::TcpListener::from_std(listener)?)
+        }
+    };
+    let tcp_bound = tcp.as_ref().map(|t| t.local_addr()).transpose()?;
+    for ip in &advertised {
+        if ip.is_unspecified() {
+            return Err(MediaError::Config(
+                "an advertised IP must not be unspecified",
+            ));
+        }
+        for listens in [Some(bound), tcp_bound].into_iter().flatten() {
+            if !reaches(listens, *ip) {
+                return Err(MediaError::Config(
+                    "an advertised IP's family must be served by the bind and TCP addresses \
+                     ([::] serves both IPv4 and IPv6)",
+                ));
+            }
+        }
+    }
+    let net = net::Net::new(
+        socket,
+        advertised,
+        tcp.map(|t| (t, config.tcp_max_connections, config.tcp_idle_timeout)),
+    )?;
     let (command_tx, command_rx) = mpsc::channel(handle::COMMAND_CAPACITY);
     let (event_tx, event_rx) = mpsc::channel(sfu::EVENT_CAPACITY);
     // The task owns the sender; it is dropped when the task ends, by return or by panic.
     let (running_tx, running) = tokio::sync::watch::channel(());
-    let sfu = sfu::Sfu::new(socket, local_candidate, config, command_rx, event_tx);
+    let sfu = sfu::Sfu::new(net, config, command_rx, event_tx);
     tokio::spawn(async move {
         let _running = running_tx;
         sfu.run().await;
     });
-    tracing::info!(port = bound.port(), "media SFU listening");
+    tracing::info!(
+        port = bound.port(),
+        tcp_port = tcp_bound.map(|a| a.port()),
+        "media SFU listening"
+    );
     Ok((
         MediaHandle {
             tx: command_tx,
             local_addr: bound,
+            tcp_local_addr: tcp_bound,
             running,
         },
         event_rx,
     ))
+}
+
+/// Whether a socket bound to `bound` receives what is sent to `ip`'s family: same family, or an
+/// unspecified IPv6 bind (dual-stack, see `net::bind`).
+fn reaches(bound: SocketAddr, ip: std::net::IpAddr) -> bool {
+    bound.is_ipv4() == ip.is_ipv4() || (bound.is_ipv6() && bound.ip().is_unspecified())
 }
 
 // Lets the shared integration-test harness (`tests/common`) name this crate from unit tests too.

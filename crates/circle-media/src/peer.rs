@@ -2,10 +2,10 @@
 //! where its offer/answer exchange stands. No sockets here: the SFU task feeds and drains it.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -26,6 +26,7 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDi
 use crate::error::MediaError;
 use crate::handle::Gate;
 use crate::ids::{GroupId, PeerId};
+use crate::net::LocalCandidate;
 use crate::sdp::without_mdns_candidates;
 use crate::speaker::{AUDIO_LEVEL_URI, LevelWindow};
 
@@ -104,7 +105,7 @@ impl Peer {
     pub(crate) fn new(
         id: PeerId,
         session: u64,
-        host_candidate: SocketAddr,
+        host_candidates: &[LocalCandidate],
         now: Instant,
     ) -> Result<Peer, MediaError> {
         let ufrag = random_token(16);
@@ -149,22 +150,30 @@ impl Peer {
             .build(now)
             .map_err(MediaError::webrtc)?;
 
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: host_candidate.ip().to_string(),
-                port: host_candidate.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .map_err(MediaError::webrtc)?;
-        let init = RTCIceCandidate::from(&candidate)
-            .to_json()
+        // Our host candidates (a UDP one per advertised IP, and a passive TCP one each with
+        // ICE-TCP) go in before the first answer, so every SDP we make carries them.
+        for host in host_candidates {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: if host.tcp { "tcp" } else { "udp" }.to_owned(),
+                    address: host.addr.ip().to_string(),
+                    port: host.addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                tcp_type: if host.tcp {
+                    TcpType::Passive
+                } else {
+                    TcpType::Unspecified
+                },
+            }
+            .new_candidate_host()
             .map_err(MediaError::webrtc)?;
-        pc.add_local_candidate(init).map_err(MediaError::webrtc)?;
+            let init = RTCIceCandidate::from(&candidate)
+                .to_json()
+                .map_err(MediaError::webrtc)?;
+            pc.add_local_candidate(init).map_err(MediaError::webrtc)?;
+        }
 
         Ok(Peer {
             id,

@@ -1,9 +1,9 @@
-//! The SFU task: owns the one UDP socket, every [`Peer`], the group table and the routes, and runs them
-//! from one `select!` over commands, datagrams and timers. There is no other task: a peer is plain
-//! state in this task's map, and closing it is removing it.
+//! The SFU task: owns the one UDP socket (and the ICE-TCP listener), every [`Peer`], the group table
+//! and the routes, and runs them from one `select!` over commands, datagrams, TCP packets and timers.
+//! There is no task per peer: a peer is plain state in this task's map, and closing it is removing it.
+//! The only other tasks are the ICE-TCP connections' (see `net.rs`), which never hold peer state.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,7 @@ use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use tokio::net::UdpSocket;
+use rtc::shared::TaggedBytesMut;
 use tokio::sync::mpsc;
 
 use crate::config::MediaConfig;
@@ -24,6 +23,7 @@ use crate::event::{IceCandidate, MediaEvent, PeerState};
 use crate::forward::{Inbound, flush_writes, intake};
 use crate::handle::{Command, MediaStats, NewSession, SessionRequest};
 use crate::ids::{GroupId, PeerId};
+use crate::net::{LocalCandidate, Net, TcpInput, TcpRoute, canonical};
 use crate::peer::Peer;
 use crate::sdp::is_mdns_candidate;
 
@@ -45,10 +45,12 @@ const RECV_BATCH: usize = 64;
 const IDLE_WAKE: Duration = Duration::from_secs(1);
 
 pub(crate) struct Sfu {
-    /// The one socket all peers' media goes through.
-    pub(crate) socket: UdpSocket,
-    /// Our ICE host candidate (advertised IP, bound port): the local address of every transport.
-    local_candidate: SocketAddr,
+    /// The UDP socket all peers' datagrams go through, and the ICE-TCP side.
+    pub(crate) net: Net,
+    /// Every session's ICE host candidates (advertised IPs, bound ports).
+    local_candidates: Vec<LocalCandidate>,
+    /// Packets from the ICE-TCP connection tasks (see `net.rs`); `None` without ICE-TCP.
+    tcp_inbound: Option<mpsc::Receiver<TcpInput>>,
     /// Speech threshold and speaker interval.
     config: MediaConfig,
     /// Requests from the handles; closed when the last handle is dropped, which ends the task.
@@ -81,16 +83,16 @@ pub(crate) struct Sfu {
 
 impl Sfu {
     pub(crate) fn new(
-        socket: UdpSocket,
-        local_candidate: SocketAddr,
+        mut net: Net,
         config: MediaConfig,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<MediaEvent>,
     ) -> Sfu {
         let next_speaker_tick = Instant::now() + config.speaker_interval;
         Sfu {
-            socket,
-            local_candidate,
+            local_candidates: net.candidates(),
+            tcp_inbound: net.tcp.as_mut().and_then(|t| t.inbound.take()),
+            net,
             config,
             commands,
             events,
@@ -112,26 +114,33 @@ impl Sfu {
     pub(crate) async fn run(mut self) {
         loop {
             let deadline = self.next_deadline();
+            let accepting = self.accepting();
             tokio::select! {
                 biased;
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
-                readable = self.socket.readable() => {
+                readable = self.net.udp.readable() => {
                     if let Err(e) = readable {
                         tracing::error!(error = %e, "media socket failed; stopping the SFU");
                         break;
                     }
                     self.on_readable();
                 }
+                accepted = accept(&self.net), if accepting => {
+                    if let Some(tcp) = self.net.tcp.as_mut() {
+                        tcp.accept(accepted);
+                    }
+                }
+                input = tcp_input(&mut self.tcp_inbound) => self.on_tcp(input),
                 _ = tokio::time::sleep_until(deadline.into()) => self.on_timers(),
             }
         }
         // Shutting down: close every connection (each client gets a DTLS close_notify) without the
         // renegotiations a one-by-one `close_peer` would make.
         for (_, mut peer) in self.peers.drain() {
-            close_connection(&mut peer, &self.socket);
+            close_connection(&mut peer, &mut self.net);
         }
         tracing::debug!("media task stopped");
     }
@@ -142,6 +151,7 @@ impl Sfu {
             .values()
             .filter_map(|p| p.next_timeout)
             .chain([self.next_speaker_tick, now + IDLE_WAKE])
+            .chain(self.net.tcp.as_ref().and_then(|t| t.paused_until))
             .min()
             .unwrap_or(now + IDLE_WAKE)
     }
@@ -149,8 +159,8 @@ impl Sfu {
     fn on_readable(&mut self) {
         for _ in 0..RECV_BATCH {
             self.recv_buf.reserve(MAX_DATAGRAM);
-            let from = match self.socket.try_recv_buf_from(&mut self.recv_buf) {
-                Ok((_, from)) => from,
+            let from = match self.net.udp.try_recv_buf_from(&mut self.recv_buf) {
+                Ok((_, from)) => canonical(from),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     // E.g. ICMP port unreachable surfacing as ECONNREFUSED: not fatal for others.
@@ -160,18 +170,16 @@ impl Sfu {
                 }
             };
             let datagram = self.recv_buf.split();
+            let Some(transport) = self.net.udp_transport(from) else {
+                continue; // a family we advertise no address in
+            };
             let Some(peer_id) = self.routes.route(from, &datagram) else {
                 continue;
             };
             let now = Instant::now();
             let input = TaggedBytesMut {
                 now,
-                transport: TransportContext {
-                    local_addr: self.local_candidate,
-                    peer_addr: from,
-                    ecn: None,
-                    transport_protocol: TransportProtocol::UDP,
-                },
+                transport,
                 message: datagram,
             };
             match self.guarded(peer_id, |peer| peer.pc.handle_read(input)) {
@@ -181,6 +189,61 @@ impl Sfu {
             }
             self.pump(peer_id, now);
         }
+    }
+
+    /// Whether the ICE-TCP listener is taken from (on, and not paused after an accept error).
+    fn accepting(&mut self) -> bool {
+        let Some(tcp) = self.net.tcp.as_mut() else {
+            return false;
+        };
+        if tcp.paused_until.is_some_and(|t| t > Instant::now()) {
+            return false;
+        }
+        tcp.paused_until = None;
+        true
+    }
+
+    /// One packet from an ICE-TCP connection (or its end): routed by its connection, then fed to that
+    /// session's connection exactly like a datagram, tagged TCP.
+    fn on_tcp(&mut self, input: TcpInput) {
+        let Some(tcp) = self.net.tcp.as_mut() else {
+            return;
+        };
+        let (remote, serial, packet) = match input {
+            TcpInput::Closed(remote, serial) => return tcp.closed(remote, serial),
+            TcpInput::Packet(remote, serial, packet) => (remote, serial, packet),
+        };
+        let routes = &self.routes;
+        let peers = &self.peers;
+        let routed = tcp.route(remote, serial, &packet, |ufrag| {
+            routes
+                .peer_for_ufrag(ufrag)
+                .filter(|p| peers.contains_key(p))
+        });
+        let peer_id = match routed {
+            TcpRoute::Peer(peer) => peer,
+            TcpRoute::Gone => return,
+            TcpRoute::Rejected => {
+                self.net.tcp_rejected += 1;
+                tracing::debug!("ice-tcp connection closed: its first packet named no session");
+                return;
+            }
+        };
+        let Some(transport) = self.net.tcp_transport(remote) else {
+            return;
+        };
+        let now = Instant::now();
+        let input = TaggedBytesMut {
+            now,
+            transport,
+            message: packet,
+        };
+        match self.guarded(peer_id, |peer| peer.pc.handle_read(input)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::debug!(peer = %peer_id, error = %e, "tcp packet rejected"),
+            None => return,
+        }
+        self.pump(peer_id, now);
     }
 
     fn on_timers(&mut self) {
@@ -216,7 +279,7 @@ impl Sfu {
             return;
         };
         let Sfu {
-            socket,
+            net,
             config,
             stats,
             inbound,
@@ -225,7 +288,7 @@ impl Sfu {
         let drained = catch_unwind(AssertUnwindSafe(|| {
             drain(
                 peer,
-                socket,
+                net,
                 config.speech_level_dbov,
                 &mut stats.gated,
                 inbound,
@@ -380,6 +443,9 @@ impl Sfu {
         stats.groups = self.groups.len();
         stats.ufrag_routes = self.routes.ufrag_count();
         stats.addr_routes = self.routes.addr_count();
+        stats.tcp_connections = self.net.tcp.as_ref().map_or(0, |t| t.count());
+        stats.tcp_dropped = self.net.tcp_dropped;
+        stats.tcp_rejected = self.net.tcp_rejected;
         stats.max_mlines = self
             .peers
             .values_mut()
@@ -393,9 +459,9 @@ impl Sfu {
         if self.peers.contains_key(&id) {
             return Err(MediaError::PeerExists(id));
         }
-        let local = self.local_candidate;
         self.sessions += 1;
         let session = self.sessions;
+        let local = &self.local_candidates;
         let peer = catch_unwind(|| Peer::new(id, session, local, now))
             .map_err(|_| MediaError::webrtc("the webrtc stack panicked building a connection"))??;
         let gate = peer.gate.clone();
@@ -591,8 +657,11 @@ impl Sfu {
             return false;
         };
         self.routes.remove_peer(id, &peer.ufrag);
-        close_connection(&mut peer, &self.socket);
+        close_connection(&mut peer, &mut self.net);
         drop(peer);
+        if let Some(tcp) = self.net.tcp.as_mut() {
+            tcp.close_peer(id);
+        }
         let mut others = Vec::new();
         let groups: Vec<GroupId> = self.groups.keys().copied().collect();
         for group in groups {
@@ -631,12 +700,32 @@ impl Sfu {
     }
 }
 
+/// The next connection on the ICE-TCP listener; never, without one.
+async fn accept(net: &Net) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match net.tcp.as_ref() {
+        Some(tcp) => tcp.next_connection().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next packet from an ICE-TCP connection task; never, without ICE-TCP.
+async fn tcp_input(inbound: &mut Option<mpsc::Receiver<TcpInput>>) -> TcpInput {
+    match inbound.as_mut() {
+        // The `Tcp` keeps a sender for new connections, so the channel never closes.
+        Some(inbound) => match inbound.recv().await {
+            Some(input) => input,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// Drains one peer's connection (see [`Sfu::pump`]): events first (the track opens before its packets
 /// matter), then decrypted packets through the gate into `inbound`, then the events the reads raised;
 /// then its datagrams go out and its next timer is read. Returns the events for the driver.
 fn drain(
     peer: &mut Peer,
-    socket: &UdpSocket,
+    net: &mut Net,
     speech_level_dbov: u8,
     gated: &mut u64,
     inbound: &mut Vec<Inbound>,
@@ -658,19 +747,19 @@ fn drain(
             }
         }
     }
-    flush_writes(peer, socket);
+    flush_writes(peer, net);
     peer.next_timeout = peer.pc.poll_timeout();
     outgoing
 }
 
 /// Closes a peer's connection and sends what that makes (DTLS close_notify), so the client learns at
 /// once rather than by ICE timeout. A panic in the stack here only loses the goodbye.
-fn close_connection(peer: &mut Peer, socket: &UdpSocket) {
+fn close_connection(peer: &mut Peer, net: &mut Net) {
     let closed = catch_unwind(AssertUnwindSafe(|| {
         if let Err(e) = peer.pc.close() {
             tracing::debug!(peer = %peer.id, error = %e, "close failed");
         }
-        flush_writes(peer, socket);
+        flush_writes(peer, net);
     }));
     if closed.is_err() {
         tracing::error!(peer = %peer.id, "the webrtc stack panicked closing this peer");

@@ -35,6 +35,14 @@
 //! The task ends on [`AudioPeer::close`] or when every clone of the handle is dropped; either way it
 //! closes the connection first (the remote gets a DTLS close_notify) and then drops its socket.
 //!
+//! # ICE over TCP
+//!
+//! [`AudioPeer::new_tcp`] makes a client whose network has no UDP: its only candidate is an active
+//! TCP one (RFC 6544, port 9 as the RFC says) and it ignores the relay's UDP candidates. When the
+//! answer arrives it connects to the relay's first IPv4 passive TCP candidate and sends and receives
+//! every packet on that connection, each framed with a 2-byte length (RFC 4571), as the
+//! `ice-tcp-active-passive` example of webrtc-rs does.
+//!
 //! # What it does not do
 //!
 //! No glare handling (the SFU is always the offerer after the first exchange), no trickle (its one host
@@ -48,6 +56,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::ice::network_type::NetworkType;
+use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -69,7 +79,8 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc::statistics::StatsSelector;
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -163,13 +174,30 @@ impl AudioPeer {
     pub async fn new() -> Result<AudioPeer, ClientError> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let local_addr = socket.local_addr()?;
+        AudioPeer::start(Link::Udp(socket), local_addr)
+    }
+
+    /// Like [`AudioPeer::new`], for a network that drops UDP: ICE over TCP only (see the crate docs).
+    /// Its [`AudioPeer::local_addr`] is the placeholder `127.0.0.1:9` of its active candidate.
+    pub async fn new_tcp() -> Result<AudioPeer, ClientError> {
+        let local_addr = SocketAddr::from(([127, 0, 0, 1], 9));
+        let link = Link::Tcp {
+            stream: None,
+            connect_to: None,
+            buf: BytesMut::new(),
+        };
+        AudioPeer::start(link, local_addr)
+    }
+
+    fn start(link: Link, local_addr: SocketAddr) -> Result<AudioPeer, ClientError> {
         let ssrc = rand::random::<u32>();
-        let (pc, sender) = build_connection(local_addr, ssrc)?;
+        let tcp = matches!(link, Link::Tcp { .. });
+        let (pc, sender) = build_connection(local_addr, ssrc, tcp)?;
         let shared = Arc::new(Shared::default());
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         let task = tokio::spawn(run(Task {
             pc,
-            socket,
+            link,
             local_addr,
             sender,
             ssrc,
@@ -299,6 +327,7 @@ fn opus() -> RTCRtpCodecParameters {
 fn build_connection(
     local_addr: SocketAddr,
     ssrc: u32,
+    tcp: bool,
 ) -> Result<(RTCPeerConnection, RTCRtpSenderId), ClientError> {
     let mut media_engine = MediaEngine::default();
     media_engine
@@ -314,13 +343,17 @@ fn build_connection(
         )
         .map_err(webrtc)?;
     // Chrome's order (AES-256-GCM first), so tests see which profile a server picks for browsers.
-    let setting_engine = SettingEngineBuilder::new()
-        .with_srtp_protection_profiles(vec![
-            SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
-            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-        ])
-        .build();
+    let mut setting_engine = SettingEngineBuilder::new().with_srtp_protection_profiles(vec![
+        SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+    ]);
+    if tcp {
+        // A network without UDP: the relay's UDP candidates are ignored.
+        setting_engine =
+            setting_engine.with_network_types(vec![NetworkType::Tcp4, NetworkType::Tcp6]);
+    }
+    let setting_engine = setting_engine.build();
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_setting_engine(setting_engine)
@@ -347,13 +380,17 @@ fn build_connection(
 
     let candidate = CandidateHostConfig {
         base_config: CandidateConfig {
-            network: "udp".to_owned(),
+            network: if tcp { "tcp" } else { "udp" }.to_owned(),
             address: local_addr.ip().to_string(),
             port: local_addr.port(),
             component: 1,
             ..Default::default()
         },
-        ..Default::default()
+        tcp_type: if tcp {
+            TcpType::Active
+        } else {
+            TcpType::Unspecified
+        },
     }
     .new_candidate_host()
     .map_err(webrtc)?;
@@ -370,9 +407,9 @@ fn build_connection(
 struct Task {
     /// The connection.
     pc: RTCPeerConnection,
-    /// Its one socket, on 127.0.0.1.
-    socket: UdpSocket,
-    /// The socket's address, the local side of every datagram.
+    /// Its socket, on 127.0.0.1, or its TCP connection.
+    link: Link,
+    /// The socket's address, the local side of every datagram (with TCP: the connection's).
     local_addr: SocketAddr,
     /// Our microphone track's sender.
     sender: RTCRtpSenderId,
@@ -386,15 +423,103 @@ struct Task {
     track_streams: HashMap<String, String>,
 }
 
+/// How the task reaches the relay.
+enum Link {
+    Udp(UdpSocket),
+    /// ICE-TCP: one connection to the relay's passive candidate, made once the answer names it.
+    Tcp {
+        stream: Option<TcpStream>,
+        /// The passive candidate to connect to, from the answer, until connected.
+        connect_to: Option<SocketAddr>,
+        /// Received bytes not yet a whole RFC 4571 frame.
+        buf: BytesMut,
+    },
+}
+
+/// The first IPv4 passive TCP candidate in an SDP.
+fn passive_tcp_candidate(sdp: &str) -> Option<SocketAddr> {
+    sdp.lines().find_map(|line| {
+        let fields: Vec<&str> = line.strip_prefix("a=candidate:")?.split(' ').collect();
+        let is_passive = fields.get(2)?.eq_ignore_ascii_case("tcp")
+            && fields.windows(2).any(|w| w == ["tcptype", "passive"]);
+        let ip: std::net::Ipv4Addr = fields.get(4)?.parse().ok()?;
+        let port: u16 = fields.get(5)?.parse().ok()?;
+        is_passive.then_some(SocketAddr::from((ip, port)))
+    })
+}
+
 impl Task {
     /// Sends what the connection wants sent.
     async fn flush(&mut self) {
         while let Some(msg) = self.pc.poll_write() {
             // Loopback only: a send error is a closed remote, which ICE will notice.
-            let _ = self
-                .socket
-                .send_to(&msg.message, msg.transport.peer_addr)
-                .await;
+            match &mut self.link {
+                Link::Udp(socket) => {
+                    let _ = socket.send_to(&msg.message, msg.transport.peer_addr).await;
+                }
+                Link::Tcp {
+                    stream: Some(stream),
+                    ..
+                } => {
+                    let Ok(len) = u16::try_from(msg.message.len()) else {
+                        continue;
+                    };
+                    let mut frame = len.to_be_bytes().to_vec();
+                    frame.extend_from_slice(&msg.message);
+                    let _ = stream.write_all(&frame).await;
+                }
+                Link::Tcp { stream: None, .. } => {}
+            }
+        }
+    }
+
+    /// With ICE-TCP: connects to the relay's passive candidate once the answer named it.
+    async fn connect(&mut self) {
+        let Link::Tcp {
+            stream, connect_to, ..
+        } = &mut self.link
+        else {
+            return;
+        };
+        let Some(to) = connect_to.take() else {
+            return;
+        };
+        match TcpStream::connect(to).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                if let Ok(local) = s.local_addr() {
+                    self.local_addr = local;
+                }
+                *stream = Some(s);
+            }
+            Err(e) => tracing::debug!(error = %e, "ice-tcp connect failed"),
+        }
+    }
+
+    /// Bytes read from the TCP connection: feeds every whole frame to the connection.
+    fn on_tcp_bytes(&mut self) {
+        let Link::Tcp {
+            stream: Some(stream),
+            buf,
+            ..
+        } = &mut self.link
+        else {
+            return;
+        };
+        let Ok(peer_addr) = stream.peer_addr() else {
+            return;
+        };
+        let mut packets = Vec::new();
+        while buf.len() >= 2 {
+            let len = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
+            if buf.len() < 2 + len {
+                break;
+            }
+            let mut frame = buf.split_to(2 + len);
+            packets.push(frame.split_off(2));
+        }
+        for packet in packets {
+            self.on_packet(packet, peer_addr, TransportProtocol::TCP);
         }
     }
 
@@ -453,6 +578,14 @@ impl Task {
                 let _ = reply.send(result);
             }
             Command::ApplyAnswer(sdp, reply) => {
+                if let Link::Tcp {
+                    stream: None,
+                    connect_to,
+                    ..
+                } = &mut self.link
+                {
+                    *connect_to = passive_tcp_candidate(&sdp);
+                }
                 let result = RTCSessionDescription::answer(sdp)
                     .and_then(|answer| self.pc.set_remote_description(now, answer))
                     .map_err(webrtc);
@@ -533,20 +666,50 @@ impl Task {
         }
     }
 
-    fn on_datagram(&mut self, datagram: &[u8], peer_addr: SocketAddr) {
+    fn on_packet(&mut self, packet: BytesMut, peer_addr: SocketAddr, protocol: TransportProtocol) {
         let input = TaggedBytesMut {
             now: Instant::now(),
             transport: TransportContext {
                 local_addr: self.local_addr,
                 peer_addr,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: protocol,
             },
-            message: BytesMut::from(datagram),
+            message: packet,
         };
         if let Err(e) = self.pc.handle_read(input) {
             tracing::debug!(error = %e, "datagram rejected");
         }
+    }
+}
+
+/// What [`recv`] got.
+enum Received {
+    Datagram(usize, SocketAddr),
+    /// Bytes were appended to the TCP buffer.
+    Tcp,
+    TcpClosed,
+}
+
+/// The next datagram, or the next bytes on the TCP connection (never, before it is made).
+async fn recv(link: &mut Link, buf: &mut [u8]) -> std::io::Result<Received> {
+    match link {
+        Link::Udp(socket) => {
+            let (n, from) = socket.recv_from(buf).await?;
+            Ok(Received::Datagram(n, from))
+        }
+        Link::Tcp {
+            stream: Some(stream),
+            buf,
+            ..
+        } => {
+            buf.reserve(MAX_DATAGRAM + 2);
+            match stream.read_buf(buf).await? {
+                0 => Ok(Received::TcpClosed),
+                _ => Ok(Received::Tcp),
+            }
+        }
+        Link::Tcp { stream: None, .. } => std::future::pending().await,
     }
 }
 
@@ -559,6 +722,7 @@ async fn run(mut t: Task) {
     let mut timestamp: u32 = rand::random();
     let payload = Bytes::from(vec![0xAB; 100]);
     loop {
+        t.connect().await;
         t.drain();
         t.flush().await;
         let timeout =
@@ -568,10 +732,19 @@ async fn run(mut t: Task) {
             // Datagrams first: a command is only taken when the socket has nothing to read, which is
             // what makes `AudioPeer::sync` a barrier.
             biased;
-            read = t.socket.recv_from(&mut buf) => match read {
-                Ok((n, from)) => t.on_datagram(&buf[..n], from),
+            read = recv(&mut t.link, &mut buf) => match read {
+                Ok(Received::Datagram(n, from)) => {
+                    t.on_packet(BytesMut::from(&buf[..n]), from, TransportProtocol::UDP);
+                }
+                Ok(Received::Tcp) => t.on_tcp_bytes(),
+                Ok(Received::TcpClosed) => {
+                    tracing::debug!("ice-tcp connection closed by the relay");
+                    if let Link::Tcp { stream, .. } = &mut t.link {
+                        *stream = None;
+                    }
+                }
                 // E.g. an ICMP "port unreachable" from a closed remote: not ours to act on.
-                Err(e) => tracing::debug!(error = %e, "udp receive error"),
+                Err(e) => tracing::debug!(error = %e, "receive error"),
             },
             command = t.commands.recv() => match command {
                 Some(Command::Close) | None => break,

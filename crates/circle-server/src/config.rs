@@ -150,8 +150,15 @@ pub struct MediaSettings {
     /// The one UDP address all voice goes through (one firewall rule). Port 0 picks a free port.
     pub listen: SocketAddr,
     /// The IP address browsers should send voice to, when it differs from `listen`'s (a server behind
-    /// a 1:1 NAT, or `listen` on 0.0.0.0). Empty: `listen`'s address.
+    /// a 1:1 NAT, or `listen` on 0.0.0.0). Empty: `listen`'s address. For one address; several (an
+    /// IPv4 and an IPv6 one) go in `advertised_ips` instead.
     pub advertised_ip: String,
+    /// The IP addresses browsers may send voice to, IPv4 and/or IPv6 (at most one of each is
+    /// useful): each becomes a UDP candidate, and with `tcp_listen` a TCP one. Empty: `advertised_ip`.
+    pub advertised_ips: Vec<String>,
+    /// ICE over TCP for browsers whose network drops UDP: the TCP address to accept them on, e.g.
+    /// `0.0.0.0:7701` (the same port number as `listen` is fine). Empty: off.
+    pub tcp_listen: String,
     /// Audio level (in -dBov: 0 loudest, 127 silence) at or under which a packet counts as speech.
     pub speech_level_dbov: u8,
     /// STUN / TURN servers handed to browsers in `joined`.
@@ -164,8 +171,96 @@ impl Default for MediaSettings {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 7701)),
             advertised_ip: String::new(),
+            advertised_ips: Vec::new(),
+            tcp_listen: String::new(),
             speech_level_dbov: 50,
             ice_servers: Vec::new(),
+        }
+    }
+}
+
+impl MediaSettings {
+    /// The advertised IPs: `advertised_ips`, else `advertised_ip`, else none (`listen`'s address).
+    /// Entries that are no IP address are left out (`Config::validate` refuses them).
+    pub fn advertised(&self) -> Vec<std::net::IpAddr> {
+        let listed: &[String] = match self.advertised_ips.is_empty() {
+            true => std::slice::from_ref(&self.advertised_ip),
+            false => &self.advertised_ips,
+        };
+        listed.iter().filter_map(|ip| ip.parse().ok()).collect()
+    }
+
+    /// `tcp_listen`, if ICE-TCP is on and it is an address.
+    pub fn tcp_listen_addr(&self) -> Option<SocketAddr> {
+        self.tcp_listen.parse().ok()
+    }
+}
+
+/// The `[media]` address settings' problems (see `Config::validate`).
+fn media_address_problems(m: &MediaSettings, p: &mut Vec<String>) {
+    if !m.advertised_ip.is_empty() && !m.advertised_ips.is_empty() {
+        p.push(
+            "media.advertised_ip and media.advertised_ips are both set: put every address in \
+             media.advertised_ips"
+                .to_owned(),
+        );
+    }
+    let listed = match m.advertised_ips.is_empty() {
+        true => (
+            "media.advertised_ip",
+            std::slice::from_ref(&m.advertised_ip),
+        ),
+        false => ("media.advertised_ips", m.advertised_ips.as_slice()),
+    };
+    for ip in listed.1.iter().filter(|ip| !ip.is_empty()) {
+        match ip.parse::<std::net::IpAddr>() {
+            Err(_) => p.push(format!("{} {ip:?} is not an IP address", listed.0)),
+            Ok(a) if a.is_unspecified() => p.push(format!(
+                "{} {ip:?} is no address browsers can send to: give this server's public IP",
+                listed.0
+            )),
+            Ok(_) => {}
+        }
+    }
+    let tcp = match m.tcp_listen.is_empty() {
+        true => None,
+        false => match m.tcp_listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                p.push(format!(
+                    "media.tcp_listen {:?} is not an address: write ip:port (e.g. 0.0.0.0:7701), \
+                     or leave it empty for no ICE-TCP",
+                    m.tcp_listen
+                ));
+                None
+            }
+        },
+    };
+    // Without advertised addresses the relay advertises `listen`'s.
+    let mut advertised = m.advertised();
+    if advertised.is_empty() {
+        if m.listen.ip().is_unspecified() {
+            p.push(format!(
+                "media.listen {} is on all interfaces but media.advertised_ip is empty: \
+                 set the address browsers send voice to",
+                m.listen
+            ));
+        } else {
+            advertised.push(m.listen.ip());
+        }
+    }
+    for (key, listen) in [("media.listen", Some(m.listen)), ("media.tcp_listen", tcp)] {
+        let Some(listen) = listen else { continue };
+        // `[::]` is bound dual-stack and serves both families.
+        let dual = listen.is_ipv6() && listen.ip().is_unspecified();
+        for ip in advertised
+            .iter()
+            .filter(|ip| ip.is_ipv4() != listen.is_ipv4() && !dual)
+        {
+            p.push(format!(
+                "{key} {listen} cannot receive what is sent to the advertised address {ip}: \
+                 listen on [::] to serve IPv4 and IPv6"
+            ));
         }
     }
 }
@@ -567,20 +662,7 @@ impl Config {
         }
         let m = &self.media;
         if m.enabled {
-            if m.advertised_ip.is_empty() {
-                if m.listen.ip().is_unspecified() {
-                    p.push(format!(
-                        "media.listen {} is on all interfaces but media.advertised_ip is empty: \
-                         set the address browsers send voice to",
-                        m.listen
-                    ));
-                }
-            } else if m.advertised_ip.parse::<std::net::IpAddr>().is_err() {
-                p.push(format!(
-                    "media.advertised_ip {:?} is not an IP address",
-                    m.advertised_ip
-                ));
-            }
+            media_address_problems(m, p);
             for s in &m.ice_servers {
                 let turn = s
                     .urls
@@ -730,6 +812,49 @@ mod tests {
             ]
         );
         assert_eq!(e.to_string().lines().count(), 4);
+    }
+
+    #[test]
+    fn media_addresses_are_checked() {
+        let mut c = Config::default();
+        c.media.listen = "0.0.0.0:7701".parse().unwrap();
+        c.media.advertised_ip = "203.0.113.7".into();
+        c.media.advertised_ips = vec!["203.0.113.7".into(), "2001:db8::7".into(), "x".into()];
+        c.media.tcp_listen = "7702".into();
+        let e = c.validate().expect_err("refused");
+        assert_eq!(
+            e.0,
+            vec![
+                "media.advertised_ip and media.advertised_ips are both set: put every address \
+                 in media.advertised_ips",
+                "media.advertised_ips \"x\" is not an IP address",
+                "media.tcp_listen \"7702\" is not an address: write ip:port (e.g. 0.0.0.0:7701), \
+                 or leave it empty for no ICE-TCP",
+                "media.listen 0.0.0.0:7701 cannot receive what is sent to the advertised address \
+                 2001:db8::7: listen on [::] to serve IPv4 and IPv6",
+            ]
+        );
+
+        // Dual-stack listeners serve both families.
+        let mut c = Config::default();
+        c.media.listen = "[::]:7701".parse().unwrap();
+        c.media.advertised_ips = vec!["203.0.113.7".into(), "2001:db8::7".into()];
+        c.media.tcp_listen = "[::]:7701".into();
+        c.validate().expect("dual stack serves both");
+        // Without advertised addresses, `listen`'s is advertised, for TCP too.
+        c.media.advertised_ips.clear();
+        c.media.listen = "127.0.0.1:7701".parse().unwrap();
+        c.validate().expect("listen's address is advertised");
+        c.media.listen = "[::1]:7701".parse().unwrap();
+        c.media.tcp_listen = "0.0.0.0:7701".into();
+        let e = c.validate().expect_err("refused");
+        assert_eq!(
+            e.0,
+            vec![
+                "media.tcp_listen 0.0.0.0:7701 cannot receive what is sent to the advertised \
+                 address ::1: listen on [::] to serve IPv4 and IPv6"
+            ]
+        );
     }
 
     #[test]

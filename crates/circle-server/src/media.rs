@@ -35,26 +35,22 @@ pub struct Media {
 impl Media {
     /// Binds the media port, starts the SFU and the task that routes its events.
     pub async fn start(settings: &MediaSettings) -> anyhow::Result<Self> {
-        let advertised_ip = if settings.advertised_ip.is_empty() {
-            None
-        } else {
-            Some(
-                settings
-                    .advertised_ip
-                    .parse()
-                    .context("media.advertised_ip is not an IP address")?,
-            )
-        };
+        // `Config::validate` has checked these; an entry that is no IP is left out.
         let config = MediaConfig {
             bind: settings.listen,
-            advertised_ip,
+            advertised_ips: settings.advertised(),
+            tcp_listen: settings.tcp_listen_addr(),
             speech_level_dbov: settings.speech_level_dbov,
             ..MediaConfig::default()
         };
         let (handle, events) = circle_media::spawn(config)
             .await
             .with_context(|| format!("starting the voice relay on udp {}", settings.listen))?;
-        info!(udp = %handle.local_addr(), "voice relay listening");
+        info!(
+            udp = %handle.local_addr(),
+            tcp = ?handle.tcp_local_addr(),
+            "voice relay listening"
+        );
         let ice_servers = settings
             .ice_servers
             .iter()

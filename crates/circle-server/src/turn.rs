@@ -118,15 +118,17 @@ async fn spawn_embedded(
 ) -> Result<TurnServer, TurnStartError> {
     let t = &config.turn;
     let bound = media.handle.local_addr();
-    let advertised: IpAddr = config
-        .media
-        .advertised_ip
-        .parse()
-        .unwrap_or_else(|_| bound.ip());
-    // The voice relay's addresses: the advertised one (what browsers' permissions name) and the
+    let advertised_all = config.media.advertised();
+    // The relay hands out addresses of one family: that of the first advertised voice address.
+    let advertised: IpAddr = advertised_all.first().copied().unwrap_or(bound.ip());
+    // The voice relay's addresses: every advertised one (what browsers' permissions name) and the
     // bound one, if it is a real address of its own.
-    let mut allowed_peers = vec![SocketAddr::new(advertised, bound.port())];
-    if !bound.ip().is_unspecified() && bound.ip() != advertised {
+    let mut allowed_peers: Vec<SocketAddr> = advertised_all
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, bound.port()))
+        .collect();
+    if allowed_peers.is_empty() || (!bound.ip().is_unspecified() && !allowed_peers.contains(&bound))
+    {
         allowed_peers.push(bound);
     }
     let unspecified = if advertised.is_ipv4() {

@@ -60,10 +60,21 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Harness {
+        Harness::start_with(MediaConfig::loopback()).await
+    }
+
+    /// Like [`Harness::start`] with ICE-TCP on, listening on `127.0.0.1:0`.
+    pub async fn start_tcp() -> Harness {
+        Harness::start_with(MediaConfig {
+            tcp_listen: Some(([127, 0, 0, 1], 0).into()),
+            ..MediaConfig::loopback()
+        })
+        .await
+    }
+
+    pub async fn start_with(config: MediaConfig) -> Harness {
         init_tracing();
-        let (sfu, mut events) = circle_media::spawn(MediaConfig::loopback())
-            .await
-            .expect("spawn sfu");
+        let (sfu, mut events) = circle_media::spawn(config).await.expect("spawn sfu");
         let offers: Arc<Mutex<HashMap<PeerId, mpsc::UnboundedSender<String>>>> = Default::default();
         let states: Arc<Mutex<HashMap<PeerId, PeerState>>> = Default::default();
         let speakers: Arc<Mutex<HashMap<GroupId, Vec<PeerId>>>> = Default::default();
@@ -119,11 +130,22 @@ impl Harness {
 
     /// Adds `id` to the SFU (gate open, in `group`) and connects a client for it.
     pub async fn join(&self, id: PeerId, group: Option<GroupId>) -> Client {
+        let peer = AudioPeer::new().await.expect("client peer");
+        self.join_with(id, group, peer).await
+    }
+
+    /// Like [`Harness::join`] for a client that reaches the SFU over ICE-TCP only.
+    pub async fn join_tcp(&self, id: PeerId, group: Option<GroupId>) -> Client {
+        let peer = AudioPeer::new_tcp().await.expect("tcp client peer");
+        self.join_with(id, group, peer).await
+    }
+
+    async fn join_with(&self, id: PeerId, group: Option<GroupId>, peer: AudioPeer) -> Client {
         let gate = self.sfu.add_peer(id).await.expect("add_peer");
         gate.set(true);
         self.gates.lock().unwrap().insert(id, gate);
         self.sfu.set_group(id, group).await.expect("set_group");
-        let client = self.connect(id).await;
+        let client = self.connect_with(id, peer).await;
         let sfu_state = self.states.clone();
         wait_for("sfu reports connected", Duration::from_secs(10), || {
             sfu_state.lock().unwrap().get(&id) == Some(&PeerState::Connected)
@@ -134,9 +156,13 @@ impl Harness {
 
     /// Connects a sending client for an already added peer and waits until its connection is up.
     pub async fn connect(&self, id: PeerId) -> Client {
+        let peer = AudioPeer::new().await.expect("client peer");
+        self.connect_with(id, peer).await
+    }
+
+    async fn connect_with(&self, id: PeerId, peer: AudioPeer) -> Client {
         let (offer_tx, mut offer_rx) = mpsc::unbounded_channel::<String>();
         self.offers.lock().unwrap().insert(id, offer_tx);
-        let peer = AudioPeer::new().await.expect("client peer");
         let offer = peer.create_offer().await.expect("client offer");
         let answer = self.sfu.handle_offer(id, offer).await.expect("sfu answer");
         peer.apply_answer(answer).await.expect("apply answer");
