@@ -335,3 +335,23 @@ impl<F: Future> Future for Timed<F> {
         result
     }
 }
+
+#[cfg(test)]
+mod busy_tests {
+    use super::*;
+
+    #[test]
+    fn each_wake_up_lands_in_the_first_bucket_that_holds_it() {
+        let busy = BusyTimes::default();
+        busy.record(Duration::from_micros(3));
+        busy.record(Duration::from_micros(10));
+        busy.record(Duration::from_micros(11));
+        busy.record(Duration::from_secs(1));
+        let h = busy.snapshot();
+        assert_eq!(h.counts[0], 2, "at most 10 µs");
+        assert_eq!(h.counts[1], 1, "10 to 25 µs");
+        assert_eq!(h.counts[BUSY_BOUNDS.len()], 1, "past every bound");
+        assert_eq!(h.count(), 4);
+        assert_eq!(h.sum_nanos, 1_000_024_000);
+    }
+}
