@@ -40,16 +40,20 @@ async fn readiness_is_false_while_draining_and_the_drain_ends_with_the_meeting()
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({ "ready": true, "draining": false, "relay": "alive" })
+        json!({ "ready": true, "draining": false, "relay": "alive", "turn": "off" })
     );
 
     let room = srv
+        .create_room(json!({ "settings": { "waiting_room": false } }))
+        .await;
+    let unused = srv
         .create_room(json!({ "settings": { "waiting_room": false } }))
         .await;
     let (mut fac, _) = srv.join(&room, "Fay", true).await;
     let (mut ann, aj) = srv.join(&room, "Ann", false).await;
 
     let TestServer { running, base } = srv;
+    let ws_url = format!("ws://{}/ws", running.addr);
     let state = running.state.clone();
     let drain = tokio::spawn(running.drain(Duration::from_secs(600)));
     until("draining", || state.draining()).await;
@@ -61,6 +65,37 @@ async fn readiness_is_false_while_draining_and_the_drain_ends_with_the_meeting()
         !drain.is_finished(),
         "the drain ended with members connected"
     );
+
+    // No new meeting starts here: no new room, and nobody starts the unused one...
+    let refused = reqwest::Client::new()
+        .post(format!("{base}/api/rooms"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("POST /api/rooms");
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body["code"], "server_draining");
+    let mut first = circle_tests::Client::connect(&ws_url, None)
+        .await
+        .expect("connects");
+    let err = first
+        .join(&unused.room, "Kim", None, None)
+        .await
+        .expect_err("no meeting starts while draining");
+    assert_eq!(
+        circle_tests::join_error(&err),
+        Some(circle_tests::proto::ErrorCode::ServerDraining)
+    );
+    first.drop_connection().await;
+    // ...but a latecomer to the meeting in progress still gets in.
+    let mut late = circle_tests::Client::connect(&ws_url, None)
+        .await
+        .expect("connects");
+    late.join(&room.room, "Lee", None, None)
+        .await
+        .expect("a meeting in progress can still be joined");
+    late.drop_connection().await;
 
     // The meeting goes on while the server drains.
     ann.ok(C::Chat {

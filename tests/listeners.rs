@@ -236,3 +236,28 @@ async fn a_websocket_outlives_the_http_timeouts() {
         .await;
     assert_eq!(text, "after a silence");
 }
+
+#[tokio::test]
+async fn sockets_that_never_join_cannot_crowd_out_people_joining() {
+    let srv = server_with(|c| c.limits.max_unjoined_sockets = 3).await;
+    let room = srv
+        .create_room(json!({ "settings": { "waiting_room": false } }))
+        .await;
+    // Three sockets open and say nothing: the most that may wait unjoined.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(srv.connect().await);
+    }
+    let refused = circle_tests::Client::connect(&srv.ws_url(), None).await;
+    let err = refused.err().expect("a fourth unjoined socket is refused");
+    assert!(err.to_string().contains("503"), "refused with 503: {err}");
+
+    // One of them joins: it no longer counts, and there is room for someone else.
+    let mut ann = idle.pop().expect("a socket");
+    ann.join(&room.room, "Ann", None, None)
+        .await
+        .expect("joins");
+    let (_bob, _) = srv.join(&room, "Bob", false).await;
+    ann.ok(circle_tests::proto::ClientMsg::RaiseHand { id: None })
+        .await;
+}

@@ -34,6 +34,8 @@ const SPEAKING_LEVEL = 0.06; // RMS above which the local voice counts as speaki
 // doubling up to the maximum, while the websocket is open.
 const VOICE_RETRY_FIRST_MS = 1000;
 const VOICE_RETRY_MAX_MS = 15000;
+// After `rate_limited` on an offer: the server's budget refills one session every 6 s.
+const VOICE_RATE_LIMITED_MS = 6500;
 // The chime lasts under half a second; past this, stop waiting for it to end.
 const CHIME_MAX_MS = 3000;
 
@@ -280,6 +282,11 @@ export class Media extends EventTarget {
             .catch(() => {}),
         );
         break;
+      case 'error':
+        // An `error` with no request id about voice: the relay lost this session (PROTOCOL §7.6).
+        // Offer a fresh one, with the usual backoff.
+        if (v && msg.id === undefined && msg.code === 'media_failed') this.voiceFailed(v, msg);
+        break;
       case 'participant_joined':
       case 'participant_updated':
       case 'room_state':
@@ -367,7 +374,9 @@ export class Media extends EventTarget {
     // Not connected: the resume's `joined` starts a fresh connection.
     if (e?.code === 'not_connected' || e?.code === 'disconnected') return;
     if (this.retry.timer) return;
-    const delay = Math.min(VOICE_RETRY_MAX_MS, VOICE_RETRY_FIRST_MS * 2 ** this.retry.attempt);
+    let delay = Math.min(VOICE_RETRY_MAX_MS, VOICE_RETRY_FIRST_MS * 2 ** this.retry.attempt);
+    // The server's budget of fresh voice sessions refills one every 6 s (PROTOCOL §7.6).
+    if (e?.code === 'rate_limited') delay = Math.max(delay, VOICE_RATE_LIMITED_MS);
     this.retry.attempt += 1;
     this.retry.timer = setTimeout(() => {
       this.retry.timer = 0;

@@ -60,7 +60,7 @@ before(async () => {
   running.push(coturn);
   await tcpOpen('coturn on 5349', SERVER_IP, TURN_TLS_PORT, coturn);
 
-  // Circle as docs/DEPLOY.md section 4 configures it behind a proxy, with coturn in ice_servers.
+  // Circle as docs/DEPLOY.md sections 4 and 8 configure it behind a proxy, with coturn as its TURN.
   const server = await startServer('behind-nginx', {
     CIRCLE_SERVER__LISTEN: '127.0.0.1:7700',
     CIRCLE_SERVER__PUBLIC_URL: ORIGIN,
@@ -69,7 +69,9 @@ before(async () => {
     CIRCLE_CLIENT__LISTEN: '127.0.0.1:8080',
     CIRCLE_MEDIA__LISTEN: `0.0.0.0:${MEDIA_PORT}`,
     CIRCLE_MEDIA__ADVERTISED_IP: SERVER_IP,
-    CIRCLE_MEDIA__ICE_SERVERS: `[{urls=["turns:${NAME}:${TURN_TLS_PORT}?transport=tcp"],username="circle",credential="${secret}"}]`,
+    // coturn checks the credentials Circle makes for each member (use-auth-secret).
+    CIRCLE_TURN__SECRET: secret,
+    CIRCLE_TURN__URLS: `["turns:${NAME}:${TURN_TLS_PORT}?transport=tcp"]`,
   }, { health: `${ORIGIN}/healthz`, curlArgs: ['--cacert', tls.ca] });
   if (server.unsupported) throw new Error(`today's configuration keys were refused: ${server.unsupported}`);
   running.push(server);

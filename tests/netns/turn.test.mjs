@@ -11,7 +11,10 @@ import { SERVER_IP, TURN_TLS_PORT, startServer, testCa, tlsConfig } from './lib.
 // `joined.ice_servers` as a `turns:` URL with credentials. The key follows circle-turn's
 // `TurnConfig::tls`; if the server names the setting otherwise, change it here. Until the server
 // knows it, these tests are skipped saying so.
-const TURN_CONFIG = { CIRCLE_TURN__TLS: `${SERVER_IP}:${TURN_TLS_PORT}` };
+const TURN_CONFIG = {
+  CIRCLE_TURN__TLS: `${SERVER_IP}:${TURN_TLS_PORT}`,
+  CIRCLE_TURN__SECRET: "netns test secret, shared with nobody",
+};
 
 /** Runs `body` against Circle with TLS and TURN, or skips saying what the server lacks. */
 async function withTurnServer(t, name, body) {

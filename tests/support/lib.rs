@@ -135,6 +135,8 @@ pub struct Joined {
     pub waiting: bool,
     /// What we see.
     pub room: RoomSnapshot,
+    /// The STUN / TURN servers handed to us.
+    pub ice_servers: Vec<circle_protocol::IceServer>,
 }
 
 /// A typed protocol client.
@@ -391,6 +393,7 @@ fn joined(m: ServerMsg) -> Result<Joined> {
             resume_token,
             waiting,
             room,
+            ice_servers,
             ..
         } => Ok(Joined {
             you,
@@ -398,6 +401,7 @@ fn joined(m: ServerMsg) -> Result<Joined> {
             token: resume_token,
             waiting,
             room,
+            ice_servers,
         }),
         ServerMsg::Error { code, message, .. } => {
             Err(anyhow!("join refused: {code} ({message})")).context(code)

@@ -872,6 +872,9 @@ pub enum ErrorCode {
     MediaUnavailable,
     /// The media request failed: a malformed SDP or candidate, or no media session to apply it to.
     MediaFailed,
+    /// The server is draining for a restart: it starts no new meeting (a meeting in progress goes
+    /// on, and may still be joined).
+    ServerDraining,
     /// The server could not do it for a reason of its own.
     Internal,
 }

@@ -7,7 +7,10 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
-use std::{net::SocketAddr, path::Path};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::Path,
+};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -29,6 +32,68 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The operator's listener (metrics), off the public port.
     pub admin: AdminConfig,
+    /// TURN: the embedded relay for members behind strict firewalls, and the credentials handed to
+    /// clients for it or for an external coturn.
+    pub turn: TurnSettings,
+}
+
+/// `[turn]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnSettings {
+    /// The shared secret TURN credentials are signed with (coturn's `static-auth-secret`). Empty: no
+    /// TURN credentials are handed out, and the embedded relay cannot be on.
+    pub secret: String,
+    /// The TURN realm (coturn's `realm`).
+    pub realm: String,
+    /// How long handed-out credentials work, in seconds. A browser refreshes its allocation with the
+    /// same credentials, so this outlasts the longest meeting (a resume hands out new ones).
+    pub credential_ttl_secs: u64,
+    /// The embedded relay's UDP listener (e.g. `0.0.0.0:3478`). Absent: none.
+    pub udp: Option<SocketAddr>,
+    /// The embedded relay's TCP listener (e.g. `0.0.0.0:3478`). Absent: none.
+    pub tcp: Option<SocketAddr>,
+    /// The embedded relay's TURN-over-TLS listener (e.g. `0.0.0.0:5349`), with the `[tls]`
+    /// certificate. Absent: none.
+    pub tls: Option<SocketAddr>,
+    /// The URLs handed to clients with the credentials. Empty: those of the embedded listeners, at
+    /// `host`. Set them (with `secret`) to use an external coturn with `use-auth-secret`.
+    pub urls: Vec<String>,
+    /// The host name in the URLs of the embedded listeners (the name on the certificate, for TLS).
+    /// Empty: the host of `server.public_url`.
+    pub host: String,
+    /// The IP the relay's own UDP sockets bind to. Absent: the unspecified address of the media
+    /// relay's family.
+    pub relay_ip: Option<IpAddr>,
+    /// The lowest port of the relay's sockets.
+    pub relay_min_port: u16,
+    /// The highest port of the relay's sockets.
+    pub relay_max_port: u16,
+}
+
+impl Default for TurnSettings {
+    fn default() -> Self {
+        Self {
+            secret: String::new(),
+            realm: "circle".into(),
+            credential_ttl_secs: 12 * 3600,
+            udp: None,
+            tcp: None,
+            tls: None,
+            urls: Vec::new(),
+            host: String::new(),
+            relay_ip: None,
+            relay_min_port: 49152,
+            relay_max_port: 65535,
+        }
+    }
+}
+
+impl TurnSettings {
+    /// Whether the embedded relay runs.
+    pub fn embedded(&self) -> bool {
+        self.udp.is_some() || self.tcp.is_some() || self.tls.is_some()
+    }
 }
 
 /// `[tls]`
@@ -297,6 +362,9 @@ pub struct LimitsConfig {
     /// Most TCP connections open at once on the public listeners, websockets included. Past it new
     /// connections are refused at once (plain HTTP: a 503) and live meetings go on.
     pub max_connections: usize,
+    /// Most websockets open at once that have not joined (or resumed) yet; past it a new upgrade
+    /// gets 503 `server_busy`. Joined sessions do not count.
+    pub max_unjoined_sockets: usize,
     /// Rooms one client (one network address, kept only as a keyed hash in memory) may create per
     /// minute, sustained.
     pub rooms_per_client_per_min: u32,
@@ -322,6 +390,7 @@ impl Default for LimitsConfig {
             max_header_bytes: 16 * 1024,
             max_body_bytes: 64 * 1024,
             max_connections: 4096,
+            max_unjoined_sockets: 512,
             rooms_per_client_per_min: 2,
             rooms_per_client_burst: 10,
         }
@@ -389,6 +458,15 @@ impl Config {
             ("limits.body_timeout_secs", l.body_timeout_secs),
             ("limits.max_body_bytes", l.max_body_bytes as u64),
             ("limits.max_connections", l.max_connections as u64),
+            ("limits.max_unjoined_sockets", l.max_unjoined_sockets as u64),
+            (
+                "limits.rooms_per_client_per_min",
+                l.rooms_per_client_per_min.into(),
+            ),
+            (
+                "limits.rooms_per_client_burst",
+                l.rooms_per_client_burst.into(),
+            ),
             ("rooms.max_participants", r.max_participants as u64),
             ("rooms.max_rooms", r.max_rooms as u64),
             ("rooms.chat_max_chars", r.chat_max_chars as u64),
@@ -421,6 +499,7 @@ impl Config {
         }
         self.validate_addresses(&mut p);
         self.validate_tls(&mut p);
+        self.validate_turn(&mut p);
         if p.is_empty() {
             Ok(())
         } else {
@@ -528,6 +607,43 @@ impl Config {
                     "admin.listen {a} is server.listen: the admin listener must be off the public port"
                 )),
                 Some(_) => {}
+            }
+        }
+    }
+
+    /// TURN: a secret when credentials are handed out, the voice relay it serves, TLS for `turns:`.
+    fn validate_turn(&self, p: &mut Vec<String>) {
+        let t = &self.turn;
+        let wanted = t.embedded() || !t.urls.is_empty();
+        if wanted && t.secret.len() < 16 {
+            p.push(
+                "turn.secret is empty or shorter than 16 characters: TURN needs a long random \
+                 shared secret (coturn's static-auth-secret)"
+                    .into(),
+            );
+        }
+        if t.embedded() && !self.media.enabled {
+            p.push("turn has listeners but media.enabled is false: TURN relays voice".into());
+        }
+        if t.tls.is_some() && !self.tls.enabled() {
+            p.push(
+                "turn.tls is set but [tls] cert and key are not: TURN over TLS needs them".into(),
+            );
+        }
+        if t.credential_ttl_secs == 0 {
+            p.push("turn.credential_ttl_secs is 0: it must be at least 1".into());
+        }
+        if t.relay_min_port == 0 || t.relay_min_port > t.relay_max_port {
+            p.push(format!(
+                "turn.relay_min_port {} and relay_max_port {} are not a port range",
+                t.relay_min_port, t.relay_max_port
+            ));
+        }
+        for u in &t.urls {
+            if !(u.starts_with("turn:") || u.starts_with("turns:")) {
+                p.push(format!(
+                    "turn.urls entry {u:?} is not a turn: or turns: URL"
+                ));
             }
         }
     }

@@ -26,7 +26,7 @@ use std::{
 };
 use tokio::io::AsyncReadExt;
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::{OwnedSemaphorePermit, mpsc, oneshot},
     time::{Instant, interval, sleep},
 };
 use tokio_tungstenite::tungstenite::{
@@ -191,8 +191,11 @@ fn close_for(error: &WsError) -> Option<(u16, &'static str)> {
 }
 
 /// Runs one websocket connection to its end.
-pub async fn run(socket: Socket, state: AppState) {
+/// `unjoined` is the connection's place among the sockets that have not joined yet, given back when
+/// it joins.
+pub async fn run(socket: Socket, state: AppState, unjoined: OwnedSemaphorePermit) {
     let started = Instant::now();
+    let mut unjoined = Some(unjoined);
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(state.config.limits.outbound_queue.max(4));
     let conn = Conn {
@@ -226,6 +229,10 @@ pub async fn run(socket: Socket, state: AppState) {
                     Some(Ok(Message::Text(text))) => {
                         let fresh = matches!(session, Session::Fresh);
                         on_text(&state, &conn, &mut session, &limits, text.as_str()).await;
+                        if matches!(session, Session::Joined { .. }) {
+                            // Joined: no longer one of the sockets that have not joined.
+                            unjoined.take();
+                        }
                         if fresh && matches!(session, Session::Joined { .. }) {
                             metrics::histogram!(JOIN_SECONDS).record(started.elapsed());
                         }

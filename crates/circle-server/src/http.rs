@@ -46,6 +46,12 @@ pub enum ApiError {
     /// The page's origin is not allowed to connect.
     #[error("this page is not allowed to connect to this server")]
     Origin,
+    /// Too many websockets are open that have not joined yet.
+    #[error("this server has no room for another connection right now")]
+    Busy,
+    /// The server is draining for a restart and starts no new meeting.
+    #[error("this server is about to restart and starts no new meeting; try again in a minute")]
+    Draining,
     /// This client created too many rooms lately.
     #[error("too many rooms created from here lately; try again in a minute")]
     RateLimited,
@@ -60,6 +66,8 @@ impl IntoResponse for ApiError {
             ApiError::Full => (StatusCode::SERVICE_UNAVAILABLE, "server_full"),
             ApiError::Origin => (StatusCode::FORBIDDEN, "origin_not_allowed"),
             ApiError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "server_draining"),
+            ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "server_busy"),
         };
         let body = serde_json::json!({ "code": code, "message": self.to_string() });
         (status, Json(body)).into_response()
@@ -103,7 +111,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// `GET /readyz`: 200 while the server takes new meetings; 503 while it drains or when the voice
-/// relay does not answer, so a load balancer sends newcomers elsewhere.
+/// relay does not answer or the embedded TURN relay has stopped, so a load balancer sends newcomers
+/// elsewhere.
 async fn ready(State(state): State<AppState>) -> Response {
     let draining = state.draining();
     let relay = match &state.media {
@@ -111,13 +120,24 @@ async fn ready(State(state): State<AppState>) -> Response {
         Some(_) if state.relay_alive().await => "alive",
         Some(_) => "down",
     };
-    let ready = !draining && relay != "down";
+    let turn = match &state.turn {
+        Some(t) if t.stats().is_some() => {
+            if t.healthy() {
+                "alive"
+            } else {
+                "down"
+            }
+        }
+        _ => "off",
+    };
+    let ready = !draining && relay != "down" && turn != "down";
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({ "ready": ready, "draining": draining, "relay": relay });
+    let body =
+        serde_json::json!({ "ready": ready, "draining": draining, "relay": relay, "turn": turn });
     (status, Json(body)).into_response()
 }
 
@@ -202,6 +222,9 @@ async fn create_room(
         && !state.room_creation.check(client)
     {
         return Err(ApiError::RateLimited);
+    }
+    if state.draining() {
+        return Err(ApiError::Draining);
     }
     if state.rooms.len() >= state.config.rooms.max_rooms {
         return Err(ApiError::Full);
@@ -315,6 +338,11 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
 async fn websocket(State(state): State<AppState>, mut req: Request) -> Result<Response, ApiError> {
     check_origin(&state, req.headers())?;
     let upgrade = Upgrade::from_request(&mut req)?;
+    let unjoined = state
+        .unjoined
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Busy)?;
     let max = state.config.limits.max_ws_message_bytes;
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
@@ -324,6 +352,6 @@ async fn websocket(State(state): State<AppState>, mut req: Request) -> Result<Re
         .write_buffer_size(0);
     let tasks = state.tasks.clone();
     Ok(upgrade.respond(config, move |socket| {
-        tasks.track_future(conn::run(socket, state))
+        tasks.track_future(conn::run(socket, state, unjoined))
     }))
 }

@@ -5,6 +5,7 @@
 //! - `config.rs`: the configuration (defaults, file, environment) and its validation.
 //! - `listen.rs`: the accept loop: connection cap, header timeout and size limit, TLS, draining.
 //! - `tls.rs`: HTTPS / WSS: the certificate in use, reloaded when its files change.
+//! - `turn.rs`: TURN: the embedded relay started for the server, and the credentials in `joined`.
 //! - `http.rs`: the HTTP API (create a room, room info, health) and the websocket upgrade.
 //! - `ws_upgrade.rs`: the websocket handshake, keeping the raw connection (to drain it before closing).
 //! - `conn.rs`: one websocket connection: parsing, rate limits, the bounded outbound queue.
@@ -29,6 +30,7 @@ pub mod media;
 pub mod redact;
 pub mod room_actor;
 pub mod tls;
+pub mod turn;
 pub mod wire;
 mod ws_upgrade;
 
@@ -115,6 +117,11 @@ pub struct AppState {
     conn_ids: Arc<AtomicU64>,
     /// The voice relay, when enabled.
     pub media: Option<media::Media>,
+    /// Websockets that have not joined yet: a permit each, so a flood of idle sockets cannot crowd
+    /// out the people joining meetings.
+    pub unjoined: Arc<tokio::sync::Semaphore>,
+    /// TURN credentials (and the embedded relay), when configured.
+    pub turn: Option<Arc<turn::Turn>>,
     /// Every task the server spawns (room actors, connection writers): shutdown waits for them, with a
     /// deadline, so goodbyes are sent before the process exits.
     pub tasks: TaskTracker,
@@ -130,6 +137,7 @@ impl AppState {
     pub fn new(config: Config, media: Option<media::Media>) -> Result<Self, auth::TokenError> {
         let keys = TokenKeys::new(&config.auth.token_key, config.auth.token_ttl_secs)?;
         let origins = config.client.effective_origins();
+        let unjoined = config.limits.max_unjoined_sockets;
         let connections = Arc::new(Connections::new(config.limits.max_connections));
         let room_creation = Arc::new(client_limit::ClientLimiter::new(
             config.limits.rooms_per_client_per_min,
@@ -145,6 +153,8 @@ impl AppState {
             room_creation,
             conn_ids: Arc::new(AtomicU64::new(1)),
             media,
+            turn: None,
+            unjoined: Arc::new(tokio::sync::Semaphore::new(unjoined)),
             tasks: TaskTracker::new(),
             drain: CancellationToken::new(),
             connections,
@@ -169,6 +179,20 @@ impl AppState {
                     )
             }
         }
+    }
+
+    /// The STUN / TURN servers for one `joined`: the configured ones, then TURN with fresh
+    /// credentials.
+    pub fn ice_servers(&self) -> Vec<circle_protocol::IceServer> {
+        let mut servers = self
+            .media
+            .as_ref()
+            .map(|m| m.ice_servers.to_vec())
+            .unwrap_or_default();
+        if let Some(turn) = &self.turn {
+            servers.push(turn.ice_server());
+        }
+        servers
     }
 
     fn next_conn_id(&self) -> u64 {
@@ -221,6 +245,9 @@ impl Running {
             let _ = tokio::time::timeout_at(deadline, task).await;
         }
         let _ = tokio::time::timeout_at(deadline, self.state.tasks.wait()).await;
+        if let Some(turn) = &self.state.turn {
+            let _ = tokio::time::timeout_at(deadline, turn.close()).await;
+        }
     }
 
     /// Drains for a rolling upgrade ([`Running::begin_drain`], then [`Running::wait_drained`]), and
@@ -291,6 +318,9 @@ pub enum StartError {
     /// The voice relay did not start.
     #[error("voice relay: {0:#}")]
     Media(anyhow::Error),
+    /// The TURN relay did not start.
+    #[error("turn: {0}")]
+    Turn(#[from] turn::TurnStartError),
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
@@ -344,7 +374,11 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     } else {
         None
     };
-    let state = AppState::new(config, media)?;
+    let turn = turn::Turn::start(&config, media.as_ref(), tls.as_ref())
+        .await?
+        .map(Arc::new);
+    let mut state = AppState::new(config, media)?;
+    state.turn = turn;
     let limits = &state.config.limits;
     let serving = |app: Router, tls: Option<tls::TlsAcceptor>| Listener {
         app,

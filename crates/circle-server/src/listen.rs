@@ -10,7 +10,8 @@
 //!
 //! How it ends: the accept loop stops when the server's shutdown token fires; every HTTP connection is
 //! then shut down gracefully (the request in flight finishes), and the loop's task waits for them.
-//! When draining, connections stop keeping alive, so only websockets and requests in flight remain.
+//! When draining, connections open at that moment are shut down gracefully, and idle connections
+//! close after the header timeout, so only websockets and requests in flight remain.
 
 use crate::tls::TlsAcceptor;
 use axum::{Extension, Router, extract::ConnectInfo};
@@ -273,15 +274,16 @@ impl Listener {
         // Handlers read the peer address as axum's `ConnectInfo`, as under `axum::serve`.
         let app = self.app.clone().layer(Extension(ConnectInfo(peer)));
         let service = TowerToHyperService::new(app);
-        // A connection opened while draining is served one request, then closed; one opened before
-        // is shut down gracefully when the drain starts.
+        // A connection open when the drain starts is shut down gracefully (after its request in
+        // flight). One opened while draining is served as usual (a latecomer's websocket upgrade
+        // must work: turning keep-alive off would answer `Connection: close` instead of upgrading)
+        // and closes after its idle timeout.
         let draining = self.drain.is_cancelled();
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
-            .max_buf_size(self.max_header_bytes)
-            .keep_alive(!draining);
+            .max_buf_size(self.max_header_bytes);
         let conn = builder
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();

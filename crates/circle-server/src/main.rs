@@ -93,7 +93,11 @@ async fn main() -> ExitCode {
 /// name remote addresses. A malformed `RUST_LOG` is refused, not replaced.
 fn init_logging() -> Result<(), String> {
     let asked = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-    let filter = format!("{asked},{}", circle_media::WEBRTC_LOG_DIRECTIVES);
+    let filter = format!(
+        "{asked},{},{}",
+        circle_media::WEBRTC_LOG_DIRECTIVES,
+        circle_turn::LOG_DIRECTIVES
+    );
     let filter = EnvFilter::builder()
         .with_regex(false)
         .parse(&filter)

@@ -404,6 +404,13 @@ impl RoomActor {
             }
             None => false,
         };
+        // A draining server lets a meeting in progress go on, latecomers included, but starts none.
+        if self.state.draining() && self.room.is_empty() {
+            return Err(WireError::new(
+                ErrorCode::ServerDraining,
+                "this server is about to restart; try again in a minute",
+            ));
+        }
         let who = new_participant_id();
         let peer = Voice::new_peer(self.state.media.as_ref());
         let req = JoinRequest {

@@ -142,12 +142,23 @@ impl Certificate {
 
     /// A TLS acceptor that always serves the current pair (HTTP/1.1 only).
     pub fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, rustls::Error> {
+        Ok(TlsAcceptor::from(
+            self.server_config(vec![b"http/1.1".to_vec()])?,
+        ))
+    }
+
+    /// A rustls configuration that always serves the current pair, offering these ALPN protocols
+    /// (none: any client, e.g. TURN over TLS).
+    pub fn server_config(
+        self: &Arc<Self>,
+        alpn: Vec<Vec<u8>>,
+    ) -> Result<Arc<ServerConfig>, rustls::Error> {
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(TlsAcceptor::from(Arc::new(config)))
+        config.alpn_protocols = alpn;
+        Ok(Arc::new(config))
     }
 
     /// Checks the files every `every` until `stop` fires.

@@ -88,7 +88,7 @@ impl RoomActor {
             waiting,
             server_time: self.state.clock.now_ms(),
             media: media.is_some(),
-            ice_servers: media.map(|m| m.ice_servers.to_vec()).unwrap_or_default(),
+            ice_servers: self.state.ice_servers(),
             room: self.room.snapshot_for(who),
         };
         self.send_snapshot(who, msg);
