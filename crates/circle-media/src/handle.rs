@@ -2,8 +2,11 @@
 //! bounded channel, and [`Gate`], the per-publisher "may be heard" flag that bypasses the channel.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -92,6 +95,8 @@ pub struct MediaStats {
     pub forwarded: u64,
     /// RTP packets dropped by a closed gate since start.
     pub gated: u64,
+    /// Time the relay task spent per wake-up since start (see [`BusyHistogram`]).
+    pub busy: BusyHistogram,
     /// Events dropped because the driver's event receiver was full.
     pub events_dropped: u64,
     /// Peers closed because the WebRTC stack panicked on their behalf ([`crate::MediaEvent::PeerLost`]).
@@ -251,5 +256,116 @@ impl MediaHandle {
             .await
             .map_err(|_| MediaError::Stopped)?;
         rx.await.map_err(|_| MediaError::Stopped)
+    }
+}
+
+/// Upper bounds of the [`BusyHistogram`] buckets. Forwarding one packet to a handful of listeners
+/// takes tens of microseconds; a DTLS handshake or a large renegotiation, milliseconds; past one
+/// audio frame (20 ms) the relay is late for everyone, so the buckets stop a little beyond that.
+pub const BUSY_BOUNDS: [Duration; 12] = [
+    Duration::from_micros(10),
+    Duration::from_micros(25),
+    Duration::from_micros(50),
+    Duration::from_micros(100),
+    Duration::from_micros(250),
+    Duration::from_micros(500),
+    Duration::from_millis(1),
+    Duration::from_micros(2500),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(25),
+    Duration::from_millis(50),
+];
+
+/// How long the relay task ran each time it woke (one poll of its future: the packets, commands or
+/// timers that woke it, handled to the next wait), as a histogram over [`BUSY_BOUNDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BusyHistogram {
+    /// Wake-ups per bucket (not cumulative): `counts[i]` took at most `BUSY_BOUNDS[i]` and more than
+    /// the bound before; the last entry counts those longer than every bound.
+    pub counts: [u64; BUSY_BOUNDS.len() + 1],
+    /// Their total time, in nanoseconds.
+    pub sum_nanos: u64,
+}
+
+impl BusyHistogram {
+    /// Wake-ups counted.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// The relay task's busy-time counters, written by [`Timed`] after each poll and read by the task
+/// itself when asked for stats. Atomics because the wrapper and the task both hold them; only the
+/// task's own thread touches them, so `Relaxed` is enough.
+#[derive(Debug, Default)]
+pub(crate) struct BusyTimes {
+    counts: [AtomicU64; BUSY_BOUNDS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl BusyTimes {
+    fn record(&self, busy: Duration) {
+        let bucket = BUSY_BOUNDS
+            .iter()
+            .position(|b| busy <= *b)
+            .unwrap_or(BUSY_BOUNDS.len());
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> BusyHistogram {
+        BusyHistogram {
+            counts: std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed)),
+            sum_nanos: self.sum_nanos.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A future that times each of its polls into [`BusyTimes`]: for the relay task, each poll is one
+/// wake-up, run to its next wait. (Boxed once, so that it needs no pin projection.)
+pub(crate) struct Timed<F> {
+    inner: Pin<Box<F>>,
+    busy: Arc<BusyTimes>,
+}
+
+impl<F> Timed<F> {
+    pub(crate) fn new(inner: F, busy: Arc<BusyTimes>) -> Self {
+        Timed {
+            inner: Box::pin(inner),
+            busy,
+        }
+    }
+}
+
+impl<F: Future> Future for Timed<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let started = Instant::now();
+        let result = self.inner.as_mut().poll(cx);
+        self.busy.record(started.elapsed());
+        result
+    }
+}
+
+#[cfg(test)]
+mod busy_tests {
+    use super::*;
+
+    #[test]
+    fn each_wake_up_lands_in_the_first_bucket_that_holds_it() {
+        let busy = BusyTimes::default();
+        busy.record(Duration::from_micros(3));
+        busy.record(Duration::from_micros(10));
+        busy.record(Duration::from_micros(11));
+        busy.record(Duration::from_secs(1));
+        let h = busy.snapshot();
+        assert_eq!(h.counts[0], 2, "at most 10 µs");
+        assert_eq!(h.counts[1], 1, "10 to 25 µs");
+        assert_eq!(h.counts[BUSY_BOUNDS.len()], 1, "past every bound");
+        assert_eq!(h.count(), 4);
+        assert_eq!(h.sum_nanos, 1_000_024_000);
     }
 }

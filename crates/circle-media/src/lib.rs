@@ -173,7 +173,7 @@ use tokio::sync::mpsc;
 pub use config::MediaConfig;
 pub use error::MediaError;
 pub use event::{IceCandidate, MediaEvent, PeerState};
-pub use handle::{Gate, MediaHandle, MediaStats, NewSession};
+pub use handle::{BUSY_BOUNDS, BusyHistogram, Gate, MediaHandle, MediaStats, NewSession};
 pub use ids::{GroupId, PeerId};
 
 /// `EnvFilter` directives that cap the webrtc-rs crates at `error`, whose warnings can carry remote

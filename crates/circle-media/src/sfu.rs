@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -21,7 +22,7 @@ use crate::demux::Routes;
 use crate::error::MediaError;
 use crate::event::{IceCandidate, MediaEvent, PeerState};
 use crate::forward::{Inbound, flush_writes, intake};
-use crate::handle::{Command, MediaStats, NewSession, SessionRequest};
+use crate::handle::{BusyTimes, Command, MediaStats, NewSession, SessionRequest, Timed};
 use crate::ids::{GroupId, PeerId};
 use crate::net::{LocalCandidate, Net, TcpInput, TcpRoute, canonical};
 use crate::peer::Peer;
@@ -79,6 +80,8 @@ pub(crate) struct Sfu {
     sessions: u64,
     /// Per group too large for everyone to receive everyone: whose gates were open at the last look.
     open_gates: HashMap<GroupId, Vec<PeerId>>,
+    /// Time spent per wake-up, written by the [`Timed`] wrapper around [`Sfu::run`].
+    busy: Arc<BusyTimes>,
 }
 
 impl Sfu {
@@ -107,11 +110,18 @@ impl Sfu {
             next_speaker_tick,
             sessions: 0,
             open_gates: HashMap::new(),
+            busy: Arc::default(),
         }
     }
 
     /// Runs until every [`crate::MediaHandle`] is dropped, then closes all peers.
-    pub(crate) async fn run(mut self) {
+    /// Each wake-up is timed (`MediaStats::busy`).
+    pub(crate) async fn run(self) {
+        let busy = self.busy.clone();
+        Timed::new(self.serve(), busy).await;
+    }
+
+    async fn serve(mut self) {
         loop {
             let deadline = self.next_deadline();
             let accepting = self.accepting();
@@ -452,6 +462,7 @@ impl Sfu {
             .map(Peer::mline_count)
             .max()
             .unwrap_or(0);
+        stats.busy = self.busy.snapshot();
         stats
     }
 

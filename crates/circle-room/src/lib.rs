@@ -173,6 +173,17 @@ struct StoredChat {
     at: Millis,
 }
 
+/// Participants per presence state, as [`Room::presence_counts`] counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PresenceCounts {
+    /// Admitted, with a live connection.
+    pub online: usize,
+    /// Admitted, connection lost, inside the grace period.
+    pub reconnecting: usize,
+    /// In the waiting room, connected or not.
+    pub waiting: usize,
+}
+
 /// A room: the state of one meeting.
 pub struct Room {
     /// Shown to everyone, the waiting room included.
@@ -274,6 +285,20 @@ impl Room {
     /// `true` when nobody is in the room or its waiting room.
     pub fn is_empty(&self) -> bool {
         self.participants.is_empty()
+    }
+
+    /// How many participants are in each presence state (for the server's metrics). O(n): callers
+    /// ask after changes, not per message.
+    pub fn presence_counts(&self) -> PresenceCounts {
+        let mut c = PresenceCounts::default();
+        for p in self.participants.values() {
+            match (p.admitted, p.connected) {
+                (false, _) => c.waiting += 1,
+                (true, true) => c.online += 1,
+                (true, false) => c.reconnecting += 1,
+            }
+        }
+        c
     }
 
     /// The role of a participant, if they are here.

@@ -8,6 +8,7 @@
 use crate::ws_upgrade::Socket;
 use crate::{
     AppState,
+    admin::{JOIN_SECONDS, RATE_LIMITED, WS_CLOSES, WS_FRAMES_IN, WS_FRAMES_OUT},
     room_actor::{MediaRequest, RoomCmd, RoomHandle},
     wire::{WireError, encode, parse_frame, to_command},
 };
@@ -101,6 +102,31 @@ impl Conn {
     }
 }
 
+/// The `reason` label of [`WS_CLOSES`] for a close the server sends.
+fn close_label(reason: LeaveReason) -> &'static str {
+    match reason {
+        LeaveReason::Left => "left",
+        LeaveReason::TimedOut => "timed_out",
+        LeaveReason::Removed => "removed",
+        LeaveReason::Banned => "banned",
+        LeaveReason::Denied => "denied",
+        LeaveReason::MeetingEnded => "meeting_ended",
+        LeaveReason::SlowConsumer => "slow_consumer",
+        LeaveReason::Replaced => "replaced",
+        LeaveReason::ServerShutdown => "server_shutdown",
+    }
+}
+
+/// Counts one ended connection under `reason` (a closed set: see docs/ARCHITECTURE.md).
+fn count_close(reason: &'static str) {
+    metrics::counter!(WS_CLOSES, "reason" => reason).increment(1);
+}
+
+/// Counts one request refused by the `limit` token bucket.
+pub(crate) fn count_rate_limited(limit: &'static str) {
+    metrics::counter!(RATE_LIMITED, "limit" => limit).increment(1);
+}
+
 /// The websocket close code for each reason the server closes a connection.
 fn close_code(reason: LeaveReason) -> u16 {
     match reason {
@@ -168,6 +194,7 @@ fn close_for(error: &WsError) -> Option<(u16, &'static str)> {
 /// `unjoined` is the connection's place among the sockets that have not joined yet, given back when
 /// it joins.
 pub async fn run(socket: Socket, state: AppState, unjoined: OwnedSemaphorePermit) {
+    let started = Instant::now();
     let mut unjoined = Some(unjoined);
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(state.config.limits.outbound_queue.max(4));
@@ -195,23 +222,37 @@ pub async fn run(socket: Socket, state: AppState, unjoined: OwnedSemaphorePermit
         tokio::select! {
             frame = stream.next() => {
                 last_heard = Instant::now();
+                if matches!(frame, Some(Ok(_))) {
+                    metrics::counter!(WS_FRAMES_IN).increment(1);
+                }
                 match frame {
                     Some(Ok(Message::Text(text))) => {
+                        let fresh = matches!(session, Session::Fresh);
                         on_text(&state, &conn, &mut session, &limits, text.as_str()).await;
                         if matches!(session, Session::Joined { .. }) {
                             // Joined: no longer one of the sockets that have not joined.
                             unjoined.take();
                         }
+                        if fresh && matches!(session, Session::Joined { .. }) {
+                            metrics::histogram!(JOIN_SECONDS).record(started.elapsed());
+                        }
                     }
                     Some(Ok(Message::Binary(_))) => reply_error(&conn, None, WireError::new(
                         ErrorCode::BadJson, "binary frames are not part of the protocol; send JSON text")),
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(Message::Close(_))) | None => {
+                        count_close("client_closed");
+                        break;
+                    }
                     Some(Err(e)) => {
                         debug!(conn = conn.id, error = %e, "websocket read failed");
-                        // Too big, bad UTF-8, a protocol violation: say which before closing.
-                        if let Some((code, why)) = close_for(&e) {
-                            let _ = conn.tx.try_send(Outbound::CloseCode(code, why));
+                        // Too big, bad UTF-8, a protocol violation: say which before closing (the
+                        // writer counts that close).
+                        match close_for(&e) {
+                            Some((code, why)) => {
+                                let _ = conn.tx.try_send(Outbound::CloseCode(code, why));
+                            }
+                            None => count_close("read_failed"),
                         }
                         break;
                     }
@@ -231,6 +272,7 @@ pub async fn run(socket: Socket, state: AppState, unjoined: OwnedSemaphorePermit
             _ = ping.tick() => {
                 if last_heard.elapsed() > IDLE_TIMEOUT {
                     debug!(conn = conn.id, "idle connection dropped");
+                    count_close("idle");
                     break;
                 }
                 let _ = conn.tx.try_send(Outbound::Ping);
@@ -294,6 +336,11 @@ async fn write_loop(
         let frame = tokio::select! {
             frame = rx.recv() => frame,
             _ = kill.cancelled() => {
+                // Killed by the room (a full queue), or by the reader after the client went (the
+                // reader counted that end).
+                if let Some(reason) = kill_reason.get().copied() {
+                    count_close(close_label(reason));
+                }
                 let reason = kill_reason.get().copied().unwrap_or(LeaveReason::SlowConsumer);
                 let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(close_with(reason))).await;
                 break;
@@ -303,10 +350,16 @@ async fn write_loop(
             Some(Outbound::Text(t)) => Message::Text(t),
             Some(Outbound::Ping) => Message::Ping(Default::default()),
             Some(Outbound::Close(reason)) => {
+                count_close(close_label(reason));
                 let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(close_with(reason))).await;
                 break;
             }
             Some(Outbound::CloseCode(code, reason)) => {
+                count_close(match code {
+                    1007 => "invalid_utf8",
+                    1009 => "message_too_big",
+                    _ => "protocol_error",
+                });
                 let frame = Message::Close(Some(CloseFrame {
                     code: CloseCode::from(code),
                     reason: Utf8Bytes::from_static(reason),
@@ -320,8 +373,10 @@ async fn write_loop(
             }
         };
         if sink.send(msg).await.is_err() {
+            count_close("write_failed");
             break;
         }
+        metrics::counter!(WS_FRAMES_OUT).increment(1);
     }
     // Tell the reader the connection is over, whoever ended it.
     kill.cancel();
@@ -352,6 +407,7 @@ async fn on_text(
     // request costs the room, and a frame past the size limit is refused before it is parsed.
     let parsed = parse_frame(text, state.config.limits.max_frame_bytes);
     if limits.any.check().is_err() {
+        count_rate_limited("requests");
         let id = match &parsed {
             Ok(msg) => msg.request_id().cloned(),
             Err((id, _)) => id.clone(),
@@ -374,17 +430,22 @@ async fn on_text(
         },
         Session::Joined { room, who } => {
             let limiter = match &msg {
-                ClientMsg::Chat { .. } | ClientMsg::ChatPrivate { .. } => Some(&limits.chat),
-                ClientMsg::RaiseHand { .. } => Some(&limits.hand),
+                ClientMsg::Chat { .. } | ClientMsg::ChatPrivate { .. } => {
+                    Some((&limits.chat, "chat"))
+                }
+                ClientMsg::RaiseHand { .. } => Some((&limits.hand, "hand")),
                 // One's own hand, named or not; a facilitator lowering others' is not a toggle.
                 ClientMsg::LowerHand { participant, .. }
                     if participant.as_ref().is_none_or(|p| p == &*who) =>
                 {
-                    Some(&limits.hand)
+                    Some((&limits.hand, "hand"))
                 }
                 _ => None,
             };
-            if limiter.is_some_and(|l| l.check().is_err()) {
+            if let Some((limiter, label)) = limiter
+                && limiter.check().is_err()
+            {
+                count_rate_limited(label);
                 return reply_error(
                     conn,
                     id,

@@ -25,7 +25,7 @@ use circle_media::MediaEvent;
 use circle_protocol::{
     ErrorCode, IceCandidate, LeaveReason, ParticipantId, RequestId, RoomId, ServerMsg,
 };
-use circle_room::{Command, JoinRequest, Room};
+use circle_room::{Command, JoinRequest, PresenceCounts, Room};
 use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::{
     sync::{mpsc, oneshot},
@@ -169,6 +169,8 @@ pub fn spawn_room(
         voice: Voice::new(state.media.as_ref(), &tx),
         inbox: tx.clone(),
         used: false,
+        presence_changed: false,
+        reported: Reported::default(),
     };
     state.tasks.spawn(actor.run(rx));
     RoomHandle { info, tx }
@@ -193,6 +195,52 @@ struct RoomActor {
     /// Someone has joined this room: once empty it is forgotten after `empty_room_ttl_secs`, not
     /// `unused_room_ttl_secs`.
     used: bool,
+    /// Someone may have joined, left, connected, disconnected or been admitted since the gauges
+    /// were last reported (counting presence costs a pass over the room, so chat does not ask).
+    presence_changed: bool,
+    /// This room's share of the server-wide gauges, as last reported.
+    reported: Reported,
+}
+
+/// One room's share of the server-wide gauges (participants by state, live rooms, voice sessions):
+/// the actor adds the difference when its share changes and takes it all back when it ends, so the
+/// gauges are the sums over live rooms without anyone asking the rooms.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Reported {
+    /// Participants by presence.
+    presence: PresenceCounts,
+    /// Anyone in the room or its waiting room.
+    live: bool,
+    /// Live voice sessions.
+    voice: usize,
+}
+
+impl Reported {
+    /// Moves the gauges from `self` to `now`.
+    fn move_to(&self, now: &Reported) {
+        use crate::admin::{PARTICIPANTS, ROOMS_LIVE, VOICE_SESSIONS};
+        let moves = [
+            (self.presence.online, now.presence.online, "online"),
+            (
+                self.presence.reconnecting,
+                now.presence.reconnecting,
+                "reconnecting",
+            ),
+            (self.presence.waiting, now.presence.waiting, "waiting"),
+        ];
+        for (old, new, state) in moves {
+            if old != new {
+                let gauge = metrics::gauge!(PARTICIPANTS, "state" => state);
+                gauge.increment(new as f64 - old as f64);
+            }
+        }
+        if self.live != now.live {
+            metrics::gauge!(ROOMS_LIVE).increment(f64::from(now.live) - f64::from(self.live));
+        }
+        if self.voice != now.voice {
+            metrics::gauge!(VOICE_SESSIONS).increment(now.voice as f64 - self.voice as f64);
+        }
+    }
 }
 
 impl RoomActor {
@@ -211,16 +259,21 @@ impl RoomActor {
             let forget_at = empty_since.map(|t| t + Duration::from_secs(ttl));
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd).await,
+                    Some(cmd) => {
+                        self.presence_changed |= may_change_presence(&cmd);
+                        self.handle(cmd).await;
+                    }
                     None => break,
                 },
                 _ = sleep_until(timer.unwrap_or_else(far_future)), if timer.is_some() => {
                     self.room.handle_timeout(self.state.clock.now_ms());
+                    self.presence_changed = true;
                     self.drain();
                 }
                 _ = sleep_until(forget_at.unwrap_or_else(far_future)), if forget_at.is_some() => {
                     debug!(room = %crate::redact::room_tag(&self.info.id), "empty room forgotten");
                     self.room.end();
+                    self.presence_changed = true;
                     self.drain();
                 }
                 _ = shutdown.cancelled() => {
@@ -229,6 +282,7 @@ impl RoomActor {
                 }
             }
             self.flush_media().await;
+            self.report_gauges();
             if self.room.is_ended() {
                 break;
             }
@@ -242,6 +296,7 @@ impl RoomActor {
         // ends, so shutdown, which waits for the actors, waits for the goodbyes too.
         self.close_all_media().await;
         self.voice.unroute(self.state.media.as_ref());
+        self.reported.move_to(&Reported::default());
         self.state.rooms.remove(&self.info.id);
         info!(room = %crate::redact::room_tag(&self.info.id), "room closed");
     }
@@ -304,6 +359,24 @@ impl RoomActor {
             RoomCmd::MayBeHeard { who, reply } => {
                 let _ = reply.send(self.room.may_be_heard(&who));
             }
+        }
+    }
+
+    /// Brings this room's share of the gauges up to date (see [`Reported`]).
+    fn report_gauges(&mut self) {
+        let presence = if std::mem::take(&mut self.presence_changed) {
+            self.room.presence_counts()
+        } else {
+            self.reported.presence
+        };
+        let now = Reported {
+            presence,
+            live: !self.room.is_empty(),
+            voice: self.voice.session_count(),
+        };
+        if now != self.reported {
+            self.reported.move_to(&now);
+            self.reported = now;
         }
     }
 
@@ -431,6 +504,19 @@ pub fn removal_message(reason: LeaveReason) -> Option<&'static str> {
         LeaveReason::ServerShutdown => "The server is restarting. Please rejoin in a minute.",
         LeaveReason::Left | LeaveReason::TimedOut | LeaveReason::MeetingEnded => return None,
     })
+}
+
+/// Whether handling `cmd` may change who is online, reconnecting or waiting (chat, voice and the
+/// relay's news do not, except through a slow consumer dropped on the way, which
+/// [`RoomActor::push`] notes itself).
+fn may_change_presence(cmd: &RoomCmd) -> bool {
+    match cmd {
+        RoomCmd::Request { cmd, .. } => {
+            !matches!(cmd, Command::Chat(_) | Command::ChatPrivate { .. })
+        }
+        RoomCmd::Media { .. } | RoomCmd::MediaEvent(_) | RoomCmd::MayBeHeard { .. } => false,
+        RoomCmd::Join { .. } | RoomCmd::Resume { .. } | RoomCmd::Disconnected { .. } => true,
+    }
 }
 
 fn far_future() -> Instant {

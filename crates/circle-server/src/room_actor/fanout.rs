@@ -29,6 +29,7 @@ impl RoomActor {
                     recipients, msg, ..
                 } => self.fan_out(recipients, msg),
                 Output::Close { who, reason } => {
+                    self.presence_changed = true;
                     if let Some(conn) = self.conns.remove(&who) {
                         close_with_reason(&conn, reason);
                     }
@@ -128,6 +129,7 @@ impl RoomActor {
             }
             conn.close(LeaveReason::SlowConsumer);
             self.room.disconnected(self.state.clock.now_ms(), who);
+            self.presence_changed = true;
             // Its consequences (others see "reconnecting") are drained by the caller's loop.
         }
     }

@@ -89,6 +89,11 @@ impl Voice {
         }
     }
 
+    /// Live media sessions in this room.
+    pub(super) fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
     /// Stops routing the group's events (the room is closing).
     pub(super) fn unroute(&self, media: Option<&Media>) {
         if let (Some(media), Some(group)) = (media, self.group) {
@@ -169,6 +174,7 @@ impl RoomActor {
             .entry(who.clone())
             .or_insert_with(|| OfferBudget::new(now));
         if !budget.take(now) {
+            crate::conn::count_rate_limited("media_offer");
             return Err(WireError::new(
                 ErrorCode::RateLimited,
                 "too many new voice sessions; wait a few seconds before offering again",
