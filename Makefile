@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test test-rust test-browser test-netns lint fmt fmt-check clippy bench bench-chat bench-idle bench-voice
+.PHONY: run build test test-rust test-browser test-netns bench-netns lint fmt fmt-check clippy bench bench-chat bench-idle bench-voice
 
 ## Start the server (release build) on embedded defaults, with the web client served on :8080.
 run:
@@ -28,6 +28,10 @@ test-browser:
 ## 443 open, HTTPS with a test CA). Needs root; installs nftables, Chromium and the rest when missing.
 test-netns:
 	tests/netns/run.sh
+
+## Join time over UDP, ICE-TCP and TURN/TLS, in real Chromium on the namespace test bed (root).
+bench-netns:
+	JOIN_RUNS=$${JOIN_RUNS:-10} tests/netns/run.sh join-time.bench.mjs
 
 lint: fmt-check clippy
 

@@ -111,6 +111,9 @@ pub struct MediaStats {
     /// Packets to ICE-TCP clients dropped because that connection's outbound queue was full (the
     /// client reads too slowly), as a full socket buffer drops a UDP datagram.
     pub tcp_dropped: u64,
+    /// Datagrams not sent because the UDP socket's send buffer was full (or the send failed), as
+    /// the network would drop them.
+    pub udp_dropped: u64,
 }
 
 /// A cloneable handle to the SFU task. All methods are requests to the task and return its answer.

@@ -149,6 +149,8 @@ pub(crate) struct Net {
     pub(crate) tcp: Option<Tcp>,
     /// Packets dropped for a full TCP outbound queue.
     pub(crate) tcp_dropped: u64,
+    /// Datagrams the UDP socket would not take (its send buffer full): dropped, counted.
+    pub(crate) udp_dropped: u64,
     /// Connections closed for what they sent.
     pub(crate) tcp_rejected: u64,
 }
@@ -192,6 +194,7 @@ impl Net {
             advertised,
             tcp,
             tcp_dropped: 0,
+            udp_dropped: 0,
             tcp_rejected: 0,
         })
     }
@@ -244,6 +247,7 @@ impl Net {
                     to = SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), to.port());
                 }
                 if let Err(e) = self.udp.try_send_to(message, to) {
+                    self.udp_dropped += 1;
                     tracing::trace!(error = %e, "udp send dropped");
                 }
             }

@@ -455,6 +455,7 @@ impl Sfu {
         stats.addr_routes = self.routes.addr_count();
         stats.tcp_connections = self.net.tcp.as_ref().map_or(0, |t| t.count());
         stats.tcp_dropped = self.net.tcp_dropped;
+        stats.udp_dropped = self.net.udp_dropped;
         stats.tcp_rejected = self.net.tcp_rejected;
         stats.max_mlines = self
             .peers

@@ -212,6 +212,12 @@ fn render_media(out: &mut String, stats: &circle_media::MediaStats) {
         stats.events_dropped,
     );
     line(
+        "circle_media_packets_dropped_total",
+        "counter",
+        "Packets the relay could not send: the UDP socket's buffer was full, or an ICE-TCP client's queue was.",
+        stats.udp_dropped + stats.tcp_dropped,
+    );
+    line(
         "circle_media_peers_lost_total",
         "counter",
         "Voice sessions closed because the WebRTC stack failed on their behalf.",
