@@ -6,7 +6,7 @@
 mod support;
 
 use circle_protocol::{
-    LeaveReason, ParticipantId, ParticipantView, RoomSnapshot, ServerMsg, Settings, SettingsPatch,
+    LeaveReason, ParticipantId, RoomSnapshot, ServerMsg, Settings, SettingsPatch,
 };
 use circle_room::{Command, RoomError, RoomLimits};
 use std::collections::BTreeMap;
@@ -38,54 +38,6 @@ impl Rng {
             _ => None,
         }
     }
-}
-
-/// What a client shows, built only from the messages it received.
-struct ClientView {
-    room: RoomSnapshot,
-    heard: bool,
-    /// The last `speakers` list it was told.
-    speakers: Option<Vec<ParticipantId>>,
-}
-
-impl ClientView {
-    fn apply(&mut self, msg: &ServerMsg) {
-        let upsert = |room: &mut RoomSnapshot, p: &ParticipantView| match room
-            .participants
-            .iter_mut()
-            .find(|q| q.id == p.id)
-        {
-            Some(q) => *q = p.clone(),
-            None => room.participants.push(p.clone()),
-        };
-        match msg {
-            ServerMsg::Joined { room, .. } => {
-                self.room = room.clone();
-                self.heard = false;
-            }
-            ServerMsg::Admitted { room } | ServerMsg::RoomState { room } => {
-                self.room = room.clone()
-            }
-            ServerMsg::ParticipantJoined { participant }
-            | ServerMsg::ParticipantUpdated { participant } => upsert(&mut self.room, participant),
-            ServerMsg::ParticipantLeft { participant, .. } => {
-                self.room.participants.retain(|p| &p.id != participant)
-            }
-            ServerMsg::Counts { counts } => self.room.counts = Some(*counts),
-            ServerMsg::Floor { floor } => self.room.floor = floor.clone(),
-            ServerMsg::Chat { message } if !message.private => self.room.chat.push(message.clone()),
-            ServerMsg::ChatDeleted { message } => self.room.chat.retain(|m| m.id != *message),
-            ServerMsg::Settings { settings } => self.room.settings = settings.clone(),
-            ServerMsg::Hearing { may_be_heard } => self.heard = *may_be_heard,
-            ServerMsg::Speakers { participants } => self.speakers = Some(participants.clone()),
-            _ => {}
-        }
-    }
-}
-
-fn by_id(mut ps: Vec<ParticipantView>) -> Vec<ParticipantView> {
-    ps.sort_by(|a, b| a.id.cmp(&b.id));
-    ps
 }
 
 struct Run {
@@ -124,7 +76,7 @@ impl Run {
         };
         let host = run.sim.facilitator("Host");
         run.ever.push(host.clone());
-        run.clients.insert(host, empty_view());
+        run.clients.insert(host, ClientView::new());
         run.deliver();
         run
     }
@@ -264,7 +216,7 @@ impl Run {
                 let device = format!("dev-{}", self.rng.below(12));
                 if let Ok((id, _)) = self.sim.try_join(&name, facilitator, Some(&device)) {
                     self.ever.push(id.clone());
-                    self.clients.insert(id, empty_view());
+                    self.clients.insert(id, ClientView::new());
                 }
             }
             2 => {
@@ -281,7 +233,7 @@ impl Run {
                     match self.sim.resume(&id) {
                         Ok(_) => {
                             self.dropped.retain(|d| d != &id);
-                            self.clients.insert(id, empty_view());
+                            self.clients.insert(id, ClientView::new());
                         }
                         Err(e) => assert!(
                             matches!(e, RoomError::SessionGone | RoomError::Banned),
@@ -396,24 +348,6 @@ impl Run {
                 "step {step}: relay feed for {id}"
             );
         }
-    }
-}
-
-fn empty_view() -> ClientView {
-    ClientView {
-        room: RoomSnapshot {
-            title: String::new(),
-            settings: Settings::default(),
-            participants: Vec::new(),
-            counts: None,
-            floor: circle_protocol::FloorView {
-                speaker: None,
-                queue: Vec::new(),
-            },
-            chat: Vec::new(),
-        },
-        heard: false,
-        speakers: None,
     }
 }
 

@@ -18,8 +18,7 @@
 mod support;
 
 use circle_protocol::{
-    LeaveReason, ParticipantId, ParticipantView, Presence, Role, RoomSnapshot, ServerMsg, Settings,
-    SettingsPatch,
+    LeaveReason, ParticipantId, Presence, Role, RoomSnapshot, ServerMsg, Settings, SettingsPatch,
 };
 use circle_room::{ChatText, Command, Output, Pseudonym, RoomError, RoomLimits};
 use proptest::prelude::*;
@@ -241,68 +240,6 @@ fn limits() -> impl Strategy<Value = RoomLimits> {
         chat_history,
         grace_ms: 20_000,
     })
-}
-
-/// What a client shows, built only from the messages it received (as in `consistency.rs`).
-struct ClientView {
-    room: RoomSnapshot,
-    heard: bool,
-}
-
-impl ClientView {
-    fn new() -> Self {
-        Self {
-            room: RoomSnapshot {
-                title: String::new(),
-                settings: Settings::default(),
-                participants: Vec::new(),
-                counts: None,
-                floor: circle_protocol::FloorView {
-                    speaker: None,
-                    queue: Vec::new(),
-                },
-                chat: Vec::new(),
-            },
-            heard: false,
-        }
-    }
-
-    fn apply(&mut self, msg: &ServerMsg) {
-        let upsert = |room: &mut RoomSnapshot, p: &ParticipantView| match room
-            .participants
-            .iter_mut()
-            .find(|q| q.id == p.id)
-        {
-            Some(q) => *q = p.clone(),
-            None => room.participants.push(p.clone()),
-        };
-        match msg {
-            ServerMsg::Joined { room, .. } => {
-                self.room = room.clone();
-                self.heard = false;
-            }
-            ServerMsg::Admitted { room } | ServerMsg::RoomState { room } => {
-                self.room = room.clone()
-            }
-            ServerMsg::ParticipantJoined { participant }
-            | ServerMsg::ParticipantUpdated { participant } => upsert(&mut self.room, participant),
-            ServerMsg::ParticipantLeft { participant, .. } => {
-                self.room.participants.retain(|p| &p.id != participant)
-            }
-            ServerMsg::Counts { counts } => self.room.counts = Some(*counts),
-            ServerMsg::Floor { floor } => self.room.floor = floor.clone(),
-            ServerMsg::Chat { message } if !message.private => self.room.chat.push(message.clone()),
-            ServerMsg::ChatDeleted { message } => self.room.chat.retain(|m| m.id != *message),
-            ServerMsg::Settings { settings } => self.room.settings = settings.clone(),
-            ServerMsg::Hearing { may_be_heard } => self.heard = *may_be_heard,
-            _ => {}
-        }
-    }
-}
-
-fn by_id(mut ps: Vec<ParticipantView>) -> Vec<ParticipantView> {
-    ps.sort_by(|a, b| a.id.cmp(&b.id));
-    ps
 }
 
 /// The commands only a facilitator may send (docs/PROTOCOL.md marks them).

@@ -415,3 +415,75 @@ pub fn roster(snapshot: &RoomSnapshot) -> Vec<ParticipantId> {
 pub fn is_left(msg: &ServerMsg, who: &ParticipantId, why: LeaveReason) -> bool {
     matches!(msg, ServerMsg::ParticipantLeft { participant, reason } if participant == who && *reason == why)
 }
+
+/// What a client shows, built only from the messages it received (the random-meeting tests compare
+/// it with a fresh snapshot after every step).
+pub struct ClientView {
+    /// The room as this client has put it together.
+    pub room: RoomSnapshot,
+    /// The last `hearing` answer it was told.
+    pub heard: bool,
+    /// The last `speakers` list it was told.
+    pub speakers: Option<Vec<ParticipantId>>,
+}
+
+impl ClientView {
+    /// A client that has received nothing yet.
+    pub fn new() -> Self {
+        Self {
+            room: RoomSnapshot {
+                title: String::new(),
+                settings: Settings::default(),
+                participants: Vec::new(),
+                counts: None,
+                floor: FloorView {
+                    speaker: None,
+                    queue: Vec::new(),
+                },
+                chat: Vec::new(),
+            },
+            heard: false,
+            speakers: None,
+        }
+    }
+
+    /// Applies one message as a client would.
+    pub fn apply(&mut self, msg: &ServerMsg) {
+        let upsert = |room: &mut RoomSnapshot, p: &ParticipantView| match room
+            .participants
+            .iter_mut()
+            .find(|q| q.id == p.id)
+        {
+            Some(q) => *q = p.clone(),
+            None => room.participants.push(p.clone()),
+        };
+        match msg {
+            ServerMsg::Joined { room, .. } => {
+                self.room = room.clone();
+                self.heard = false;
+            }
+            ServerMsg::Admitted { room } | ServerMsg::RoomState { room } => {
+                self.room = room.clone()
+            }
+            ServerMsg::ParticipantJoined { participant }
+            | ServerMsg::ParticipantUpdated { participant } => upsert(&mut self.room, participant),
+            ServerMsg::ParticipantLeft { participant, .. } => {
+                self.room.participants.retain(|p| &p.id != participant)
+            }
+            ServerMsg::Counts { counts } => self.room.counts = Some(*counts),
+            ServerMsg::Floor { floor } => self.room.floor = floor.clone(),
+            ServerMsg::Chat { message } if !message.private => self.room.chat.push(message.clone()),
+            ServerMsg::ChatDeleted { message } => self.room.chat.retain(|m| m.id != *message),
+            ServerMsg::Settings { settings } => self.room.settings = settings.clone(),
+            ServerMsg::Hearing { may_be_heard } => self.heard = *may_be_heard,
+            ServerMsg::Speakers { participants } => self.speakers = Some(participants.clone()),
+            _ => {}
+        }
+    }
+}
+
+/// Participants in id order, to compare rosters whatever order they were built in.
+pub fn by_id(mut ps: Vec<ParticipantView>) -> Vec<ParticipantView> {
+    ps.sort_by(|a, b| a.id.cmp(&b.id));
+    ps
+}
