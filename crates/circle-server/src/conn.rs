@@ -229,11 +229,9 @@ pub async fn run(socket: Socket, state: AppState, unjoined: OwnedSemaphorePermit
                     Some(Ok(Message::Text(text))) => {
                         let fresh = matches!(session, Session::Fresh);
                         on_text(&state, &conn, &mut session, &limits, text.as_str()).await;
-                        if matches!(session, Session::Joined { .. }) {
+                        if fresh && matches!(session, Session::Joined { .. }) {
                             // Joined: no longer one of the sockets that have not joined.
                             unjoined.take();
-                        }
-                        if fresh && matches!(session, Session::Joined { .. }) {
                             metrics::histogram!(JOIN_SECONDS).record(started.elapsed());
                         }
                     }

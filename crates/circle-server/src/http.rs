@@ -120,15 +120,10 @@ async fn ready(State(state): State<AppState>) -> Response {
         Some(_) if state.relay_alive().await => "alive",
         Some(_) => "down",
     };
-    let turn = match &state.turn {
-        Some(t) if t.stats().is_some() => {
-            if t.healthy() {
-                "alive"
-            } else {
-                "down"
-            }
-        }
-        _ => "off",
+    let turn = match state.turn.as_deref().and_then(|t| t.relay_healthy()) {
+        None => "off",
+        Some(true) => "alive",
+        Some(false) => "down",
     };
     let ready = !draining && relay != "down" && turn != "down";
     let status = if ready {

@@ -91,9 +91,10 @@ impl Turn {
         }
     }
 
-    /// Whether the embedded relay (if any) is serving.
-    pub fn healthy(&self) -> bool {
-        self.server.as_ref().is_none_or(|s| s.healthy())
+    /// Whether the embedded relay is serving; `None` when there is none (credentials for an
+    /// external coturn only).
+    pub fn relay_healthy(&self) -> Option<bool> {
+        self.server.as_ref().map(|s| s.healthy())
     }
 
     /// The embedded relay's counters, if it runs.
