@@ -11,6 +11,8 @@
 //!   threads at quiet points, and loss in a canary meeting.
 //! - `session.rs`: the soak's participant: requests answered by id, drop and resume, and a real
 //!   WebRTC voice connection whose signalling runs on the same socket.
+//! - `procfs.rs`: the server's descriptors by kind (and connections still closing) and its threads'
+//!   run-queue wait, from `/proc`: what tells a leak from a starved machine.
 //! - `stats.rs`: percentiles.
 //!
 //! Every loop is bounded in count and in time, and all traffic goes to a loopback address.
@@ -19,6 +21,7 @@ mod chat;
 mod client;
 mod cpu;
 mod idle;
+mod procfs;
 mod server;
 mod session;
 mod soak;

@@ -155,6 +155,7 @@ mod config;
 mod demux;
 mod error;
 mod event;
+pub mod fault;
 mod forward;
 mod handle;
 mod ids;
