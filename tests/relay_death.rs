@@ -9,7 +9,7 @@
 //! would make it, once the file named by `FAULT_INJECTION_RELAY_DEATH_FILE` exists.
 
 use circle_media::fault::DEATH_FILE_VAR;
-use circle_tests::{Client, voice::VoiceMember};
+use circle_tests::{Client, CreatedRoom, voice::VoiceMember};
 use serde_json::json;
 use std::{
     io::{BufRead, BufReader},
@@ -200,4 +200,43 @@ async fn a_dead_relay_turns_readiness_off_and_the_process_exits_non_zero() {
         logs.iter().any(|l| l.contains("the voice relay stopped")),
         "the log says why: {logs:#?}"
     );
+}
+
+/// Readiness itself, in a server running in this process (which does not exit when its relay dies:
+/// that is `circle`'s main, tested above): once the relay is dead, `/readyz` answers 503 and names
+/// the relay, so a load balancer sends newcomers elsewhere in the moments before the process exits.
+#[tokio::test]
+async fn a_dead_relay_makes_readyz_answer_503() {
+    let death_file =
+        std::env::temp_dir().join(format!("circle-relay-death-in-{}", std::process::id()));
+    let _ = std::fs::remove_file(&death_file);
+    circle_media::fault::set_relay_death_file(death_file.clone())
+        .expect("no relay in this process looked for its death file yet");
+    let srv = circle_tests::server().await;
+    let room: CreatedRoom = srv
+        .create_room(json!({"settings": {"waiting_room": false}}))
+        .await;
+    let ada = VoiceMember::join(&srv, &room, "Ada", false).await;
+    let body = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().await.expect("JSON"))
+    };
+    let get = || reqwest::get(format!("{}/readyz", srv.base));
+    let (status, before) = body(get().await.expect("GET /readyz")).await;
+    assert_eq!((status, &before["relay"]), (200, &json!("alive")));
+
+    std::fs::write(&death_file, b"").expect("death file");
+    let deadline = Instant::now() + EXIT_WAIT;
+    let (status, after) = loop {
+        let (status, b) = body(get().await.expect("GET /readyz")).await;
+        if status != 200 || Instant::now() >= deadline {
+            break (status, b);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = std::fs::remove_file(&death_file);
+    assert_eq!(status, 503, "{after}");
+    assert_eq!(after["relay"], "down", "{after}");
+    assert_eq!(after["ready"], false, "{after}");
+    drop(ada);
 }

@@ -21,8 +21,9 @@
 //! costs nothing.
 //!
 //! # The trigger
-//! [`DEATH_FILE_VAR`] names a file, read once when the relay starts. The relay task panics at its
-//! first wake-up after that file exists (checked at most every [`CHECK_EVERY`]; the relay wakes at
+//! [`DEATH_FILE_VAR`] names a file, read once when the relay starts (or a test running the server in
+//! its own process names it with [`set_relay_death_file`]). The relay task panics at its first
+//! wake-up after that file exists (checked at most every [`CHECK_EVERY`]; the relay wakes at
 //! least once a second). A file rather than a signal or a protocol message: the test decides when,
 //! from outside the process, and nothing a client sends can reach it.
 
@@ -38,16 +39,31 @@ pub const DEATH_FILE_VAR: &str = "FAULT_INJECTION_RELAY_DEATH_FILE";
 #[cfg(feature = "fault-injection")]
 const CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Called by the relay task at every wake-up. With the feature and [`DEATH_FILE_VAR`] set, panics
-/// once the file exists; otherwise does nothing.
+/// The death file for this process: set by [`set_relay_death_file`], or else read from
+/// [`DEATH_FILE_VAR`] at the relay's first wake-up.
+#[cfg(feature = "fault-injection")]
+static DEATH_FILE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// Names the death file for every relay in this process, for a test that runs the server in its own
+/// process (where setting an environment variable would need `unsafe`). Fails if a relay has already
+/// looked for it, or it was already named.
+#[cfg(feature = "fault-injection")]
+pub fn set_relay_death_file(path: std::path::PathBuf) -> Result<(), std::path::PathBuf> {
+    DEATH_FILE
+        .set(Some(path))
+        .map_err(|p| p.unwrap_or_default())
+}
+
+/// Called by the relay task at every wake-up. With the feature and a death file named, panics once
+/// the file exists; otherwise does nothing.
 #[cfg(feature = "fault-injection")]
 pub(crate) fn relay_wakeup() {
-    use std::sync::{Mutex, OnceLock};
+    use std::sync::Mutex;
     use std::time::Instant;
 
-    static FILE: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
     static LAST_CHECK: Mutex<Option<Instant>> = Mutex::new(None);
-    let Some(file) = FILE.get_or_init(|| std::env::var_os(DEATH_FILE_VAR).map(Into::into)) else {
+    let Some(file) = DEATH_FILE.get_or_init(|| std::env::var_os(DEATH_FILE_VAR).map(Into::into))
+    else {
         return;
     };
     {
