@@ -384,7 +384,10 @@ pub async fn run(a: SoakArgs) -> Result<()> {
     }
     let (sent0, recv0) = canary_barrier(&mut speaker, &mut listener, &stream, &counters).await?;
     let drops0 = canary_drops(server.pid(), &listener);
-    let start = Resources::read(&server).await?;
+    let rooms_now = rooms(&server).await?;
+    // The `/healthz` request's own connection may still be closing.
+    settle_connections(&server).await;
+    let start = Resources::read_proc(&server, rooms_now)?;
     println!("start (canary in, no churn yet): {}", start.line());
     println!("  machine: {}", machine_load());
     let machine0 = Machine::read(server.pid());
