@@ -1,7 +1,7 @@
-//! What `/proc` says about the server child beyond memory: what its descriptors are (and whether its
-//! connections are still closing), and how long its threads waited for a CPU. The soak reads these
-//! to tell a leak (something stays open at a quiet point) from a starved machine (the server was
-//! ready to run but had no CPU, so its socket buffers overflowed).
+//! What `/proc` says about the server child beyond memory: what its descriptors are (and whether
+//! its connections are still closing), and how long its threads waited for a CPU. The soak reads
+//! these to tell a leak (something stays open at a quiet point) from a starved machine (the server
+//! was ready to run but had no CPU, so its socket buffers overflowed).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -26,7 +26,8 @@ pub struct Fds {
 
 impl Fds {
     /// Reads `pid`'s descriptors and classifies its sockets with `/proc/net/{tcp,tcp6,udp,udp6}`
-    /// (of this process's network namespace, which is the child's). A process that is gone has none.
+    /// (of this process's network namespace, which is the child's). A process that is gone has
+    /// none.
     pub fn read(pid: u32) -> Fds {
         let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
             return Fds::default();

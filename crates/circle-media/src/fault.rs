@@ -1,31 +1,33 @@
-//! Fault injection for end-to-end tests: makes the relay task die on demand, as a bug outside the
-//! per-peer guards would make it, so that a test can watch the whole `circle` process react
+//! Fault injection for end-to-end tests: makes the relay task die on demand, as a bug outside
+//! the per-peer guards would make it, so that a test can watch the whole `circle` process react
 //! (readiness turns false, the process exits non-zero for its supervisor to restart it).
 //!
 //! # Only in test builds
 //! Everything here exists only with the cargo feature `fault-injection`. Nothing in the workspace
-//! enables it as a normal dependency: the end-to-end test crate (`tests/Cargo.toml`) enables it in its
-//! `[dev-dependencies]`, and cargo (resolver 2 and later) activates a dev-dependency's features only
-//! when the build includes targets that need dev-dependencies (tests, examples, benches) of the
-//! packages it was asked for. So:
-//! - `make run` (`cargo build --release -p circle-server`): circle-server and its dependencies only;
-//!   the test crate is not part of the build; no hook.
-//! - `cargo build --release -p circle-server -p circle-tests --bin ...` (`make bench-voice`): binaries
-//!   need no dev-dependencies; no hook.
+//! enables it as a normal dependency: the end-to-end test crate (`tests/Cargo.toml`) enables it in
+//! its `[dev-dependencies]`, and cargo (resolver 2 and later) activates a dev-dependency's
+//! features only when the build includes targets that need dev-dependencies (tests, examples,
+//! benches) of the packages it was asked for. So:
+//! - `make run` (`cargo build --release -p circle-server`): circle-server and its dependencies
+//!   only; the test crate is not part of the build; no hook.
+//! - `cargo build --release -p circle-server -p circle-tests --bin ...` (`make bench-voice`):
+//!   binaries need no dev-dependencies; no hook.
+//! - `cargo test -p circle-tests`: the test crate's `circle-fault` binary (`circle`'s own main.rs)
+//!   is built with the hook, which is what `tests/relay_death.rs` runs.
 //! - `cargo test --workspace` / `cargo build --workspace --all-targets`: features are unified over
 //!   the build, so the debug `target/debug/circle` built there has the hook too. It still does
-//!   nothing unless [`DEATH_FILE_VAR`] is set, and the server logs a warning at start when the hook
-//!   is compiled in ([`COMPILED_IN`]).
+//!   nothing unless [`DEATH_FILE_VAR`] is set, and the server logs a warning at start when the
+//!   hook is compiled in ([`COMPILED_IN`]).
 //!
-//! Without the feature, [`relay_wakeup`] is an empty inline function: the relay loop's one call
+//! Without the feature, `relay_wakeup` is an empty inline function: the relay loop's one call
 //! costs nothing.
 //!
 //! # The trigger
-//! [`DEATH_FILE_VAR`] names a file, read once when the relay starts (or a test running the server in
-//! its own process names it with [`set_relay_death_file`]). The relay task panics at its first
-//! wake-up after that file exists (checked at most every [`CHECK_EVERY`]; the relay wakes at
-//! least once a second). A file rather than a signal or a protocol message: the test decides when,
-//! from outside the process, and nothing a client sends can reach it.
+//! [`DEATH_FILE_VAR`] names a file, read once when the relay starts (or a test running the server
+//! in its own process names it with `set_relay_death_file`). The relay task panics at its first
+//! wake-up after that file exists (checked at most every 50 ms; the relay wakes at least once a
+//! second). A file rather than a signal or a protocol message: the test decides when, from outside
+//! the process, and nothing a client sends can reach it.
 
 /// Whether this build has the fault hooks (the feature `fault-injection`).
 pub const COMPILED_IN: bool = cfg!(feature = "fault-injection");
@@ -44,9 +46,9 @@ const CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 #[cfg(feature = "fault-injection")]
 static DEATH_FILE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
 
-/// Names the death file for every relay in this process, for a test that runs the server in its own
-/// process (where setting an environment variable would need `unsafe`). Fails if a relay has already
-/// looked for it, or it was already named.
+/// Names the death file for every relay in this process, for a test that runs the server in its
+/// own process (where setting an environment variable would need `unsafe`). Fails if a relay has
+/// already looked for it, or it was already named.
 #[cfg(feature = "fault-injection")]
 pub fn set_relay_death_file(path: std::path::PathBuf) -> Result<(), std::path::PathBuf> {
     DEATH_FILE
