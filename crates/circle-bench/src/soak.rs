@@ -22,9 +22,9 @@
 //! in. Descriptors are counted once no connection is still closing (a websocket lingers after its
 //! close frame; the wait is bounded by [`FD_SETTLE`], so a connection that never closes is still
 //! counted), and shown by kind. The first quiet point follows the warm-up; the last follows the end
-//! of churn. The run passes
-//! when anonymous memory, descriptors and threads at the last are within the tolerance (5 %) of the first, and
-//! the canary lost no packet and no chat line. Figures are also printed every `--report-secs`.
+//! of churn. The run passes when anonymous memory, descriptors and threads at the last are within
+//! the tolerance (5 %) of the first, the canary lost no packet and no chat line, and no churn member
+//! failed. Figures are also printed every `--report-secs`.
 //!
 //! Beside them, every report shows the machine's load and how the server was scheduled: how much of
 //! a CPU it ran and how long its threads waited, ready, for one (`/proc/PID/task/*/schedstat`), and
@@ -524,6 +524,14 @@ pub async fn run(a: SoakArgs) -> Result<()> {
         if canary_ok { "ok" } else { "LOSS" }
     );
     pass &= canary_ok;
+    // A member who could not do what it came for (join, voice, resume) is harm the run caused,
+    // whatever the server's memory says.
+    let failed = churn.failed.load(Relaxed);
+    println!(
+        "  members  {failed} churn members failed: {}",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
+    pass &= failed == 0;
     println!("{}", if pass { "PASS" } else { "FAIL" });
     // A reading, not a verdict: what the figures above point to when something failed.
     let relay_drops = drops1.0.saturating_sub(drops0.0);
