@@ -269,3 +269,321 @@ impl<'de> Deserialize<'de> for Schedule {
         Schedule::parse(value).map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveDateTime, Timelike};
+    use serde_json::json;
+
+    /// Unix ms of a UTC time written "YYYY-MM-DD HH:MM".
+    fn utc(text: &str) -> u64 {
+        let t = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+        u64::try_from(t.and_utc().timestamp_millis()).unwrap()
+    }
+
+    fn schedule(days: &[&str], start: &str, zone: &str, mins: u32) -> Schedule {
+        Schedule::parse(json!({
+            "weekdays": days, "start": start, "time_zone": zone, "duration_mins": mins
+        }))
+        .unwrap()
+    }
+
+    fn refused(value: Value) -> String {
+        Schedule::parse(value).unwrap_err().to_string()
+    }
+
+    const MIN: u64 = MINUTE_MS;
+
+    #[test]
+    fn parses_the_json_shape_and_writes_it_back() {
+        let value = json!({
+            "weekdays": ["thu", "tue"], "start": "19:00", "time_zone": "Europe/London",
+            "duration_mins": 90
+        });
+        let parsed = Schedule::parse(value).unwrap();
+        assert_eq!(
+            parsed.weekdays,
+            [Weekday::Tue, Weekday::Thu],
+            "Monday first"
+        );
+        assert_eq!(parsed.start, NaiveTime::from_hms_opt(19, 0, 0).unwrap());
+        assert_eq!(parsed.time_zone, chrono_tz::Europe::London);
+        assert_eq!(
+            parsed.to_json(),
+            json!({"weekdays": ["tue", "thu"], "start": "19:00", "time_zone": "Europe/London",
+                   "duration_mins": 90})
+        );
+        let via_serde: Schedule = serde_json::from_value(parsed.to_json()).unwrap();
+        assert_eq!(via_serde, parsed);
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), parsed.to_json());
+    }
+
+    #[test]
+    fn each_problem_has_its_own_message() {
+        let base = json!({"weekdays": ["tue"], "start": "19:00", "time_zone": "Europe/London",
+                          "duration_mins": 90});
+        let with = |field: &str, value: Value| {
+            let mut v = base.clone();
+            v[field] = value;
+            refused(v)
+        };
+        assert!(refused(json!("tuesdays")).contains("is an object"));
+        assert!(refused(json!({"weekdays": ["tue"]})).contains("needs start"));
+        let mut extra = base.clone();
+        extra["every"] = json!(2);
+        assert!(refused(extra).contains("no field \"every\""));
+
+        assert!(with("weekdays", json!([])).contains("at least one day"));
+        assert!(with("weekdays", json!(["tues"])).contains("unknown weekday \"tues\""));
+        assert!(with("weekdays", json!(["Tue"])).contains("unknown weekday"));
+        assert!(with("weekdays", json!(["tue", "tue"])).contains("listed twice"));
+        assert!(with("weekdays", json!("tue")).contains("is a list"));
+
+        for bad in ["7pm", "9:00", "19:00:00", "19h00", "", "１９:００"] {
+            assert!(with("start", json!(bad)).contains("HH:MM"), "{bad}");
+        }
+        assert!(with("start", json!("24:00")).contains("not a time of day"));
+        assert!(with("start", json!("19:60")).contains("not a time of day"));
+        assert!(with("start", json!(1900)).contains("HH:MM"));
+
+        assert!(with("time_zone", json!("Mars/Olympus_Mons")).contains("unknown time zone"));
+        assert!(with("time_zone", json!("europe/london")).contains("unknown time zone"));
+        assert!(with("time_zone", json!(0)).contains("IANA"));
+
+        for bad in [
+            json!(4),
+            json!(721),
+            json!(0),
+            json!(-90),
+            json!(90.5),
+            json!("90"),
+            json!(u64::MAX),
+        ] {
+            assert!(
+                with("duration_mins", bad.clone()).contains("5 to 720"),
+                "{bad}"
+            );
+        }
+        assert!(Schedule::parse(with_ok(&base, "duration_mins", json!(5))).is_ok());
+        assert!(Schedule::parse(with_ok(&base, "duration_mins", json!(720))).is_ok());
+        assert!(Schedule::parse(with_ok(&base, "start", json!("00:00"))).is_ok());
+        assert!(Schedule::parse(with_ok(&base, "start", json!("23:59"))).is_ok());
+    }
+
+    fn with_ok(base: &Value, field: &str, value: Value) -> Value {
+        let mut v = base.clone();
+        v[field] = value;
+        v
+    }
+
+    #[test]
+    fn check_applies_the_parse_rules_to_a_schedule_built_in_code() {
+        let good = schedule(&["tue"], "19:00", "Europe/London", 90);
+        assert!(good.check().is_ok());
+        let empty = Schedule {
+            weekdays: vec![],
+            ..good.clone()
+        };
+        assert!(matches!(empty.check(), Err(InvalidSchedule::Weekdays(_))));
+        let twice = Schedule {
+            weekdays: vec![Weekday::Mon, Weekday::Mon],
+            ..good.clone()
+        };
+        assert!(matches!(twice.check(), Err(InvalidSchedule::Weekdays(_))));
+        let short = Schedule {
+            duration_mins: 1,
+            ..good
+        };
+        assert!(matches!(short.check(), Err(InvalidSchedule::Duration(_))));
+    }
+
+    #[test]
+    fn the_occurrence_in_progress_or_the_next() {
+        // Winter in London: local time is UTC. 2026-12-01 is a Tuesday.
+        let s = schedule(&["tue", "thu"], "19:00", "Europe/London", 90);
+        let tuesday = (utc("2026-12-01 19:00"), utc("2026-12-01 20:30"));
+        let thursday = (utc("2026-12-03 19:00"), utc("2026-12-03 20:30"));
+        assert_eq!(
+            s.current_or_next(utc("2026-12-01 12:00")),
+            tuesday,
+            "later today"
+        );
+        assert_eq!(
+            s.current_or_next(utc("2026-12-01 19:00")),
+            tuesday,
+            "starting now"
+        );
+        assert_eq!(
+            s.current_or_next(utc("2026-12-01 20:29")),
+            tuesday,
+            "in progress"
+        );
+        assert_eq!(
+            s.current_or_next(utc("2026-12-01 20:30")),
+            thursday,
+            "ended: the next"
+        );
+        // Thursday evening to the next Tuesday, across the end of the week (Sunday to Monday).
+        let next_week = (utc("2026-12-08 19:00"), utc("2026-12-08 20:30"));
+        assert_eq!(s.current_or_next(utc("2026-12-03 21:00")), next_week);
+        assert_eq!(s.current_or_next(utc("2026-12-06 23:59")), next_week);
+        assert_eq!(s.current_or_next(utc("2026-12-07 00:00")), next_week);
+    }
+
+    #[test]
+    fn one_day_a_week_waits_a_whole_week_after_it() {
+        let s = schedule(&["tue"], "19:00", "Europe/London", 90);
+        assert_eq!(
+            s.current_or_next(utc("2026-12-01 20:31")).0,
+            utc("2026-12-08 19:00")
+        );
+    }
+
+    #[test]
+    fn a_meeting_running_past_midnight_is_still_in_progress() {
+        // Sunday 23:00 for two hours: at 00:30 on Monday the Sunday meeting is still on.
+        let s = schedule(&["sun"], "23:00", "UTC", 120);
+        assert_eq!(
+            s.current_or_next(utc("2026-12-07 00:30")),
+            (utc("2026-12-06 23:00"), utc("2026-12-07 01:00"))
+        );
+        assert_eq!(
+            s.current_or_next(utc("2026-12-07 01:00")).0,
+            utc("2026-12-13 23:00")
+        );
+    }
+
+    #[test]
+    fn the_start_follows_summer_time() {
+        // 19:00 in London is 19:00 UTC in winter and 18:00 UTC in summer (from 2027-03-28).
+        let s = schedule(&["tue", "thu"], "19:00", "Europe/London", 90);
+        assert_eq!(
+            s.current_or_next(utc("2027-03-25 12:00")).0,
+            utc("2027-03-25 19:00")
+        );
+        assert_eq!(
+            s.current_or_next(utc("2027-03-25 21:00")).0,
+            utc("2027-03-30 18:00")
+        );
+        let ny = schedule(&["mon"], "09:00", "America/New_York", 60);
+        assert_eq!(
+            ny.current_or_next(utc("2027-03-10 00:00")).0,
+            utc("2027-03-15 13:00")
+        );
+        assert_eq!(
+            ny.current_or_next(utc("2027-03-05 00:00")).0,
+            utc("2027-03-08 14:00")
+        );
+    }
+
+    #[test]
+    fn a_start_in_the_spring_gap_moves_forward_by_the_gap() {
+        // London, 2027-03-28: 01:00 GMT jumps to 02:00 BST; 01:30 does not exist and becomes
+        // 02:30 BST (01:30 UTC).
+        let london = schedule(&["sun"], "01:30", "Europe/London", 60);
+        let (starts, ends) = london.current_or_next(utc("2027-03-27 12:00"));
+        assert_eq!(
+            (starts, ends),
+            (utc("2027-03-28 01:30"), utc("2027-03-28 02:30"))
+        );
+        let local = DateTime::from_timestamp_millis(starts as i64)
+            .unwrap()
+            .with_timezone(&chrono_tz::Europe::London);
+        assert_eq!((local.hour(), local.minute()), (2, 30));
+        // New York, 2027-03-14: 02:00 EST jumps to 03:00 EDT; 02:30 becomes 03:30 EDT (07:30 UTC).
+        let ny = schedule(&["sun"], "02:30", "America/New_York", 60);
+        assert_eq!(
+            ny.current_or_next(utc("2027-03-13 12:00")).0,
+            utc("2027-03-14 07:30")
+        );
+        // The week after, 02:30 exists again.
+        assert_eq!(
+            ny.current_or_next(utc("2027-03-14 09:00")).0,
+            utc("2027-03-21 06:30")
+        );
+    }
+
+    #[test]
+    fn a_start_that_happens_twice_in_autumn_takes_the_earlier() {
+        // London, 2027-10-31: 02:00 BST goes back to 01:00 GMT; 01:30 happens at 00:30 UTC (BST)
+        // and again at 01:30 UTC (GMT). The meeting starts at the first.
+        let s = schedule(&["sun"], "01:30", "Europe/London", 60);
+        assert_eq!(
+            s.current_or_next(utc("2027-10-30 12:00")),
+            (utc("2027-10-31 00:30"), utc("2027-10-31 01:30"))
+        );
+        // At 01:30 UTC (the second 01:30 local) that meeting has ended: the next is a week on.
+        assert_eq!(
+            s.current_or_next(utc("2027-10-31 01:30")).0,
+            utc("2027-11-07 01:30")
+        );
+    }
+
+    #[test]
+    fn the_waiting_room_opens_early_by_the_given_minutes() {
+        let s = schedule(&["tue"], "19:00", "Europe/London", 90);
+        let now = utc("2026-12-01 12:00");
+        assert_eq!(s.opens_at(now, 15), utc("2026-12-01 18:45"));
+        assert_eq!(s.opens_at(now, 0), utc("2026-12-01 19:00"));
+        // Inside the early window, and during the meeting, the opening is already past.
+        assert!(s.opens_at(utc("2026-12-01 18:50"), 15) <= utc("2026-12-01 18:50"));
+        assert!(s.opens_at(utc("2026-12-01 20:00"), 15) <= utc("2026-12-01 20:00"));
+        // After the meeting, the next one's opening.
+        assert_eq!(
+            s.opens_at(utc("2026-12-01 20:30"), 120),
+            utc("2026-12-08 17:00")
+        );
+    }
+
+    #[test]
+    fn times_outside_the_calendar_do_not_panic() {
+        let s = schedule(&["tue"], "19:00", "Pacific/Kiritimati", 720);
+        for now in [0, 1, u64::MAX, u64::MAX / 2, i64::MAX as u64] {
+            let (starts, ends) = s.current_or_next(now);
+            assert!(starts <= ends);
+            let _ = s.opens_at(now, 120);
+        }
+        assert_eq!(s.opens_at(0, 120), s.current_or_next(0).0 - 120 * MIN);
+    }
+
+    /// Across two years in zones with and without summer time, stepping every 37 minutes: the
+    /// answer has not ended, lasts the duration, starts on a listed weekday at the start time (or
+    /// just after, on a gap day), and never goes backwards as time moves on.
+    #[test]
+    fn every_answer_is_consistent_across_two_years() {
+        let zones = [
+            "Europe/London",
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "Asia/Kolkata",
+        ];
+        for zone in zones {
+            let s = schedule(&["mon", "wed", "sat"], "01:30", zone, 45);
+            let mut previous = 0;
+            let mut now = utc("2026-01-01 00:00");
+            while now < utc("2028-01-01 00:00") {
+                let (starts, ends) = s.current_or_next(now);
+                assert_eq!(ends - starts, 45 * MIN, "{zone} at {now}");
+                assert!(ends > now, "{zone} at {now}");
+                assert!(starts >= previous, "{zone} at {now}: went backwards");
+                assert!(
+                    starts - now.min(starts) <= 7 * 24 * 60 * MIN,
+                    "{zone} at {now}"
+                );
+                let local = DateTime::from_timestamp_millis(starts as i64)
+                    .unwrap()
+                    .with_timezone(&s.time_zone);
+                assert!(
+                    s.weekdays.contains(&local.weekday()),
+                    "{zone} at {now}: {local}"
+                );
+                let minutes = local.hour() * 60 + local.minute();
+                // 01:30, or up to an hour later when the clocks jumped over it that day.
+                assert!((90..=150).contains(&minutes), "{zone} at {now}: {local}");
+                previous = starts;
+                now += 37 * MIN;
+            }
+        }
+    }
+}
