@@ -675,3 +675,18 @@ fn postgres_urls_get_the_case_database() {
     );
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }
+
+#[tokio::test]
+async fn debug_output_never_shows_the_database_password() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cfg = StoreConfig {
+        data_dir: dir.path().join("data"),
+        url: Some("postgres://circle:hunter2-password@127.0.0.1:1/circle".into()),
+    };
+    assert!(!format!("{cfg:?}").contains("hunter2"));
+    let db = TestDb::new(Kind::Sqlite).await.unwrap();
+    let store = db.open().await;
+    assert_eq!(format!("{store:?}"), "Store { backend: \"sqlite\" }");
+    store.close().await;
+    Ok(())
+}
