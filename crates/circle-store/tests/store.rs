@@ -690,3 +690,15 @@ async fn debug_output_never_shows_the_database_password() -> Result<()> {
     store.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_damaged_database_file_is_a_clear_error() -> Result<()> {
+    let db = TestDb::new(Kind::Sqlite).await.unwrap();
+    std::fs::create_dir_all(&db.cfg.data_dir)?;
+    std::fs::write(db.cfg.data_dir.join(SQLITE_FILE), vec![0x5a; 8192])?;
+    match Store::open(&db.cfg).await {
+        Err(StoreError::Other(message)) => assert!(message.contains("damaged"), "{message}"),
+        other => panic!("expected a damaged-file error, got {:?}", other.map(|_| ())),
+    }
+    Ok(())
+}
