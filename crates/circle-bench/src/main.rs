@@ -13,6 +13,8 @@
 //!   WebRTC voice connection whose signalling runs on the same socket.
 //! - `procfs.rs`: the server's descriptors by kind (and connections still closing) and its threads'
 //!   run-queue wait, from `/proc`: what tells a leak from a starved machine.
+//! - `standing.rs`: `circle-load standing`: creating N standing rooms, start time with them, and
+//!   join time in a standing room against an ad-hoc room.
 //! - `stats.rs`: percentiles.
 //!
 //! Every loop is bounded in count and in time, and all traffic goes to a loopback address.
@@ -25,6 +27,7 @@ mod procfs;
 mod server;
 mod session;
 mod soak;
+mod standing;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +50,9 @@ enum Cmd {
     /// Soak: bounded churn (joins, leaves, voice, chat, re-offers, drops and resumes) with a canary
     /// meeting; server resources at quiet points, PASS/FAIL against a tolerance.
     Soak(soak::SoakArgs),
+    /// Standing rooms: create N through the organiser API, server start time with them, and join
+    /// time in a standing room against an ad-hoc room.
+    Standing(standing::StandingArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +75,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Cmd::Chat(a) => chat::run(a).await,
         Cmd::Idle(a) => idle::run(a).await,
         Cmd::Soak(a) => soak::run(a).await,
+        Cmd::Standing(a) => standing::run(a).await,
     }
 }
 

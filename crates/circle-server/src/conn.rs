@@ -9,11 +9,14 @@ use crate::ws_upgrade::Socket;
 use crate::{
     AppState,
     admin::{JOIN_SECONDS, RATE_LIMITED, WS_CLOSES, WS_FRAMES_IN, WS_FRAMES_OUT},
+    http::storage_wire_error,
     room_actor::{MediaRequest, RoomCmd, RoomHandle},
+    standing::{self, LookupError},
     wire::{WireError, encode, parse_frame, to_command},
 };
 use circle_protocol::{
-    ClientMsg, ErrorCode, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, ServerMsg,
+    ClientMsg, ErrorCode, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, RoomId,
+    ServerMsg,
 };
 use circle_room::{Command, JoinRequest, Pseudonym};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -450,6 +453,23 @@ async fn on_text(
                     WireError::new(ErrorCode::RateLimited, "too many messages; slow down"),
                 );
             }
+            if let ClientMsg::RotateLink { link, .. } = msg {
+                let cmd = RoomCmd::RotateLink {
+                    from: who.clone(),
+                    conn_id: conn.id,
+                    link,
+                    request_id: id.clone(),
+                };
+                if !room.send(cmd).await {
+                    reply_error(
+                        conn,
+                        id,
+                        WireError::new(ErrorCode::RoomNotFound, "the meeting has ended"),
+                    );
+                    conn.close(LeaveReason::MeetingEnded);
+                }
+                return;
+            }
             let (media, msg) = match msg {
                 ClientMsg::MediaOffer { sdp, .. } => (Some(MediaRequest::Offer(sdp)), None),
                 ClientMsg::MediaAnswer { sdp, .. } => (Some(MediaRequest::Answer(sdp)), None),
@@ -500,6 +520,42 @@ async fn on_text(
     }
 }
 
+/// The meeting a `join` goes to: a live one, or a standing room's next one, started now.
+async fn join_target(state: &AppState, link: &RoomId) -> Result<RoomHandle, WireError> {
+    match standing::find_or_start(state, link).await {
+        Ok(Some(room)) => Ok(room),
+        Ok(None) => Err(WireError::new(
+            ErrorCode::RoomNotFound,
+            "there is no meeting at this link",
+        )),
+        Err(LookupError::Draining) => Err(WireError::new(
+            ErrorCode::ServerDraining,
+            "this server is about to restart; try again in a minute",
+        )),
+        Err(LookupError::Storage(e)) => Err(storage_wire_error(&e)),
+    }
+}
+
+/// The meeting a `resume` goes back to. A standing room's meeting that has ended (or a server that
+/// restarted under it) has nothing to resume: the session is gone, and joining again starts or
+/// enters the room's next meeting.
+async fn resume_target(state: &AppState, link: &RoomId) -> Result<RoomHandle, WireError> {
+    if let Some(room) = standing::find_for_resume(state, link) {
+        return Ok(room);
+    }
+    match state.store.by_link(link).await {
+        Ok(Some(_)) => Err(WireError::new(
+            ErrorCode::SessionGone,
+            "the meeting this session was in has ended; join again",
+        )),
+        Ok(None) => Err(WireError::new(
+            ErrorCode::RoomNotFound,
+            "there is no meeting at this link",
+        )),
+        Err(e) => Err(storage_wire_error(&e)),
+    }
+}
+
 /// The first request on a connection: `join` or `resume`. Anything else is `not_joined`.
 async fn join_or_resume(
     state: &AppState,
@@ -523,13 +579,19 @@ async fn join_or_resume(
             format!("this server speaks protocol version {PROTOCOL_VERSION}"),
         ));
     }
-    let room = state
-        .rooms
-        .get(&room_id)
-        .map(|r| r.value().clone())
-        .ok_or_else(|| {
-            WireError::new(ErrorCode::RoomNotFound, "there is no meeting at this link")
-        })?;
+    // A carry-over token names the meeting to go to (the link may have been rotated since the
+    // member last heard of it); it is checked before anything is started for it.
+    let carried = match &msg {
+        ClientMsg::Join {
+            carry: Some(token), ..
+        } => Some(state.keys.check_carry(&room_id, token)?),
+        _ => None,
+    };
+    let room = match (&msg, &carried) {
+        (ClientMsg::Resume { .. }, _) => resume_target(state, &room_id).await?,
+        (_, Some((target, _))) => join_target(state, target).await?,
+        _ => join_target(state, &room_id).await?,
+    };
     let gone = || WireError::new(ErrorCode::RoomNotFound, "the meeting has ended");
     match msg {
         ClientMsg::Join {
@@ -537,8 +599,15 @@ async fn join_or_resume(
             name,
             secret,
             device,
+            carry,
             ..
         } => {
+            // A carry-over token speaks for the person: their name, device and place come from it.
+            let _ = carry;
+            let (name, device, carry) = match carried {
+                Some((_, c)) => (c.name, c.device, Some(c.place)),
+                None => (name, device, None),
+            };
             let name = Pseudonym::parse(&name)?;
             if device
                 .as_ref()
@@ -556,8 +625,10 @@ async fn join_or_resume(
                     facilitator: false,
                     device,
                     stream: None,
+                    carry,
                 },
                 secret,
+                link: room_id.clone(),
                 conn: conn.clone(),
                 request_id: id,
                 reply,
@@ -572,6 +643,7 @@ async fn join_or_resume(
             let who = state.keys.check(&room_id, &token)?;
             let (reply, answer) = oneshot::channel();
             let cmd = RoomCmd::Resume {
+                link: room_id.clone(),
                 who: who.clone(),
                 conn: conn.clone(),
                 request_id: id,
