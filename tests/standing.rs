@@ -445,6 +445,13 @@ async fn a_graceful_restart_carries_role_admission_hand_order_and_mute_over() {
     }
     people[0].0.ok(C::RaiseHand { id: None }).await;
     people[1].0.ok(C::RaiseHand { id: None }).await;
+    // The facilitator puts Cal first: the order she kept is what comes back.
+    fay.ok(C::MoveHand {
+        id: None,
+        participant: people[1].1.you.clone(),
+        position: 0,
+    })
+    .await;
     fay.ok(C::AllowSpeak {
         id: None,
         participant: people[2].1.you.clone(),
@@ -495,9 +502,9 @@ async fn a_graceful_restart_carries_role_admission_hand_order_and_mute_over() {
         .expect_err("expired");
     assert_eq!(join_error(&e), Some(ErrorCode::TokenExpired), "{e:#}");
 
-    // Members come back before the facilitator, Cal before Bea.
+    // Members come back before the facilitator, Bea before Cal.
     let mut back = Vec::new();
-    for (i, name) in [(1, "Cal"), (0, "Bea"), (2, "Dan"), (3, "Eve")] {
+    for (i, name) in [(0, "Bea"), (1, "Cal"), (2, "Dan"), (3, "Eve")] {
         let mut c = Client::connect(&ws, None).await.unwrap();
         let j = c
             .join_carried(&room.room, name, &tokens[i])
@@ -530,7 +537,7 @@ async fn a_graceful_restart_carries_role_admission_hand_order_and_mute_over() {
         .iter()
         .map(|q| q.name.clone().unwrap())
         .collect();
-    assert_eq!(queue, vec!["Bea", "Cal"], "the hands keep their order");
+    assert_eq!(queue, vec!["Cal", "Bea"], "the hands keep their order");
     let view = |n: &str| {
         fay_back
             .room
@@ -560,6 +567,7 @@ fn circle_room_carry(name: &str) -> circle_room::CarryOver {
             role: Role::Member,
             admitted: true,
             hand_raised_at: None,
+            hand_place: None,
             muted_by_facilitator: false,
         },
     }
