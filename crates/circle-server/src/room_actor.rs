@@ -447,8 +447,11 @@ impl RoomActor {
                 request_id,
                 reply,
             } => {
-                self.note_link(&who, link);
+                let resumed = who.clone();
                 let result = self.resume(who, conn, request_id);
+                if result.is_ok() {
+                    self.note_link(&resumed, link);
+                }
                 let _ = reply.send(result);
                 self.drain();
             }
