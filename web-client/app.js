@@ -158,9 +158,10 @@ async function enterMeeting(room, start) {
   // Listen before joining: events can follow `joined` at once.
   session.addEventListener('message', (ev) => {
     const msg = ev.detail;
-    // Back after a server restart, in the room's new meeting (a new participant id): whether this
-    // person's microphone was on, so the room view turns it on again as a resume would.
-    const rejoined = msg.type === 'joined' && state.you !== null && msg.you !== state.you;
+    // Back after a server restart, in the room's new meeting: whether this person's microphone was
+    // on (read before the new snapshot replaces it), so the room view turns it on again as a resume
+    // would.
+    const rejoined = msg.type === 'joined' && session.rejoined;
     const wasLive = rejoined && state.me?.self_muted === false;
     const { changed, announce: lines } = state.apply(msg);
     if (changed.has(Part.PEOPLE) || changed.has(Part.ALL)) sanctionStore.save(room, state.sanctioned);

@@ -112,7 +112,11 @@ export class Session extends EventTarget {
      * while this page was away, and then joining afresh would open a new meeting for no one.
      */
     this.sawUnreachable = false;
-    /** 'idle' before the first join, then 'open' | 'reconnecting' | 'closed'. */
+    /** The last `joined` came from a join after an earlier one (a rejoin after a restart). */
+    this.rejoined = false;
+    /** What the attempt in flight sent first: 'join' or 'resume'. */
+    this.attemptKind = null;
+    /** 'idle' before the first join, then 'open' | 'reconnecting' | 'restarting' | 'closed'. */
     this.status = 'idle';
     this.ws = null;
     this.token = null;
@@ -197,6 +201,7 @@ export class Session extends EventTarget {
 
   /** Opens a socket and sends `first`; resolves on `joined`. */
   connect(first) {
+    this.attemptKind = first.type;
     return new Promise((resolve, reject) => {
       let ws;
       try {
@@ -284,6 +289,7 @@ export class Session extends EventTarget {
       }
     }
     if (msg.type === 'joined') {
+      this.rejoined = this.token !== null && this.attemptKind === 'join';
       this.token = msg.resume_token;
       resumeStore.save(this.room, msg.resume_token);
       this.attempt = 0;
