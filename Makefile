@@ -18,7 +18,7 @@ build:
 test: fmt-check clippy test-rust test-browser test-netns
 
 test-rust:
-	$(CARGO) test --workspace --all-targets
+	tests/postgres/with-cluster.sh $(CARGO) test --workspace --all-targets
 
 ## Installs Debian's Chromium and playwright-core when missing, then drives whole meetings in it.
 test-browser:

@@ -72,6 +72,7 @@ async fn malformed_frames_get_errors_and_the_connection_survives() {
         name: "Sam".into(),
         secret: None,
         device: None,
+        carry: None,
     };
     c.fails(wrong_version, ErrorCode::UnsupportedProtocol).await;
 

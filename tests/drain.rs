@@ -52,7 +52,11 @@ async fn readiness_is_false_while_draining_and_the_drain_ends_with_the_meeting()
     let (mut fac, _) = srv.join(&room, "Fay", true).await;
     let (mut ann, aj) = srv.join(&room, "Ann", false).await;
 
-    let TestServer { running, base } = srv;
+    let TestServer {
+        running,
+        base,
+        data: _data,
+    } = srv;
     let ws_url = format!("ws://{}/ws", running.addr);
     let state = running.state.clone();
     let drain = tokio::spawn(running.drain(Duration::from_secs(600)));

@@ -29,11 +29,29 @@ pub struct TestServer {
     pub running: Running,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// Its data directory.
+    pub data: DataDir,
 }
 
-/// A config for tests: loopback, free port, no served client.
+/// Where [`test_config`] puts each server's data directory: under the system's temporary folder,
+/// never in the source tree; a [`TestServer`] removes its own when dropped.
+const AUTO_DATA_PREFIX: &str = "circle-test-auto-";
+
+/// A fresh, not yet existing directory under the system's temporary folder.
+pub fn scratch_dir(label: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    std::env::temp_dir().join(format!(
+        "{label}{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// A config for tests: loopback, free port, no served client, a data directory of its own.
 pub fn test_config() -> Config {
     let mut c = Config::default();
+    c.storage.data_dir = scratch_dir(AUTO_DATA_PREFIX).display().to_string();
     c.server.listen = "127.0.0.1:0".parse().expect("loopback address");
     c.client.listen = "127.0.0.1:0".parse().expect("loopback address");
     c.media.listen = "127.0.0.1:0".parse().expect("loopback address");
@@ -46,14 +64,36 @@ pub fn test_config() -> Config {
 pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let mut c = test_config();
     tweak(&mut c);
+    let data = DataDir(c.storage.data_dir.clone().into());
     let running = circle_server::start(c).await.expect("server starts");
     let base = format!("http://{}", running.addr);
-    TestServer { running, base }
+    TestServer {
+        running,
+        base,
+        data,
+    }
 }
 
 /// Starts a server on the test config.
 pub async fn server() -> TestServer {
     server_with(|_| {}).await
+}
+
+/// A server's data directory, removed when dropped if [`test_config`] made it up (one a test chose
+/// itself, to start a second server on it, is the test's to remove).
+pub struct DataDir(pub std::path::PathBuf);
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let dir = &self.0;
+        if dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(AUTO_DATA_PREFIX))
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// What `POST /api/rooms` returned.
@@ -260,6 +300,7 @@ impl Client {
             name: name.into(),
             secret,
             device,
+            carry: None,
         };
         joined(self.request(&msg).await?)
     }

@@ -40,6 +40,7 @@ pub async fn join(ws: &mut Ws, room: &RoomId, name: &str, timeout: Duration) -> 
         name: name.to_owned(),
         secret: None,
         device: None,
+        carry: None,
     };
     ws.send(Message::text(serde_json::to_string(&msg)?)).await?;
     tokio::time::timeout(timeout, async {

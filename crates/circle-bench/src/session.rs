@@ -119,6 +119,7 @@ impl Session {
                     name: name.to_owned(),
                     secret: None,
                     device: None,
+                    carry: None,
                 },
                 c,
             )

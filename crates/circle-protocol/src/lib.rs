@@ -181,6 +181,11 @@ pub enum ClientMsg {
         /// A random id the browser keeps for this room, so that a ban outlives a new join by link.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         device: Option<String>,
+        /// A `carry_over` token from before a graceful restart of the server: the new meeting of this
+        /// standing room restores the role, admission, raised hand and facilitator mute it holds (and
+        /// takes the pseudonym and device id from it, not from `name` / `device`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        carry: Option<String>,
     },
     /// Take back a session after a dropped connection, within the grace period.
     Resume {
@@ -387,6 +392,15 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
     },
+    /// Facilitator, standing rooms only: replace a link that leaked. The old link stops working for
+    /// new joins at once; everyone already in stays. Every facilitator then gets `links`.
+    RotateLink {
+        /// Optional request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// Which link.
+        link: LinkKind,
+    },
     /// Start a media (voice) session: the client's SDP offer with its microphone track. Always starts
     /// a fresh session, replacing any earlier one (after a reconnect, or as an ICE restart). Answered by
     /// `media_answer`.
@@ -413,6 +427,16 @@ pub enum ClientMsg {
         /// The candidate.
         candidate: IceCandidate,
     },
+}
+
+/// One of a standing room's two links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// The members' link (`#room=…`): a new room id.
+    Members,
+    /// The facilitator link (`#room=…&key=…`): a new facilitator secret.
+    Facilitator,
 }
 
 /// An ICE candidate, as a browser's `RTCIceCandidateInit` (in snake case).
@@ -472,6 +496,7 @@ impl ClientMsg {
         "set_chat_allowed",
         "update_settings",
         "end_meeting",
+        "rotate_link",
         "media_offer",
         "media_answer",
         "media_candidate",
@@ -508,6 +533,7 @@ impl ClientMsg {
             | SetChatAllowed { id, .. }
             | UpdateSettings { id, .. }
             | EndMeeting { id }
+            | RotateLink { id, .. }
             | MediaOffer { id, .. }
             | MediaAnswer { id, .. }
             | MediaCandidate { id, .. } => id.as_ref(),
@@ -618,6 +644,13 @@ pub struct RoomSnapshot {
     pub floor: FloorView,
     /// Recent room chat, oldest first.
     pub chat: Vec<ChatView>,
+    /// `true` for a standing room (a group's link that works every week).
+    #[serde(default)]
+    pub standing: bool,
+    /// While a standing room's meeting has not opened yet: when it opens (Unix ms), and members wait
+    /// until then (or until a facilitator arrives). `null` once open, and always for ad-hoc rooms.
+    #[serde(default)]
+    pub opens_at: Option<Millis>,
 }
 
 /// Why a participant left or was disconnected.
@@ -808,6 +841,22 @@ pub enum ServerMsg {
         /// The participants speaking; empty for silence.
         participants: Vec<ParticipantId>,
     },
+    /// To facilitators, after a link of this standing room was rotated: the links that work now.
+    Links {
+        /// The members' link.
+        join_url: String,
+        /// The facilitator link, when the server knows the secret (it keeps only a hash: it knows the
+        /// secret after a rotation of the facilitator link, or from a facilitator who joined by it
+        /// during this meeting); `null` otherwise: keep using yours, with the new `#room=`.
+        facilitator_url: Option<String>,
+    },
+    /// Sent to each member of a standing room's meeting just before a graceful restart closes the
+    /// connection: a signed token (valid 10 minutes, kept only by the client) that `join` takes as
+    /// `carry` once the server is back, to restore role, admission, raised hand and facilitator mute.
+    CarryOver {
+        /// The token.
+        token: String,
+    },
 }
 
 /// The closed list of error codes.
@@ -875,6 +924,11 @@ pub enum ErrorCode {
     /// The server is draining for a restart: it starts no new meeting (a meeting in progress goes
     /// on, and may still be joined).
     ServerDraining,
+    /// `rotate_link` in a room that is not a standing room (ad-hoc links cannot be rotated).
+    NotStanding,
+    /// The server's database of standing rooms cannot be reached right now (locked, unreachable
+    /// or full); meetings in progress go on. Try again in a minute.
+    StorageUnavailable,
     /// The server could not do it for a reason of its own.
     Internal,
 }

@@ -50,6 +50,9 @@ pub enum RoomError {
     /// A facilitator stopped this member's chat.
     #[error("a facilitator has paused your chat")]
     ChatNotAllowed,
+    /// Links can be rotated in standing rooms only.
+    #[error("this room's links cannot be rotated: only a standing room's can")]
+    NotStanding,
     /// A facilitator muted this member.
     #[error("a facilitator muted you; wait until you are allowed to speak")]
     MutedByFacilitator,

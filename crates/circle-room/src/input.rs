@@ -105,6 +105,9 @@ pub struct JoinRequest {
     /// The stream id that will carry their voice (opaque to the room; shown in their view so clients
     /// can tell whose audio a track is).
     pub stream: Option<String>,
+    /// Their place in this standing room's meeting before a graceful restart (from a carry-over
+    /// token the edge checked): restored instead of a newcomer's.
+    pub carry: Option<crate::Carried>,
 }
 
 /// A validated request from a joined participant.

@@ -9,6 +9,9 @@
 //! - `chat.rs`: room chat, private messages, chat moderation and the bounded history.
 //! - `view.rs`: who sees whom, and the snapshots and views sent to clients.
 //! - `input.rs`: validated inputs ([`Pseudonym`], [`ChatText`], [`Command`]).
+//! - `standing.rs`: a standing room's meeting: not open before its time (members wait with
+//!   `opens_at`), opened by a facilitator or the clock; carry-over across a graceful restart; who may
+//!   rotate its links.
 //!
 //! # Driving it
 //! Every input takes `now` (milliseconds on the server's clock). After each input, drain
@@ -24,11 +27,13 @@ mod input;
 mod muting;
 mod participants;
 mod settings;
+mod standing;
 mod view;
 
 pub use error::RoomError;
 pub use input::{ChatText, Command, JoinRequest, MAX_NAME_CHARS, Pseudonym, has_hidden_characters};
 pub use participants::Joined;
+pub use standing::{Carried, CarryOver};
 
 use circle_protocol::{
     Counts, LeaveReason, MessageId, Millis, ParticipantId, Role, ServerMsg, Settings,
@@ -214,6 +219,11 @@ pub struct Room {
     counts: Counts,
     /// The meeting has ended.
     ended: bool,
+    /// A standing room's meeting (a group's room that outlives its meetings), not an ad-hoc room.
+    standing: bool,
+    /// Until a standing room's meeting opens: when the clock opens it. Members who arrive before
+    /// then wait; a facilitator's arrival opens it at once. `None` once open.
+    opens_at: Option<Millis>,
     /// What the driver should do next.
     outbox: VecDeque<Queued>,
 }
@@ -258,6 +268,8 @@ impl Room {
                 waiting: 0,
             },
             ended: false,
+            standing: false,
+            opens_at: None,
             outbox: VecDeque::new(),
         }
     }
@@ -414,7 +426,7 @@ impl Room {
                 None
             }
         });
-        [grace, share].into_iter().flatten().min()
+        [grace, share, self.opens_at].into_iter().flatten().min()
     }
 
     /// Fires whatever timers are due at `now`: grace periods and the share timer.
@@ -430,6 +442,9 @@ impl Room {
             .collect();
         for who in expired {
             self.drop_participant(&who, LeaveReason::TimedOut);
+        }
+        if self.opens_at.is_some_and(|at| at <= now) {
+            self.open();
         }
         self.share_timer_due(now);
         self.after_change();

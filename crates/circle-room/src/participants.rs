@@ -22,10 +22,17 @@ impl Room {
         id: ParticipantId,
         req: JoinRequest,
     ) -> Result<Joined, RoomError> {
-        let _ = now;
         if self.ended {
             return Err(RoomError::Ended);
         }
+        // The clock may have passed the opening time before its timer fired.
+        if self.opens_at.is_some_and(|at| at <= now) {
+            self.open();
+        }
+        // Someone carried over from before a restart was in this meeting already: a lock or the
+        // waiting room set since does not keep them out.
+        let carried = req.carry.clone();
+        let vouched = req.facilitator || carried.is_some();
         if req
             .device
             .as_ref()
@@ -34,7 +41,7 @@ impl Room {
         {
             return Err(RoomError::Banned);
         }
-        if self.settings.locked && !req.facilitator {
+        if self.settings.locked && !vouched {
             return Err(RoomError::Locked);
         }
         // A facilitator must always be able to reach their own meeting, full or locked.
@@ -49,12 +56,25 @@ impl Room {
         {
             return Err(RoomError::NameTaken);
         }
-        let role = if req.facilitator {
-            Role::Facilitator
-        } else {
-            Role::Member
+        let role = match &carried {
+            Some(c) if c.role == Role::Facilitator => Role::Facilitator,
+            _ if req.facilitator => Role::Facilitator,
+            _ => Role::Member,
         };
-        let waiting = role == Role::Member && self.settings.waiting_room;
+        let waiting = match &carried {
+            Some(c) => role == Role::Member && !c.admitted,
+            // Before a standing room's meeting opens, members wait whatever the setting.
+            None => role == Role::Member && (self.settings.waiting_room || self.opens_at.is_some()),
+        };
+        let muted_by_facilitator = role == Role::Member
+            && match &carried {
+                Some(c) => c.muted_by_facilitator,
+                None => self.settings.mute_on_entry,
+            };
+        let hand_raised_at = carried
+            .as_ref()
+            .filter(|_| !waiting)
+            .and_then(|c| c.hand_raised_at);
         let participant = Participant {
             name: req.name,
             folded_name,
@@ -62,9 +82,9 @@ impl Room {
             admitted: !waiting,
             connected: true,
             grace_deadline: None,
-            hand_raised_at: None,
+            hand_raised_at,
             self_muted: true,
-            muted_by_facilitator: role == Role::Member && self.settings.mute_on_entry,
+            muted_by_facilitator,
             chat_allowed: true,
             device: req.device,
             stream: req.stream,
@@ -77,6 +97,14 @@ impl Room {
             Audience::Seeing(id.clone()),
             ServerMsg::ParticipantJoined { participant: view },
         );
+        if let Some(at) = hand_raised_at {
+            self.restore_hand(&id, at);
+        }
+        // A facilitator opens the meeting at once; so does anyone carried over, since the meeting
+        // they come back to was already under way before the restart.
+        if self.opens_at.is_some() && vouched {
+            self.open();
+        }
         self.after_change();
         Ok(Joined { role, waiting })
     }
@@ -159,7 +187,7 @@ impl Room {
     /// already shows the others (never an arrival per batch-mate, which for a thousand admitted at
     /// once would be half a million frames); facilitators, who saw them waiting, get an update per
     /// person; members who were already in and may see them get an arrival per person.
-    fn on_admitted(&mut self, admitted: &[ParticipantId]) {
+    pub(crate) fn on_admitted(&mut self, admitted: &[ParticipantId]) {
         for id in admitted {
             self.send_snapshot(id, true);
         }

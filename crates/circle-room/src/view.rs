@@ -218,6 +218,8 @@ impl Room {
             counts: Some(self.current_counts()),
             floor: self.floor_view_for(member_view),
             chat: self.chat_history(),
+            standing: self.standing,
+            opens_at: self.opens_at,
         }
     }
 
@@ -232,6 +234,8 @@ impl Room {
                 queue: Vec::new(),
             },
             chat: Vec::new(),
+            standing: self.standing,
+            opens_at: self.opens_at,
         }
     }
 

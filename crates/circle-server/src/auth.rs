@@ -1,12 +1,18 @@
 //! Secrets and tokens: random room ids, participant ids and facilitator secrets; signed resume tokens
 //! (JWT, HS256) scoped to one room and one session; the operator key check.
 //!
+//! Carry-over tokens (standing rooms, graceful restart) are signed with the same key, scoped to one
+//! members' link, valid [`CARRY_TTL_SECS`], and hold one participant's place ([`circle_room::CarryOver`]);
+//! the server keeps no copy. The key itself, when not configured, lives in `<data_dir>/token.key`
+//! ([`load_or_create_key`]) so tokens survive a restart.
+//!
 //! Only the latest token of a session resumes it: each token carries a random `jti`, and
 //! [`TokenKeys`] remembers the latest `jti` of each session (in memory, until that token would have
 //! expired). A resume issues a new token, so every earlier one stops working at once.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use circle_protocol::{ParticipantId, RoomId};
+use circle_protocol::{Millis, ParticipantId, Role, RoomId};
+use circle_room::{Carried, CarryOver};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -63,6 +69,38 @@ struct Claims {
 
 /// The one scope resume tokens carry.
 const RESUME_SCOPE: &str = "resume";
+/// The scope of carry-over tokens: they cannot be used to resume, nor resume tokens to carry over.
+const CARRY_SCOPE: &str = "carry";
+/// How long a carry-over token works: long enough for a restart, short enough that a token copied
+/// off a screen is soon worthless.
+pub const CARRY_TTL_SECS: u64 = 600;
+
+/// What a carry-over token says: one participant's place in a standing room's meeting.
+#[derive(Debug, Serialize, Deserialize)]
+struct CarryClaims {
+    /// The members' link it is valid for.
+    room: String,
+    /// What it may be used for: only carrying over.
+    scope: String,
+    /// Issued at, seconds since the epoch.
+    iat: u64,
+    /// Expires at, seconds since the epoch.
+    exp: u64,
+    /// The pseudonym.
+    name: String,
+    /// The browser's device id for the room, if it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device: Option<String>,
+    /// Member or facilitator.
+    role: Role,
+    /// Admitted (not in the waiting room).
+    admitted: bool,
+    /// When their hand went up, while it was up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hand: Option<Millis>,
+    /// A facilitator had muted them.
+    muted: bool,
+}
 
 /// Why a resume token was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -202,12 +240,130 @@ impl TokenKeys {
         Ok(c)
     }
 
+    /// A carry-over token for one participant of the meeting at `room` (a members' link).
+    pub fn issue_carry(&self, room: &RoomId, carry: &CarryOver) -> Result<String, TokenError> {
+        let now = unix_secs();
+        let claims = CarryClaims {
+            room: room.0.clone(),
+            scope: CARRY_SCOPE.into(),
+            iat: now,
+            exp: now + CARRY_TTL_SECS,
+            name: carry.name.clone(),
+            device: carry.device.clone(),
+            role: carry.place.role,
+            admitted: carry.place.admitted,
+            hand: carry.place.hand_raised_at,
+            muted: carry.place.muted_by_facilitator,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))
+    }
+
+    /// The place a carry-over token holds, if it is genuine, unexpired and for `room`.
+    pub fn check_carry(&self, room: &RoomId, token: &str) -> Result<CarryOver, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp"]);
+        let data = jsonwebtoken::decode::<CarryClaims>(token, &self.decoding, &validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })?;
+        let c = data.claims;
+        if c.room != room.0 || c.scope != CARRY_SCOPE {
+            return Err(TokenError::Invalid);
+        }
+        Ok(CarryOver {
+            name: c.name,
+            device: c.device,
+            place: Carried {
+                role: c.role,
+                admitted: c.admitted,
+                hand_raised_at: c.hand,
+                muted_by_facilitator: c.muted,
+            },
+        })
+    }
+
+    /// A carry-over token like [`TokenKeys::issue_carry`] but already expired: for tests of expiry.
+    #[doc(hidden)]
+    pub fn issue_carry_expired(&self, room: &RoomId, carry: &CarryOver) -> String {
+        let now = unix_secs();
+        let claims = CarryClaims {
+            room: room.0.clone(),
+            scope: CARRY_SCOPE.into(),
+            iat: now - 1200,
+            exp: now - 600,
+            name: carry.name.clone(),
+            device: carry.device.clone(),
+            role: carry.place.role,
+            admitted: carry.place.admitted,
+            hand: carry.place.hand_raised_at,
+            muted: carry.place.muted_by_facilitator,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .unwrap_or_default()
+    }
+
     /// A token like [`TokenKeys::issue`] but already expired: for tests of expiry.
     #[doc(hidden)]
     pub fn issue_expired(&self, room: &RoomId, session: &ParticipantId) -> String {
         let mut claims = self.claims(room, session, unix_secs() - 120);
         claims.exp = claims.iat + 60;
         self.sign(&claims).unwrap_or_default()
+    }
+}
+
+/// The name of the token key's file in the data directory.
+pub const TOKEN_KEY_FILE: &str = "token.key";
+
+/// Why the token key file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// Reading, creating or writing it failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It holds too short a key (someone edited it).
+    #[error("{0}: holds fewer than 32 characters; delete it to make a new key")]
+    TooShort(std::path::PathBuf),
+}
+
+/// The token key kept in `<dir>/token.key`: read if it is there, else made (256 random bits) and
+/// written with mode 0600, so only the server's user can read it. It is the server's own secret,
+/// not meeting data: with it, resume and carry-over tokens outlive a restart.
+pub fn load_or_create_key(dir: &std::path::Path) -> Result<String, KeyFileError> {
+    use std::io::{ErrorKind as Io, Write};
+    let path = dir.join(TOKEN_KEY_FILE);
+    let io = |source| KeyFileError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            let key = random_token(32);
+            file.write_all(key.as_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == Io::AlreadyExists => {
+            let key = std::fs::read_to_string(&path).map_err(io)?;
+            let key = key.trim().to_owned();
+            if key.len() < 32 {
+                return Err(KeyFileError::TooShort(path));
+            }
+            Ok(key)
+        }
+        Err(e) => Err(io(e)),
     }
 }
 
@@ -256,6 +412,66 @@ mod tests {
         let theirs = keys.issue(&room, &other);
         assert_eq!(keys.check(&room, &theirs), Ok(other));
         assert_eq!(keys.check(&room, &second), Ok(who));
+    }
+
+    #[test]
+    fn carry_tokens_are_scoped_to_their_room_and_purpose() {
+        let keys = TokenKeys::new("", 60).unwrap();
+        let room = new_room_id();
+        let carry = CarryOver {
+            name: "Sam".into(),
+            device: Some("dev-1".into()),
+            place: Carried {
+                role: Role::Member,
+                admitted: true,
+                hand_raised_at: Some(1_700_000_000_000),
+                muted_by_facilitator: true,
+            },
+        };
+        let t = keys.issue_carry(&room, &carry).unwrap();
+        assert_eq!(keys.check_carry(&room, &t).unwrap(), carry);
+        assert_eq!(
+            keys.check_carry(&new_room_id(), &t),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(keys.check(&room, &t), Err(TokenError::Invalid), "no resume");
+        let resume = keys.issue(&room, &new_participant_id());
+        assert_eq!(keys.check_carry(&room, &resume), Err(TokenError::Invalid));
+        let other = TokenKeys::new("", 60).unwrap();
+        assert_eq!(
+            other.check_carry(&room, &t),
+            Err(TokenError::Invalid),
+            "forged"
+        );
+        let old = keys.issue_carry_expired(&room, &carry);
+        assert_eq!(keys.check_carry(&room, &old), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn the_key_file_is_made_once_private_and_kept() {
+        let dir = std::env::temp_dir().join(format!("circle-key-{}", random_token(6)));
+        let first = load_or_create_key(&dir).unwrap();
+        assert!(first.len() >= 32);
+        assert_eq!(
+            load_or_create_key(&dir).unwrap(),
+            first,
+            "read back, not remade"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(TOKEN_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(dir.join(TOKEN_KEY_FILE), "short").unwrap();
+        assert!(matches!(
+            load_or_create_key(&dir),
+            Err(KeyFileError::TooShort(_))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

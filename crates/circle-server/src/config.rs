@@ -35,6 +35,29 @@ pub struct Config {
     /// TURN: the embedded relay for members behind strict firewalls, and the credentials handed to
     /// clients for it or for an external coturn.
     pub turn: TurnSettings,
+    /// Where standing rooms' definitions (and the token key) are kept.
+    pub storage: StorageConfig,
+}
+
+/// `[storage]`: standing rooms' definitions, never anything about a meeting.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The data directory, created on first start: the embedded SQLite database and `token.key`
+    /// live here. Relative paths are from the directory the server starts in.
+    pub data_dir: String,
+    /// `postgres://…`: keep standing rooms in this PostgreSQL database instead of the embedded
+    /// SQLite. Absent: SQLite in `data_dir`.
+    pub url: Option<String>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: "circle-data".into(),
+            url: None,
+        }
+    }
 }
 
 /// `[turn]`
@@ -384,6 +407,9 @@ pub struct RoomsConfig {
     /// A room nobody has ever joined is forgotten this many seconds after it was created (much
     /// sooner than a used one: creating rooms nobody uses must not fill `max_rooms` for an hour).
     pub unused_room_ttl_secs: u64,
+    /// A standing room's meeting ends once nobody has been in it for this many seconds; the next
+    /// arrival starts a new meeting with nothing of this one.
+    pub standing_empty_end_secs: u64,
 }
 
 impl Default for RoomsConfig {
@@ -397,6 +423,7 @@ impl Default for RoomsConfig {
             grace_secs: 30,
             empty_room_ttl_secs: 3600,
             unused_room_ttl_secs: 600,
+            standing_empty_end_secs: 300,
         }
     }
 }
@@ -405,8 +432,9 @@ impl Default for RoomsConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Key that signs resume tokens (HS256). Empty: a random key made at start, so tokens die with the
-    /// process. Set it (32+ random characters) only if tokens must survive a restart.
+    /// Key that signs resume and carry-over tokens (HS256), 32+ random characters. Empty: a random
+    /// key kept in `<storage.data_dir>/token.key` (mode 0600), made on first start, so tokens
+    /// survive a restart.
     pub token_key: String,
     /// How long a resume token is valid, in seconds.
     pub token_ttl_secs: u64,
@@ -565,6 +593,7 @@ impl Config {
             ("rooms.max_participants", r.max_participants as u64),
             ("rooms.max_rooms", r.max_rooms as u64),
             ("rooms.chat_max_chars", r.chat_max_chars as u64),
+            ("rooms.standing_empty_end_secs", r.standing_empty_end_secs),
             ("auth.token_ttl_secs", self.auth.token_ttl_secs),
             ("tls.watch_secs", self.tls.watch_secs),
         ] {
@@ -588,11 +617,12 @@ impl Config {
         if !self.auth.token_key.is_empty() && self.auth.token_key.len() < 32 {
             p.push(
                 "auth.token_key is shorter than 32 characters: use a long random key, \
-                    or leave it empty for a random key per start"
+                    or leave it empty for a random key kept in the data directory"
                     .into(),
             );
         }
         self.validate_addresses(&mut p);
+        self.validate_storage(&mut p);
         self.validate_tls(&mut p);
         self.validate_turn(&mut p);
         if p.is_empty() {
@@ -690,6 +720,33 @@ impl Config {
                 )),
                 Some(_) => {}
             }
+        }
+    }
+
+    /// Storage: a data directory always (the token key lives there even with PostgreSQL), and a
+    /// PostgreSQL URL when one is given.
+    fn validate_storage(&self, p: &mut Vec<String>) {
+        let s = &self.storage;
+        if s.data_dir.trim().is_empty() {
+            p.push(
+                "storage.data_dir is empty: name the folder for the database and token.key \
+                 (e.g. circle-data)"
+                    .into(),
+            );
+        } else if Path::new(&s.data_dir).exists() && !Path::new(&s.data_dir).is_dir() {
+            p.push(format!(
+                "storage.data_dir {:?} exists and is not a folder",
+                s.data_dir
+            ));
+        }
+        if let Some(url) = &s.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            p.push(
+                "storage.url is not a postgres:// or postgresql:// URL: give the PostgreSQL \
+                 database, or leave it out for the embedded SQLite"
+                    .into(),
+            );
         }
     }
 
@@ -855,6 +912,29 @@ mod tests {
                  address ::1: listen on [::] to serve IPv4 and IPv6"
             ]
         );
+    }
+
+    #[test]
+    fn storage_settings_are_checked() {
+        let mut c = Config::default();
+        c.storage.data_dir = " ".into();
+        c.storage.url = Some("mysql://x".into());
+        c.rooms.standing_empty_end_secs = 0;
+        let e = c.validate().expect_err("refused");
+        assert_eq!(
+            e.0,
+            vec![
+                "rooms.standing_empty_end_secs is 0: it must be at least 1",
+                "storage.data_dir is empty: name the folder for the database and token.key \
+                 (e.g. circle-data)",
+                "storage.url is not a postgres:// or postgresql:// URL: give the PostgreSQL \
+                 database, or leave it out for the embedded SQLite",
+            ]
+        );
+        c.storage.data_dir = "circle-data".into();
+        c.storage.url = Some("postgresql://circle@localhost/circle".into());
+        c.rooms.standing_empty_end_secs = 300;
+        c.validate().expect("a PostgreSQL URL is fine");
     }
 
     #[test]

@@ -450,6 +450,23 @@ async fn on_text(
                     WireError::new(ErrorCode::RateLimited, "too many messages; slow down"),
                 );
             }
+            if let ClientMsg::RotateLink { link, .. } = msg {
+                let cmd = RoomCmd::RotateLink {
+                    from: who.clone(),
+                    conn_id: conn.id,
+                    link,
+                    request_id: id.clone(),
+                };
+                if !room.send(cmd).await {
+                    reply_error(
+                        conn,
+                        id,
+                        WireError::new(ErrorCode::RoomNotFound, "the meeting has ended"),
+                    );
+                    conn.close(LeaveReason::MeetingEnded);
+                }
+                return;
+            }
             let (media, msg) = match msg {
                 ClientMsg::MediaOffer { sdp, .. } => (Some(MediaRequest::Offer(sdp)), None),
                 ClientMsg::MediaAnswer { sdp, .. } => (Some(MediaRequest::Answer(sdp)), None),
@@ -537,8 +554,17 @@ async fn join_or_resume(
             name,
             secret,
             device,
+            carry,
             ..
         } => {
+            // A carry-over token speaks for the person: their name, device and place come from it.
+            let (name, device, carry) = match carry {
+                Some(token) => {
+                    let c = state.keys.check_carry(&room_id, &token)?;
+                    (c.name, c.device, Some(c.place))
+                }
+                None => (name, device, None),
+            };
             let name = Pseudonym::parse(&name)?;
             if device
                 .as_ref()
@@ -556,8 +582,10 @@ async fn join_or_resume(
                     facilitator: false,
                     device,
                     stream: None,
+                    carry,
                 },
                 secret,
+                link: room_id.clone(),
                 conn: conn.clone(),
                 request_id: id,
                 reply,
@@ -572,6 +600,7 @@ async fn join_or_resume(
             let who = state.keys.check(&room_id, &token)?;
             let (reply, answer) = oneshot::channel();
             let cmd = RoomCmd::Resume {
+                link: room_id.clone(),
                 who: who.clone(),
                 conn: conn.clone(),
                 request_id: id,

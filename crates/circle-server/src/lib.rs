@@ -132,10 +132,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for a server with this configuration and voice relay. Fails when the token key cannot
-    /// sign.
-    pub fn new(config: Config, media: Option<media::Media>) -> Result<Self, auth::TokenError> {
-        let keys = TokenKeys::new(&config.auth.token_key, config.auth.token_ttl_secs)?;
+    /// State for a server with this configuration, voice relay and token key (the configured one,
+    /// or the one kept in the data directory). Fails when the token key cannot sign.
+    pub fn new(
+        config: Config,
+        media: Option<media::Media>,
+        token_key: &str,
+    ) -> Result<Self, auth::TokenError> {
+        let keys = TokenKeys::new(token_key, config.auth.token_ttl_secs)?;
         let origins = config.client.effective_origins();
         let unjoined = config.limits.max_unjoined_sockets;
         let connections = Arc::new(Connections::new(config.limits.max_connections));
@@ -315,6 +319,9 @@ pub enum StartError {
     /// The resume-token key cannot sign.
     #[error("auth.token_key: {0}")]
     Token(#[from] auth::TokenError),
+    /// The token key file in the data directory cannot be read or made.
+    #[error("storage.data_dir: token key: {0}")]
+    KeyFile(#[from] auth::KeyFileError),
     /// The voice relay did not start.
     #[error("voice relay: {0:#}")]
     Media(anyhow::Error),
@@ -377,7 +384,11 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let turn = turn::Turn::start(&config, media.as_ref(), tls.as_ref())
         .await?
         .map(Arc::new);
-    let mut state = AppState::new(config, media)?;
+    let token_key = match config.auth.token_key.as_str() {
+        "" => auth::load_or_create_key(std::path::Path::new(&config.storage.data_dir))?,
+        key => key.to_owned(),
+    };
+    let mut state = AppState::new(config, media, &token_key)?;
     state.turn = turn;
     let limits = &state.config.limits;
     let serving = |app: Router, tls: Option<tls::TlsAcceptor>| Listener {

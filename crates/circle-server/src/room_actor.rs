@@ -23,7 +23,7 @@ use crate::{
 };
 use circle_media::MediaEvent;
 use circle_protocol::{
-    ErrorCode, IceCandidate, LeaveReason, ParticipantId, RequestId, RoomId, ServerMsg,
+    ErrorCode, IceCandidate, LeaveReason, LinkKind, ParticipantId, RequestId, RoomId, ServerMsg,
 };
 use circle_room::{Command, JoinRequest, PresenceCounts, Room};
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -45,6 +45,9 @@ pub enum RoomCmd {
         req: JoinRequest,
         /// The facilitator secret, if one was presented.
         secret: Option<String>,
+        /// The link they came by (after a rotation, sessions that joined by the old link keep it
+        /// for their resume tokens).
+        link: RoomId,
         /// The joiner's connection.
         conn: Conn,
         /// Echoed in `joined`.
@@ -54,6 +57,8 @@ pub enum RoomCmd {
     },
     /// A returning participant whose token the edge already checked.
     Resume {
+        /// The link the token was for.
+        link: RoomId,
         /// The session from the token.
         who: ParticipantId,
         /// The new connection.
@@ -90,6 +95,17 @@ pub enum RoomCmd {
         /// What they asked.
         req: MediaRequest,
         /// Echoed in the reply.
+        request_id: Option<RequestId>,
+    },
+    /// A facilitator asks to rotate one of this standing room's links.
+    RotateLink {
+        /// Who asked.
+        from: ParticipantId,
+        /// On which connection.
+        conn_id: u64,
+        /// Which link.
+        link: LinkKind,
+        /// Echoed in the `ack` or `error`.
         request_id: Option<RequestId>,
     },
     /// Something the voice relay reported about one of this room's peers or its group.
@@ -166,6 +182,7 @@ pub fn spawn_room(
         room,
         secret,
         conns: HashMap::new(),
+        links_of: HashMap::new(),
         voice: Voice::new(state.media.as_ref(), &tx),
         inbox: tx.clone(),
         used: false,
@@ -188,6 +205,9 @@ struct RoomActor {
     secret: String,
     /// The live connection of each participant who has one.
     conns: HashMap<ParticipantId, Conn>,
+    /// The link each participant came by, when it is not the room's first: their resume tokens
+    /// are for it (a rotated members' link still resumes the sessions that joined by it).
+    links_of: HashMap<ParticipantId, RoomId>,
     /// This actor's own inbox, given to the relay's event router for this room's peers.
     inbox: mpsc::Sender<RoomCmd>,
     /// The room's side of the voice relay.
@@ -306,20 +326,23 @@ impl RoomActor {
             RoomCmd::Join {
                 req,
                 secret,
+                link,
                 conn,
                 request_id,
                 reply,
             } => {
-                let result = self.join(req, secret, conn, request_id);
+                let result = self.join(req, secret, link, conn, request_id);
                 let _ = reply.send(result);
                 self.drain();
             }
             RoomCmd::Resume {
+                link,
                 who,
                 conn,
                 request_id,
                 reply,
             } => {
+                self.note_link(&who, link);
                 let result = self.resume(who, conn, request_id);
                 let _ = reply.send(result);
                 self.drain();
@@ -354,6 +377,16 @@ impl RoomActor {
                     self.send_one(&from, &reply);
                 }
                 self.drain();
+            }
+            RoomCmd::RotateLink {
+                from,
+                conn_id,
+                link,
+                request_id,
+            } => {
+                if self.is_current(&from, conn_id) {
+                    self.rotate_link(&from, link, request_id);
+                }
             }
             RoomCmd::MediaEvent(event) => self.media_event(event),
             RoomCmd::MayBeHeard { who, reply } => {
@@ -391,6 +424,7 @@ impl RoomActor {
         &mut self,
         req: JoinRequest,
         secret: Option<String>,
+        link: RoomId,
         conn: Conn,
         request_id: Option<RequestId>,
     ) -> Result<ParticipantId, WireError> {
@@ -422,6 +456,7 @@ impl RoomActor {
             .room
             .join(self.state.clock.now_ms(), who.clone(), req)?;
         self.used = true;
+        self.note_link(&who, link);
         self.voice.joined(&who, peer);
         self.conns.insert(who.clone(), conn);
         self.send_joined(&who, joined.role, joined.waiting, request_id);
@@ -465,6 +500,29 @@ impl RoomActor {
         if !closes_sender && let Some(reply) = &reply {
             self.send_one(from, reply);
             self.drain(); // a full queue just dropped the sender: tell the others
+        }
+    }
+
+    /// Remembers the link a participant uses, when it is not the room's first.
+    fn note_link(&mut self, who: &ParticipantId, link: RoomId) {
+        if link == self.info.id {
+            self.links_of.remove(who);
+        } else {
+            self.links_of.insert(who.clone(), link);
+        }
+    }
+
+    /// The link a participant's resume tokens are for.
+    pub(crate) fn link_of(&self, who: &ParticipantId) -> &RoomId {
+        self.links_of.get(who).unwrap_or(&self.info.id)
+    }
+
+    /// `rotate_link` from a participant: the room decides whether they may.
+    fn rotate_link(&mut self, from: &ParticipantId, link: LinkKind, request_id: Option<RequestId>) {
+        let _ = link;
+        if let Err(e) = self.room.may_rotate_links(from) {
+            let reply = WireError::from(&e).to_msg(request_id);
+            self.send_one(from, &reply);
         }
     }
 
@@ -514,7 +572,10 @@ fn may_change_presence(cmd: &RoomCmd) -> bool {
         RoomCmd::Request { cmd, .. } => {
             !matches!(cmd, Command::Chat(_) | Command::ChatPrivate { .. })
         }
-        RoomCmd::Media { .. } | RoomCmd::MediaEvent(_) | RoomCmd::MayBeHeard { .. } => false,
+        RoomCmd::Media { .. }
+        | RoomCmd::MediaEvent(_)
+        | RoomCmd::MayBeHeard { .. }
+        | RoomCmd::RotateLink { .. } => false,
         RoomCmd::Join { .. } | RoomCmd::Resume { .. } | RoomCmd::Disconnected { .. } => true,
     }
 }

@@ -55,6 +55,7 @@ impl From<&RoomError> for WireError {
             RoomError::ChatDisabled => ErrorCode::ChatDisabled,
             RoomError::ChatNotAllowed => ErrorCode::ChatNotAllowed,
             RoomError::MutedByFacilitator => ErrorCode::MutedByFacilitator,
+            RoomError::NotStanding => ErrorCode::NotStanding,
         };
         Self::new(code, e.to_string())
     }
@@ -214,10 +215,13 @@ pub fn to_command(msg: ClientMsg, chat_max_chars: usize) -> Result<Command, Wire
         },
         M::UpdateSettings { settings, .. } => Command::UpdateSettings(settings),
         M::EndMeeting { .. } => Command::EndMeeting,
-        M::MediaOffer { .. } | M::MediaAnswer { .. } | M::MediaCandidate { .. } => {
+        M::MediaOffer { .. }
+        | M::MediaAnswer { .. }
+        | M::MediaCandidate { .. }
+        | M::RotateLink { .. } => {
             return Err(WireError::new(
                 ErrorCode::BadRequest,
-                "voice signalling is not a room command",
+                "voice signalling and link rotation are not room commands",
             ));
         }
     })

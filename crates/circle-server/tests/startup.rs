@@ -20,6 +20,7 @@ const WAIT: Duration = Duration::from_secs(10);
 fn run(env: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_circle"))
         .env_clear()
+        .env("CIRCLE_STORAGE__DATA_DIR", scratch_dir())
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -42,6 +43,18 @@ fn run(env: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
         let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
     }
     (code, stderr.lines().map(str::to_owned).collect())
+}
+
+/// A data directory of its own for one `circle` started here, under the system's temporary folder
+/// (never in the source tree); the operating system's cleaning of that folder removes it.
+fn scratch_dir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    std::env::temp_dir().join(format!(
+        "circle-startup-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 /// Loopback, free ports: only the setting under test can be wrong.
@@ -164,6 +177,7 @@ fn a_missing_tls_key_is_refused() {
 fn logs_go_to_standard_error() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_circle"))
         .env_clear()
+        .env("CIRCLE_STORAGE__DATA_DIR", scratch_dir())
         .envs(FREE_PORTS)
         .env("CIRCLE_MEDIA__ENABLED", "false")
         .env("RUST_LOG", "info")
@@ -214,6 +228,7 @@ fn start_limited(
         .arg(format!("ulimit -n {files} && exec \"$0\""))
         .arg(env!("CARGO_BIN_EXE_circle"))
         .env_clear()
+        .env("CIRCLE_STORAGE__DATA_DIR", scratch_dir())
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

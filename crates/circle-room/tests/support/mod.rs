@@ -14,8 +14,8 @@ use circle_protocol::{
     Role, RoomSnapshot, ServerMsg, Settings, SettingsPatch,
 };
 use circle_room::{
-    Audience, ChatText, Command, JoinRequest, Joined, Output, Pseudonym, Room, RoomError,
-    RoomLimits,
+    Audience, CarryOver, ChatText, Command, JoinRequest, Joined, Output, Pseudonym, Room,
+    RoomError, RoomLimits,
 };
 use std::collections::BTreeMap;
 
@@ -116,6 +116,7 @@ impl Sim {
             facilitator,
             device: device.map(str::to_owned),
             stream: None,
+            carry: None,
         };
         let joined = self.room.join(self.now, id.clone(), req)?;
         let msg = ServerMsg::Joined {
@@ -134,6 +135,43 @@ impl Sim {
         self.inbox.entry(id.clone()).or_default().push(msg);
         self.pump();
         Ok((id, joined))
+    }
+
+    /// Joins with a carry-over from a meeting before a restart, as the edge does once it checked the
+    /// token: the name and device come from it.
+    pub fn join_carried(
+        &mut self,
+        carry: &CarryOver,
+    ) -> Result<(ParticipantId, Joined), RoomError> {
+        let id = self.fresh_id();
+        let req = JoinRequest {
+            name: name(&carry.name),
+            facilitator: false,
+            device: carry.device.clone(),
+            stream: None,
+            carry: Some(carry.place.clone()),
+        };
+        let joined = self.room.join(self.now, id.clone(), req)?;
+        self.deliver_joined(&id, &joined);
+        Ok((id, joined))
+    }
+
+    fn deliver_joined(&mut self, id: &ParticipantId, joined: &Joined) {
+        let msg = ServerMsg::Joined {
+            id: None,
+            protocol: PROTOCOL_VERSION,
+            you: id.clone(),
+            role: joined.role,
+            resume_token: format!("token-{id}"),
+            server_time: self.now,
+            media: false,
+            ice_servers: Vec::new(),
+            grace_secs: 30,
+            waiting: joined.waiting,
+            room: self.room.snapshot_for(id),
+        };
+        self.inbox.entry(id.clone()).or_default().push(msg);
+        self.pump();
     }
 
     /// A member joining with their own device id; they may land in the waiting room.
@@ -441,6 +479,8 @@ impl ClientView {
                     queue: Vec::new(),
                 },
                 chat: Vec::new(),
+                standing: false,
+                opens_at: None,
             },
             heard: false,
             speakers: None,

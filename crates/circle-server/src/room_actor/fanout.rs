@@ -33,6 +33,7 @@ impl RoomActor {
                     if let Some(conn) = self.conns.remove(&who) {
                         close_with_reason(&conn, reason);
                     }
+                    self.links_of.remove(&who);
                     self.voice.todo.push(MediaTodo::Close(who));
                 }
                 Output::Hearing { who, may_be_heard } => self.voice.set_gate(&who, may_be_heard),
@@ -83,7 +84,7 @@ impl RoomActor {
             protocol: PROTOCOL_VERSION,
             you: who.clone(),
             role,
-            resume_token: self.state.keys.issue(&self.info.id, who),
+            resume_token: self.state.keys.issue(self.link_of(who), who),
             grace_secs: self.state.config.rooms.grace_secs,
             waiting,
             server_time: self.state.clock.now_ms(),
@@ -225,6 +226,8 @@ mod tests {
                 queue: Vec::new(),
             },
             chat: (1..=5).map(|i| line(i, 700)).collect(),
+            standing: false,
+            opens_at: None,
         };
         let pieces = in_pieces(ServerMsg::RoomState { room: room.clone() });
         let mut people = Vec::new();

@@ -1,0 +1,133 @@
+//! A standing room's meeting: the rules that ad-hoc rooms do not have.
+//!
+//! - Not open before its time: a member who arrives before the schedule's opening time waits in the
+//!   waiting room and is told `opens_at`. At that time the waiting members are let in, unless the
+//!   room's waiting-room setting holds them for a facilitator as usual (they are then told the
+//!   meeting is open). A facilitator's arrival opens the meeting at once.
+//! - Carry-over: on a graceful restart each participant's place (role, admission, raised hand, a
+//!   facilitator's mute) is handed to their client as [`CarryOver`], never stored; joining the next
+//!   meeting with it restores that place ([`crate::JoinRequest::carry`]). The floor and the share
+//!   timer do not carry over: the facilitator gives the floor again.
+//! - Who may rotate the room's links: an admitted facilitator, in a standing room.
+
+use crate::{Room, RoomError};
+use circle_protocol::{Millis, ParticipantId, Role};
+
+/// A participant's place in a meeting, as carried across a graceful restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Carried {
+    /// Member or facilitator.
+    pub role: Role,
+    /// Admitted (not in the waiting room).
+    pub admitted: bool,
+    /// When their hand went up, while it was up: their place in the speaking order.
+    pub hand_raised_at: Option<Millis>,
+    /// A facilitator had muted them.
+    pub muted_by_facilitator: bool,
+}
+
+/// Everything a carry-over token holds about one participant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CarryOver {
+    /// Their pseudonym.
+    pub name: String,
+    /// Their browser's device id for this room, if it sent one (so a ban's device list can be
+    /// rebuilt by facilitators, and the same device comes back).
+    pub device: Option<String>,
+    /// Their place.
+    pub place: Carried,
+}
+
+impl Room {
+    /// Makes this a standing room's meeting, before anyone is in it. `opens_at`: when the meeting
+    /// opens, if that is still to come (`None`: open now).
+    pub fn set_standing(&mut self, opens_at: Option<Millis>) {
+        self.standing = true;
+        self.opens_at = opens_at;
+    }
+
+    /// `true` for a standing room's meeting.
+    pub fn is_standing(&self) -> bool {
+        self.standing
+    }
+
+    /// When the meeting opens, while it has not yet.
+    pub fn opens_at(&self) -> Option<Millis> {
+        self.opens_at
+    }
+
+    /// Whether `who` may rotate this room's links: an admitted facilitator of a standing room.
+    pub fn may_rotate_links(&self, who: &ParticipantId) -> Result<(), RoomError> {
+        let p = self.participants.get(who).ok_or(RoomError::SessionGone)?;
+        if !p.admitted {
+            return Err(RoomError::Waiting);
+        }
+        if p.role != Role::Facilitator {
+            return Err(RoomError::Forbidden);
+        }
+        if !self.standing {
+            return Err(RoomError::NotStanding);
+        }
+        Ok(())
+    }
+
+    /// What `who` takes across a graceful restart, if they are here.
+    pub fn carry_over(&self, who: &ParticipantId) -> Option<CarryOver> {
+        let p = self.participants.get(who)?;
+        Some(CarryOver {
+            name: p.name.as_str().to_owned(),
+            device: p.device.clone(),
+            place: Carried {
+                role: p.role,
+                admitted: p.admitted,
+                hand_raised_at: p.hand_raised_at,
+                muted_by_facilitator: p.muted_by_facilitator,
+            },
+        })
+    }
+
+    /// Opens the meeting: members waiting only for the opening come in, unless the waiting-room
+    /// setting holds them, in which case they are told it is open (their view loses `opens_at`).
+    pub(crate) fn open(&mut self) {
+        if self.opens_at.take().is_none() {
+            return;
+        }
+        let mut waiting: Vec<_> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| !p.admitted)
+            .map(|(id, p)| (p.seq, id.clone()))
+            .collect();
+        waiting.sort();
+        let waiting: Vec<ParticipantId> = waiting.into_iter().map(|(_, id)| id).collect();
+        if self.settings.waiting_room {
+            for id in &waiting {
+                self.send_snapshot(id, false);
+            }
+            return;
+        }
+        for id in &waiting {
+            if let Some(p) = self.participants.get_mut(id) {
+                p.admitted = true;
+            }
+        }
+        self.on_admitted(&waiting);
+    }
+
+    /// Puts a carried-over raised hand back in the speaking order, by the time it went up (the
+    /// queue is kept in raise-time order).
+    pub(crate) fn restore_hand(&mut self, who: &ParticipantId, raised_at: Millis) {
+        let at = self
+            .queue
+            .iter()
+            .position(|q| {
+                self.participants
+                    .get(q)
+                    .and_then(|p| p.hand_raised_at)
+                    .is_some_and(|t| t > raised_at)
+            })
+            .unwrap_or(self.queue.len());
+        self.queue.insert(at, who.clone());
+        self.floor_changed();
+    }
+}
