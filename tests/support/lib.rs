@@ -426,7 +426,7 @@ pub(crate) fn take_buffered<T>(
     pick(&m)
 }
 
-fn joined(m: ServerMsg) -> Result<Joined> {
+pub(crate) fn joined(m: ServerMsg) -> Result<Joined> {
     match m {
         ServerMsg::Joined {
             you,
@@ -456,4 +456,5 @@ pub fn join_error(e: &anyhow::Error) -> Option<ErrorCode> {
     e.downcast_ref::<ErrorCode>().copied()
 }
 
+pub mod standing;
 pub mod voice;

@@ -78,8 +78,12 @@ pub const CARRY_TTL_SECS: u64 = 600;
 /// What a carry-over token says: one participant's place in a standing room's meeting.
 #[derive(Debug, Serialize, Deserialize)]
 struct CarryClaims {
-    /// The members' link it is valid for.
+    /// The members' link of the meeting when the token was made: the next meeting is started there.
     room: String,
+    /// The link the participant came by, when a rotation during the meeting made it differ from
+    /// `room` (members are not told of a rotation, so their client still names the old link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    via: Option<String>,
     /// What it may be used for: only carrying over.
     scope: String,
     /// Issued at, seconds since the epoch.
@@ -240,11 +244,18 @@ impl TokenKeys {
         Ok(c)
     }
 
-    /// A carry-over token for one participant of the meeting at `room` (a members' link).
-    pub fn issue_carry(&self, room: &RoomId, carry: &CarryOver) -> Result<String, TokenError> {
+    /// A carry-over token for one participant of the meeting at `room` (its members' link now),
+    /// who came by the link `via`.
+    pub fn issue_carry(
+        &self,
+        room: &RoomId,
+        via: &RoomId,
+        carry: &CarryOver,
+    ) -> Result<String, TokenError> {
         let now = unix_secs();
         let claims = CarryClaims {
             room: room.0.clone(),
+            via: (via != room).then(|| via.0.clone()),
             scope: CARRY_SCOPE.into(),
             iat: now,
             exp: now + CARRY_TTL_SECS,
@@ -259,8 +270,13 @@ impl TokenKeys {
             .map_err(|e| TokenError::Signing(e.to_string()))
     }
 
-    /// The place a carry-over token holds, if it is genuine, unexpired and for `room`.
-    pub fn check_carry(&self, room: &RoomId, token: &str) -> Result<CarryOver, TokenError> {
+    /// The place a carry-over token holds, if it is genuine, unexpired and for the link `joined`
+    /// (the link now, or the one the participant came by), and the link of the meeting to go to.
+    pub fn check_carry(
+        &self,
+        joined: &RoomId,
+        token: &str,
+    ) -> Result<(RoomId, CarryOver), TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp"]);
@@ -270,10 +286,11 @@ impl TokenKeys {
                 _ => TokenError::Invalid,
             })?;
         let c = data.claims;
-        if c.room != room.0 || c.scope != CARRY_SCOPE {
+        let for_link = c.room == joined.0 || c.via.as_deref() == Some(joined.0.as_str());
+        if !for_link || c.scope != CARRY_SCOPE {
             return Err(TokenError::Invalid);
         }
-        Ok(CarryOver {
+        let carry = CarryOver {
             name: c.name,
             device: c.device,
             place: Carried {
@@ -282,7 +299,8 @@ impl TokenKeys {
                 hand_raised_at: c.hand,
                 muted_by_facilitator: c.muted,
             },
-        })
+        };
+        Ok((RoomId(c.room), carry))
     }
 
     /// A carry-over token like [`TokenKeys::issue_carry`] but already expired: for tests of expiry.
@@ -291,6 +309,7 @@ impl TokenKeys {
         let now = unix_secs();
         let claims = CarryClaims {
             room: room.0.clone(),
+            via: None,
             scope: CARRY_SCOPE.into(),
             iat: now - 1200,
             exp: now - 600,
@@ -428,12 +447,20 @@ mod tests {
                 muted_by_facilitator: true,
             },
         };
-        let t = keys.issue_carry(&room, &carry).unwrap();
-        assert_eq!(keys.check_carry(&room, &t).unwrap(), carry);
+        let t = keys.issue_carry(&room, &room, &carry).unwrap();
+        assert_eq!(
+            keys.check_carry(&room, &t).unwrap(),
+            (room.clone(), carry.clone())
+        );
         assert_eq!(
             keys.check_carry(&new_room_id(), &t),
             Err(TokenError::Invalid)
         );
+        // After a rotation of the members' link, the old link the member knows still carries
+        // them to the meeting at the new one.
+        let old = new_room_id();
+        let rotated = keys.issue_carry(&room, &old, &carry).unwrap();
+        assert_eq!(keys.check_carry(&old, &rotated).unwrap().0, room);
         assert_eq!(keys.check(&room, &t), Err(TokenError::Invalid), "no resume");
         let resume = keys.issue(&room, &new_participant_id());
         assert_eq!(keys.check_carry(&room, &resume), Err(TokenError::Invalid));
@@ -443,8 +470,8 @@ mod tests {
             Err(TokenError::Invalid),
             "forged"
         );
-        let old = keys.issue_carry_expired(&room, &carry);
-        assert_eq!(keys.check_carry(&room, &old), Err(TokenError::Expired));
+        let expired = keys.issue_carry_expired(&room, &carry);
+        assert_eq!(keys.check_carry(&room, &expired), Err(TokenError::Expired));
     }
 
     #[test]

@@ -9,11 +9,14 @@ use crate::ws_upgrade::Socket;
 use crate::{
     AppState,
     admin::{JOIN_SECONDS, RATE_LIMITED, WS_CLOSES, WS_FRAMES_IN, WS_FRAMES_OUT},
+    http::storage_wire_error,
     room_actor::{MediaRequest, RoomCmd, RoomHandle},
+    standing::{self, LookupError},
     wire::{WireError, encode, parse_frame, to_command},
 };
 use circle_protocol::{
-    ClientMsg, ErrorCode, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, ServerMsg,
+    ClientMsg, ErrorCode, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, RoomId,
+    ServerMsg,
 };
 use circle_room::{Command, JoinRequest, Pseudonym};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -517,6 +520,42 @@ async fn on_text(
     }
 }
 
+/// The meeting a `join` goes to: a live one, or a standing room's next one, started now.
+async fn join_target(state: &AppState, link: &RoomId) -> Result<RoomHandle, WireError> {
+    match standing::find_or_start(state, link).await {
+        Ok(Some(room)) => Ok(room),
+        Ok(None) => Err(WireError::new(
+            ErrorCode::RoomNotFound,
+            "there is no meeting at this link",
+        )),
+        Err(LookupError::Draining) => Err(WireError::new(
+            ErrorCode::ServerDraining,
+            "this server is about to restart; try again in a minute",
+        )),
+        Err(LookupError::Storage(e)) => Err(storage_wire_error(&e)),
+    }
+}
+
+/// The meeting a `resume` goes back to. A standing room's meeting that has ended (or a server that
+/// restarted under it) has nothing to resume: the session is gone, and joining again starts or
+/// enters the room's next meeting.
+async fn resume_target(state: &AppState, link: &RoomId) -> Result<RoomHandle, WireError> {
+    if let Some(room) = standing::find_for_resume(state, link) {
+        return Ok(room);
+    }
+    match state.store.by_link(link).await {
+        Ok(Some(_)) => Err(WireError::new(
+            ErrorCode::SessionGone,
+            "the meeting this session was in has ended; join again",
+        )),
+        Ok(None) => Err(WireError::new(
+            ErrorCode::RoomNotFound,
+            "there is no meeting at this link",
+        )),
+        Err(e) => Err(storage_wire_error(&e)),
+    }
+}
+
 /// The first request on a connection: `join` or `resume`. Anything else is `not_joined`.
 async fn join_or_resume(
     state: &AppState,
@@ -540,13 +579,19 @@ async fn join_or_resume(
             format!("this server speaks protocol version {PROTOCOL_VERSION}"),
         ));
     }
-    let room = state
-        .rooms
-        .get(&room_id)
-        .map(|r| r.value().clone())
-        .ok_or_else(|| {
-            WireError::new(ErrorCode::RoomNotFound, "there is no meeting at this link")
-        })?;
+    // A carry-over token names the meeting to go to (the link may have been rotated since the
+    // member last heard of it); it is checked before anything is started for it.
+    let carried = match &msg {
+        ClientMsg::Join {
+            carry: Some(token), ..
+        } => Some(state.keys.check_carry(&room_id, token)?),
+        _ => None,
+    };
+    let room = match (&msg, &carried) {
+        (ClientMsg::Resume { .. }, _) => resume_target(state, &room_id).await?,
+        (_, Some((target, _))) => join_target(state, target).await?,
+        _ => join_target(state, &room_id).await?,
+    };
     let gone = || WireError::new(ErrorCode::RoomNotFound, "the meeting has ended");
     match msg {
         ClientMsg::Join {
@@ -558,11 +603,9 @@ async fn join_or_resume(
             ..
         } => {
             // A carry-over token speaks for the person: their name, device and place come from it.
-            let (name, device, carry) = match carry {
-                Some(token) => {
-                    let c = state.keys.check_carry(&room_id, &token)?;
-                    (c.name, c.device, Some(c.place))
-                }
+            let _ = carry;
+            let (name, device, carry) = match carried {
+                Some((_, c)) => (c.name, c.device, Some(c.place)),
                 None => (name, device, None),
             };
             let name = Pseudonym::parse(&name)?;

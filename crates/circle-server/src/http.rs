@@ -1,8 +1,15 @@
 //! The HTTP edge: create a room, look one up, health, readiness, and the websocket upgrade with its Origin check.
-//! Errors become responses in one place, [`ApiError`].
+//! The organiser API's handlers are in `organiser.rs`, routed here. Errors become responses in one
+//! place, [`ApiError`].
 
 use crate::{
-    AppState, auth, client_limit::client_address, conn, room_actor::spawn_room, ws_upgrade::Upgrade,
+    AppState, auth,
+    client_limit::client_address,
+    conn, organiser,
+    room_actor::{FacilitatorKey, spawn_room},
+    standing,
+    wire::WireError,
+    ws_upgrade::Upgrade,
 };
 use axum::{
     Json, Router,
@@ -11,8 +18,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use circle_protocol::ErrorCode;
 use circle_protocol::{RoomId, Settings, SettingsPatch};
 use circle_room::{Room, RoomLimits, has_hidden_characters};
+use circle_store::StoreError;
 use serde::{Deserialize, Serialize};
 use std::{net::SocketAddr, time::Duration};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -55,6 +64,53 @@ pub enum ApiError {
     /// This client created too many rooms lately.
     #[error("too many rooms created from here lately; try again in a minute")]
     RateLimited,
+    /// The organiser API is off: no operator key is configured.
+    #[error(
+        "the organiser API is off on this server: set rooms.operator_key (CIRCLE_ROOMS__OPERATOR_KEY) to turn it on"
+    )]
+    OrganiserDisabled,
+    /// No standing room has this organiser id (or no meeting has this tag).
+    #[error("{0}")]
+    StandingNotFound(&'static str),
+    /// Another standing room already has this title.
+    #[error("another standing room already has this title (titles are compared ignoring case)")]
+    DuplicateTitle,
+    /// The store of standing rooms cannot be used right now; the message says why.
+    #[error("{0}")]
+    Storage(String),
+}
+
+/// The message for a store that cannot be used: what is wrong (locked, unreachable, full) and
+/// that meetings in progress are not affected.
+fn storage_message(e: &StoreError) -> String {
+    let what = match e {
+        StoreError::Full(why) => format!("the standing rooms' database is full ({why})"),
+        StoreError::Unavailable(why) => {
+            format!("the standing rooms' database is locked or unreachable ({why})")
+        }
+        other => format!("the standing rooms' database failed ({other})"),
+    };
+    format!("{what}; meetings in progress go on; try again in a minute")
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::StandingNotFound("no standing room has this id"),
+            StoreError::DuplicateTitle => ApiError::DuplicateTitle,
+            StoreError::Invalid(why) => ApiError::BadRequest(why),
+            other => {
+                tracing::warn!(error = %other, "standing rooms' store failed");
+                ApiError::Storage(storage_message(&other))
+            }
+        }
+    }
+}
+
+/// A store failure on the websocket: `storage_unavailable`, saying why.
+pub fn storage_wire_error(e: &StoreError) -> WireError {
+    tracing::warn!(error = %e, "standing rooms' store failed");
+    WireError::new(ErrorCode::StorageUnavailable, storage_message(e))
 }
 
 impl IntoResponse for ApiError {
@@ -68,6 +124,10 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "server_draining"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "server_busy"),
+            ApiError::OrganiserDisabled => (StatusCode::FORBIDDEN, "organiser_disabled"),
+            ApiError::StandingNotFound(_) => (StatusCode::NOT_FOUND, "standing_room_not_found"),
+            ApiError::DuplicateTitle => (StatusCode::CONFLICT, "duplicate_title"),
+            ApiError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
         };
         let body = serde_json::json!({ "code": code, "message": self.to_string() });
         (status, Json(body)).into_response()
@@ -86,7 +146,7 @@ pub fn router(state: AppState) -> Router {
         .collect();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
     let limits = &state.config.limits;
     let max_body = limits.max_body_bytes;
@@ -96,6 +156,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/rooms", post(create_room))
         .route("/api/rooms/{room}", get(room_info))
+        .merge(organiser::routes())
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .route("/ws", get(websocket))
@@ -246,7 +307,14 @@ async fn create_room(
     let settings = room.settings().clone();
     let id = auth::new_room_id();
     let secret = auth::new_secret();
-    let handle = spawn_room(&state, id.clone(), title.clone(), room, secret.clone());
+    let handle = spawn_room(
+        &state,
+        id.clone(),
+        title.clone(),
+        room,
+        FacilitatorKey::Plain(secret.clone()),
+        None,
+    );
     state.rooms.insert(id.clone(), handle);
     info!(room = %crate::redact::room_tag(&id), "room created");
     let client = state.config.client.url.trim_end_matches('/');
@@ -279,7 +347,7 @@ fn create_request(value: serde_json::Value) -> Result<CreateRoom, ApiError> {
 
 /// Refuses a request from a page whose origin may not use this server. A request with no `Origin`
 /// (not from a browser page) passes when `allow_missing_origin` is on.
-fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get(header::ORIGIN).map(|v| v.to_str()) {
         Some(Ok(origin)) if state.origins.iter().any(|o| o == origin) => Ok(()),
         None if state.config.client.allow_missing_origin => Ok(()),
@@ -288,14 +356,15 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn no_body(headers: &HeaderMap) -> bool {
+pub(crate) fn no_body(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_LENGTH)
         .is_none_or(|v| v.as_bytes() == b"0")
         && headers.get(header::TRANSFER_ENCODING).is_none()
 }
 
-fn limits(state: &AppState) -> RoomLimits {
+/// The limits every new room gets from the configuration.
+pub(crate) fn limits(state: &AppState) -> RoomLimits {
     let r = &state.config.rooms;
     RoomLimits {
         max_participants: r.max_participants,
@@ -309,20 +378,47 @@ fn limits(state: &AppState) -> RoomLimits {
 struct RoomPublicInfo {
     room: RoomId,
     title: String,
+    /// A standing room (its link works every week).
+    standing: bool,
+    /// While the meeting (live or next) has not opened: when it opens.
+    opens_at: Option<u64>,
+    /// A standing room's next (or current) scheduled meeting, if it has a schedule.
+    next_meeting: Option<organiser::NextMeeting>,
 }
 
 async fn room_info(
     State(state): State<AppState>,
     Path(room): Path<String>,
 ) -> Result<Json<RoomPublicInfo>, ApiError> {
-    let handle = state
-        .rooms
-        .get(&RoomId(room))
-        .map(|r| r.value().clone())
+    let link = RoomId(room);
+    let live = state.rooms.get(&link).map(|r| r.value().clone());
+    if let Some(handle) = &live
+        && handle.info.standing.is_none()
+    {
+        return Ok(Json(RoomPublicInfo {
+            room: link,
+            title: handle.info.title.clone(),
+            standing: false,
+            opens_at: None,
+            next_meeting: None,
+        }));
+    }
+    let def = state
+        .store
+        .by_link(&link)
+        .await?
         .ok_or(ApiError::NotFound)?;
+    let now = state.clock.now_ms();
+    let opens_at = match &live {
+        Some(handle) => handle.info.live.opens_at(),
+        None => standing::opening(&def, now),
+    };
     Ok(Json(RoomPublicInfo {
-        room: handle.info.id.clone(),
-        title: handle.info.title.clone(),
+        room: link,
+        title: live.map_or(def.title.clone(), |h| h.info.title.clone()),
+        standing: true,
+        opens_at,
+        next_meeting: organiser::next_meeting(&def, now),
     }))
 }
 

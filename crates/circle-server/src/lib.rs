@@ -11,6 +11,9 @@
 //! - `conn.rs`: one websocket connection: parsing, rate limits, the bounded outbound queue.
 //! - `wire.rs`: frame parsing, wire → room command, and internal errors → wire error codes.
 //! - `room_actor.rs`: the task that owns one room's state machine and fans its messages out.
+//! - `standing.rs`: standing rooms' meetings: the directory lookup that starts one from the store
+//!   on its link's first arrival (one actor even when joins race).
+//! - `organiser.rs`: the organiser API (`/api/standing`, `/api/meetings`) under the operator key.
 //! - `client_limit.rs`: per-client limits on the HTTP API, keyed by a hash of the address.
 //! - `auth.rs`: random ids and secrets, signed resume tokens.
 //! - `redact.rs`: what logs may say of a room (a keyed hash of its id, never the id).
@@ -27,8 +30,10 @@ mod conn;
 pub mod http;
 pub mod listen;
 pub mod media;
+pub mod organiser;
 pub mod redact;
 pub mod room_actor;
+pub mod standing;
 pub mod tls;
 pub mod turn;
 pub mod wire;
@@ -105,6 +110,11 @@ pub struct AppState {
     pub keys: Arc<TokenKeys>,
     /// The directory of live rooms: clone a handle out, never hold an entry across an await.
     pub rooms: Arc<DashMap<RoomId, RoomHandle>>,
+    /// Members' links rotated away during a live meeting: they only resume that meeting's
+    /// sessions (a new join by them is refused). Each meeting takes its own out when it ends.
+    pub resume_aliases: Arc<DashMap<RoomId, RoomHandle>>,
+    /// Standing rooms' definitions (SQLite or PostgreSQL).
+    pub store: circle_store::Store,
     /// The server clock.
     pub clock: Clock,
     /// Cancelled when the server shuts down; every room actor watches it.
@@ -138,6 +148,7 @@ impl AppState {
         config: Config,
         media: Option<media::Media>,
         token_key: &str,
+        store: circle_store::Store,
     ) -> Result<Self, auth::TokenError> {
         let keys = TokenKeys::new(token_key, config.auth.token_ttl_secs)?;
         let origins = config.client.effective_origins();
@@ -151,6 +162,8 @@ impl AppState {
             config: Arc::new(config),
             keys: Arc::new(keys),
             rooms: Arc::new(DashMap::new()),
+            resume_aliases: Arc::new(DashMap::new()),
+            store,
             clock: Clock::new(),
             shutdown: CancellationToken::new(),
             origins: Arc::new(origins),
@@ -252,6 +265,7 @@ impl Running {
         if let Some(turn) = &self.state.turn {
             let _ = tokio::time::timeout_at(deadline, turn.close()).await;
         }
+        let _ = tokio::time::timeout_at(deadline, self.state.store.close()).await;
     }
 
     /// Drains for a rolling upgrade ([`Running::begin_drain`], then [`Running::wait_drained`]), and
@@ -319,6 +333,9 @@ pub enum StartError {
     /// The resume-token key cannot sign.
     #[error("auth.token_key: {0}")]
     Token(#[from] auth::TokenError),
+    /// The store of standing rooms cannot be opened (or its schema brought up to date).
+    #[error("storage: {0}")]
+    Storage(#[from] circle_store::StoreError),
     /// The token key file in the data directory cannot be read or made.
     #[error("storage.data_dir: token key: {0}")]
     KeyFile(#[from] auth::KeyFileError),
@@ -343,6 +360,12 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
 /// Checks the configuration, binds the listeners and starts serving.
 pub async fn start(mut config: Config) -> Result<Running, StartError> {
     config.validate()?;
+    // First the store: a database that cannot be opened stops the start before anything listens.
+    let store = circle_store::Store::open(&circle_store::StoreConfig {
+        data_dir: config.storage.data_dir.clone().into(),
+        url: config.storage.url.clone(),
+    })
+    .await?;
     let tls = if config.tls.enabled() {
         let cert = Arc::new(Certificate::load(
             config.tls.cert.as_ref(),
@@ -388,7 +411,8 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         "" => auth::load_or_create_key(std::path::Path::new(&config.storage.data_dir))?,
         key => key.to_owned(),
     };
-    let mut state = AppState::new(config, media, &token_key)?;
+    let mut state = AppState::new(config, media, &token_key, store.clone())?;
+    info!(storage = store.backend_name(), "standing rooms' store open");
     state.turn = turn;
     let limits = &state.config.limits;
     let serving = |app: Router, tls: Option<tls::TlsAcceptor>| Listener {

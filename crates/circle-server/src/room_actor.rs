@@ -26,7 +26,15 @@ use circle_protocol::{
     ErrorCode, IceCandidate, LeaveReason, LinkKind, ParticipantId, RequestId, RoomId, ServerMsg,
 };
 use circle_room::{Command, JoinRequest, PresenceCounts, Room};
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use circle_store::{SecretHash, StandingId, StoreError};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 use tokio::{
     sync::{mpsc, oneshot},
     time::{Instant, sleep_until},
@@ -108,6 +116,16 @@ pub enum RoomCmd {
         /// Echoed in the `ack` or `error`.
         request_id: Option<RequestId>,
     },
+    /// A link of this standing room was rotated in the store (by a facilitator's `rotate_link`,
+    /// or by the organiser API): take it into use at once.
+    Rotated {
+        /// What the store did, or why it could not.
+        outcome: Result<Rotation, StoreError>,
+        /// The facilitator who asked, with their request id, when it came from the meeting.
+        requester: Option<(ParticipantId, Option<RequestId>)>,
+    },
+    /// The organiser ended the meeting (or deleted its standing room).
+    End,
     /// Something the voice relay reported about one of this room's peers or its group.
     MediaEvent(MediaEvent),
     /// Whether the room lets this participant be heard now (the answer the actor puts in their
@@ -118,6 +136,33 @@ pub enum RoomCmd {
         /// The room's answer (`false` for someone it does not know).
         reply: oneshot::Sender<bool>,
     },
+}
+
+/// A rotated link, as the store now has it.
+pub enum Rotation {
+    /// The members' link is now this room id.
+    Members(RoomId),
+    /// The facilitator secret is now this one (its plaintext, kept in memory for `links`).
+    Facilitator(SecretHash, String),
+}
+
+/// How the actor checks a facilitator secret.
+pub enum FacilitatorKey {
+    /// An ad-hoc room's secret, made at creation and held only in memory.
+    Plain(String),
+    /// A standing room's: only the hash is known (from the store).
+    Hashed(SecretHash),
+}
+
+impl FacilitatorKey {
+    /// Whether `presented` is the facilitator secret (in time that does not depend on where it
+    /// differs).
+    fn verify(&self, presented: &str) -> bool {
+        match self {
+            FacilitatorKey::Plain(secret) => secrets_match(presented, secret),
+            FacilitatorKey::Hashed(hash) => hash.verify(presented),
+        }
+    }
 }
 
 /// Voice signalling from a client.
@@ -131,12 +176,39 @@ pub enum MediaRequest {
 }
 
 /// What anyone may know about a room without joining it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RoomInfo {
-    /// The room's id.
+    /// The room's id when the meeting started (its log tag and `/api/meetings` tag are made from
+    /// it; a rotated members' link does not change them).
     pub id: RoomId,
     /// The room's title.
     pub title: String,
+    /// The standing room this meeting is of; `None` for an ad-hoc room.
+    pub standing: Option<StandingId>,
+    /// Head counts and the opening time, as the actor last reported them (for the organiser API
+    /// and the room info page: counts only, never names).
+    pub live: LiveCounts,
+}
+
+/// A meeting's counts and opening time, written by its actor after every step, read by the API.
+#[derive(Debug, Default)]
+pub struct LiveCounts {
+    /// Admitted participants (online or reconnecting).
+    pub participants: AtomicUsize,
+    /// People in the waiting room.
+    pub waiting: AtomicUsize,
+    /// When the meeting opens (Unix ms); 0 once open.
+    opens_at: AtomicU64,
+}
+
+impl LiveCounts {
+    /// When the meeting opens, while it has not yet.
+    pub fn opens_at(&self) -> Option<u64> {
+        match self.opens_at.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(at),
+        }
+    }
 }
 
 /// A cloneable way to reach a room actor, kept in the server's directory.
@@ -154,6 +226,11 @@ impl RoomHandle {
         self.tx.send(cmd).await.is_ok()
     }
 
+    /// Whether both handles reach the same actor (a directory entry may be a newer meeting's).
+    pub fn same_actor(&self, other: &RoomHandle) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
+
     /// May this participant's audio be forwarded now? Asks the actor (for tests: the relay reads each
     /// session's gate, which the actor sets from the same answer). `false` if the room has ended.
     pub async fn may_be_heard(&self, who: &ParticipantId) -> bool {
@@ -166,21 +243,31 @@ impl RoomHandle {
     }
 }
 
-/// Creates a room and starts its actor; the caller puts the handle in the directory.
+/// Creates a room and starts its actor; the caller puts the handle in the directory. `standing`:
+/// the standing room this meeting is of.
 pub fn spawn_room(
     state: &AppState,
     id: RoomId,
     title: String,
     room: Room,
-    secret: String,
+    key: FacilitatorKey,
+    standing: Option<StandingId>,
 ) -> RoomHandle {
     let (tx, rx) = mpsc::channel(ROOM_INBOX);
-    let info = Arc::new(RoomInfo { id, title });
+    let info = Arc::new(RoomInfo {
+        id: id.clone(),
+        title,
+        standing,
+        live: LiveCounts::default(),
+    });
     let actor = RoomActor {
         state: state.clone(),
         info: info.clone(),
         room,
-        secret,
+        key,
+        known_secret: None,
+        link: id,
+        retired_links: Vec::new(),
         conns: HashMap::new(),
         links_of: HashMap::new(),
         voice: Voice::new(state.media.as_ref(), &tx),
@@ -201,8 +288,15 @@ struct RoomActor {
     info: Arc<RoomInfo>,
     /// The state machine.
     room: Room,
-    /// The facilitator secret.
-    secret: String,
+    /// Checks the facilitator secret.
+    key: FacilitatorKey,
+    /// A standing room's facilitator secret in plaintext, once this meeting has seen it (a
+    /// facilitator joined by it, or it was rotated): memory only, for the `links` message.
+    known_secret: Option<String>,
+    /// The members' link now (a standing room's may be rotated during the meeting).
+    link: RoomId,
+    /// Members' links rotated away during this meeting: they still resume its sessions.
+    retired_links: Vec<RoomId>,
     /// The live connection of each participant who has one.
     conns: HashMap<ParticipantId, Conn>,
     /// The link each participant came by, when it is not the room's first: their resume tokens
@@ -266,7 +360,11 @@ impl Reported {
 impl RoomActor {
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
         let rooms = &self.state.config.rooms;
-        let (unused_ttl, empty_ttl) = (rooms.unused_room_ttl_secs, rooms.empty_room_ttl_secs);
+        let (unused_ttl, empty_ttl, standing_ttl) = (
+            rooms.unused_room_ttl_secs,
+            rooms.empty_room_ttl_secs,
+            rooms.standing_empty_end_secs,
+        );
         let mut empty_since = Some(Instant::now());
         let shutdown = self.state.shutdown.clone();
         loop {
@@ -274,8 +372,15 @@ impl RoomActor {
                 .room
                 .poll_timeout()
                 .map(|t| self.state.clock.instant_at(t));
-            // A room nobody ever joined goes much sooner than one that was used.
-            let ttl = if self.used { empty_ttl } else { unused_ttl };
+            // A room nobody ever joined goes much sooner than one that was used; a standing room's
+            // meeting ends after its own empty time (the room stays in the store).
+            let ttl = if self.info.standing.is_some() {
+                standing_ttl
+            } else if self.used {
+                empty_ttl
+            } else {
+                unused_ttl
+            };
             let forget_at = empty_since.map(|t| t + Duration::from_secs(ttl));
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -317,7 +422,7 @@ impl RoomActor {
         self.close_all_media().await;
         self.voice.unroute(self.state.media.as_ref());
         self.reported.move_to(&Reported::default());
-        self.state.rooms.remove(&self.info.id);
+        self.leave_directory();
         info!(room = %crate::redact::room_tag(&self.info.id), "room closed");
     }
 
@@ -342,8 +447,11 @@ impl RoomActor {
                 request_id,
                 reply,
             } => {
-                self.note_link(&who, link);
+                let resumed = who.clone();
                 let result = self.resume(who, conn, request_id);
+                if result.is_ok() {
+                    self.note_link(&resumed, link);
+                }
                 let _ = reply.send(result);
                 self.drain();
             }
@@ -388,6 +496,11 @@ impl RoomActor {
                     self.rotate_link(&from, link, request_id);
                 }
             }
+            RoomCmd::Rotated { outcome, requester } => self.rotated(outcome, requester),
+            RoomCmd::End => {
+                self.room.end();
+                self.drain();
+            }
             RoomCmd::MediaEvent(event) => self.media_event(event),
             RoomCmd::MayBeHeard { who, reply } => {
                 let _ = reply.send(self.room.may_be_heard(&who));
@@ -407,6 +520,12 @@ impl RoomActor {
             live: !self.room.is_empty(),
             voice: self.voice.session_count(),
         };
+        let live = &self.info.live;
+        live.participants
+            .store(presence.online + presence.reconnecting, Ordering::Relaxed);
+        live.waiting.store(presence.waiting, Ordering::Relaxed);
+        live.opens_at
+            .store(self.room.opens_at().unwrap_or(0), Ordering::Relaxed);
         if now != self.reported {
             self.reported.move_to(&now);
             self.reported = now;
@@ -429,7 +548,12 @@ impl RoomActor {
         request_id: Option<RequestId>,
     ) -> Result<ParticipantId, WireError> {
         let facilitator = match secret {
-            Some(s) if secrets_match(&s, &self.secret) => true,
+            Some(s) if self.key.verify(&s) => {
+                if matches!(self.key, FacilitatorKey::Hashed(_)) {
+                    self.known_secret = Some(s);
+                }
+                true
+            }
             Some(_) => {
                 return Err(WireError::new(
                     ErrorCode::BadSecret,
@@ -503,8 +627,16 @@ impl RoomActor {
         }
     }
 
-    /// Remembers the link a participant uses, when it is not the room's first.
+    /// Remembers the link a participant uses, when it is not the room's first. A link that is not
+    /// this meeting's (a carried-over member whose link was rotated in the meeting before the
+    /// restart) becomes one of its resume-only links, so their resume tokens work.
     fn note_link(&mut self, who: &ParticipantId, link: RoomId) {
+        if link != self.link && !self.retired_links.contains(&link) {
+            self.state
+                .resume_aliases
+                .insert(link.clone(), self.own_handle());
+            self.retired_links.push(link.clone());
+        }
         if link == self.info.id {
             self.links_of.remove(who);
         } else {
@@ -517,18 +649,131 @@ impl RoomActor {
         self.links_of.get(who).unwrap_or(&self.info.id)
     }
 
-    /// `rotate_link` from a participant: the room decides whether they may.
+    /// `rotate_link` from a participant: the room decides whether they may; the store does it
+    /// in a task of its own (a slow or locked database must not stall the meeting), which reports
+    /// back with [`RoomCmd::Rotated`].
     fn rotate_link(&mut self, from: &ParticipantId, link: LinkKind, request_id: Option<RequestId>) {
-        let _ = link;
         if let Err(e) = self.room.may_rotate_links(from) {
             let reply = WireError::from(&e).to_msg(request_id);
             self.send_one(from, &reply);
+            return;
+        }
+        let Some(standing) = self.info.standing.clone() else {
+            return; // the room said it is standing; ad-hoc rooms have no id to rotate
+        };
+        let store = self.state.store.clone();
+        let inbox = self.inbox.clone();
+        let requester = Some((from.clone(), request_id));
+        self.state.tasks.spawn(async move {
+            let outcome = rotate_in_store(&store, &standing, link).await;
+            // The meeting may have ended meanwhile: then nobody is left to tell.
+            let _ = inbox.send(RoomCmd::Rotated { outcome, requester }).await;
+        });
+    }
+
+    /// Takes a rotated link into use: a new members' link replaces the old one in the directory
+    /// (the old one then only resumes this meeting's sessions); a new secret replaces the old
+    /// one's hash. Every facilitator is told the links that work now; members are told nothing.
+    fn rotated(
+        &mut self,
+        outcome: Result<Rotation, StoreError>,
+        requester: Option<(ParticipantId, Option<RequestId>)>,
+    ) {
+        let reply = match outcome {
+            Ok(Rotation::Members(link)) => {
+                let me = self.own_handle();
+                let old = std::mem::replace(&mut self.link, link.clone());
+                self.state.rooms.remove_if(&old, |_, h| h.same_actor(&me));
+                self.state.rooms.insert(link, me.clone());
+                self.state.resume_aliases.insert(old.clone(), me);
+                self.retired_links.push(old);
+                self.send_links();
+                Ok(())
+            }
+            Ok(Rotation::Facilitator(hash, secret)) => {
+                self.key = FacilitatorKey::Hashed(hash);
+                self.known_secret = Some(secret);
+                self.send_links();
+                Ok(())
+            }
+            Err(e) => Err(crate::http::storage_wire_error(&e)),
+        };
+        if let Some((who, id)) = requester {
+            let msg = match (reply, id) {
+                (Ok(()), Some(id)) => Some(ServerMsg::Ack { id }),
+                (Ok(()), None) => None,
+                (Err(e), id) => Some(e.to_msg(id)),
+            };
+            if let Some(msg) = msg {
+                self.send_one(&who, &msg);
+            }
+        }
+        self.drain();
+    }
+
+    /// Tells every facilitator the links that work now.
+    fn send_links(&mut self) {
+        let client = self
+            .state
+            .config
+            .client
+            .url
+            .trim_end_matches('/')
+            .to_owned();
+        let msg = ServerMsg::Links {
+            join_url: format!("{client}/#room={}", self.link),
+            facilitator_url: self
+                .known_secret
+                .as_ref()
+                .map(|s| format!("{client}/#room={}&key={s}", self.link)),
+        };
+        for who in self.room.recipients(&circle_room::Audience::Facilitators) {
+            self.send_one(&who, &msg);
         }
     }
 
-    /// The server is stopping: tell everyone, then close.
+    /// A handle to this actor, as the directory holds it.
+    fn own_handle(&self) -> RoomHandle {
+        RoomHandle {
+            info: self.info.clone(),
+            tx: self.inbox.clone(),
+        }
+    }
+
+    /// Takes this meeting out of the directory: its link and any rotated-away ones, but never an
+    /// entry a newer meeting of the same standing room put there.
+    pub(super) fn leave_directory(&self) {
+        let me = self.own_handle();
+        self.state
+            .rooms
+            .remove_if(&self.link, |_, h| h.same_actor(&me));
+        for old in &self.retired_links {
+            self.state
+                .resume_aliases
+                .remove_if(old, |_, h| h.same_actor(&me));
+        }
+    }
+
+    /// The server is stopping: tell everyone, then close. In a standing room each participant
+    /// first gets their carry-over token, so their client can bring them back to the next meeting
+    /// in the same place.
     fn shut_down(&mut self) {
-        for (_, conn) in self.conns.drain() {
+        let mut conns: Vec<_> = self.conns.drain().collect();
+        conns.sort_by(|a, b| a.0.cmp(&b.0));
+        for (who, conn) in conns {
+            if self.info.standing.is_some()
+                && let Some(carry) = self.room.carry_over(&who)
+            {
+                let via = self.link_of(&who).clone();
+                match self.state.keys.issue_carry(&self.link, &via, &carry) {
+                    Ok(token) => {
+                        if let Some(text) = encode(&ServerMsg::CarryOver { token }) {
+                            let _ = conn.try_push(Outbound::Text(text));
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not sign a carry-over token"),
+                }
+            }
             close_with_reason(&conn, LeaveReason::ServerShutdown);
         }
     }
@@ -575,8 +820,25 @@ fn may_change_presence(cmd: &RoomCmd) -> bool {
         RoomCmd::Media { .. }
         | RoomCmd::MediaEvent(_)
         | RoomCmd::MayBeHeard { .. }
-        | RoomCmd::RotateLink { .. } => false,
+        | RoomCmd::RotateLink { .. }
+        | RoomCmd::Rotated { .. } => false,
+        RoomCmd::End => true,
         RoomCmd::Join { .. } | RoomCmd::Resume { .. } | RoomCmd::Disconnected { .. } => true,
+    }
+}
+
+/// Rotates one link of a standing room in the store.
+pub async fn rotate_in_store(
+    store: &circle_store::Store,
+    standing: &StandingId,
+    link: LinkKind,
+) -> Result<Rotation, StoreError> {
+    match link {
+        LinkKind::Members => Ok(Rotation::Members(store.rotate_link(standing).await?.link)),
+        LinkKind::Facilitator => {
+            let (room, secret) = store.rotate_secret(standing).await?;
+            Ok(Rotation::Facilitator(room.secret, secret.0))
+        }
     }
 }
 

@@ -81,6 +81,18 @@ fn a_zero_limit_is_refused_not_raised() {
 }
 
 #[test]
+fn a_store_that_cannot_be_opened_stops_the_start_with_one_line() {
+    // Nothing listens on port 1: the database is unreachable.
+    let (code, lines) = run(&with_free_ports(&[(
+        "CIRCLE_STORAGE__URL",
+        "postgres://circle@127.0.0.1:1/circle",
+    )]));
+    assert_eq!(code, Some(EXIT_CONFIG), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("circle: storage: "), "{lines:?}");
+}
+
+#[test]
 fn every_problem_gets_its_own_line() {
     let (code, lines) = run(&with_free_ports(&[
         ("CIRCLE_ROOMS__MAX_ROOMS", "0"),

@@ -37,9 +37,7 @@ impl RoomActor {
                     self.voice.todo.push(MediaTodo::Close(who));
                 }
                 Output::Hearing { who, may_be_heard } => self.voice.set_gate(&who, may_be_heard),
-                Output::Ended => {
-                    self.state.rooms.remove(&self.info.id);
-                }
+                Output::Ended => self.leave_directory(),
             }
         }
     }
