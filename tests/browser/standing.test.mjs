@@ -244,6 +244,16 @@ test('standing rooms: the open time, the organiser page, restarts, replacing a l
       await seeText(page, '.org-create .alert-error', 'There is already a room with this name.');
       assert.equal(await page.evaluate(() => document.activeElement.id), 'new-title');
 
+      // A time zone the server does not know (a browser may list one the server's table lacks):
+      // the server's own words say which.
+      await page.fill('#new-title', 'Friday circle');
+      await page.evaluate(() => document.getElementById('new-zone').append(new Option('Mars/Olympus_Mons', 'Mars/Olympus_Mons')));
+      await page.selectOption('#new-zone', 'Mars/Olympus_Mons');
+      await page.getByRole('button', { name: 'Create the room' }).click();
+      await seeText(page, '.org-create .alert-error', 'Please check the schedule:');
+      assert.match(await page.textContent('.org-create .alert-error'), /Mars\/Olympus_Mons/);
+      await page.selectOption('#new-zone', 'Europe/London');
+
       // Replace the members' link: the old one no longer leads to a meeting.
       await item.getByRole('button', { name: 'Replace the members’ link…' }).click();
       await seeText(page, 'dialog', 'The old link stops working at once');
