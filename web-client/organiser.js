@@ -185,7 +185,23 @@ function showRooms(key, rooms = null) {
     }
   }
 
-  const actions = {
+  const actions = roomActions({ api, model, render, run });
+
+  render();
+  if (!model.loaded) refresh();
+  else api.meetings().then((ms) => ((model.meetings = ms), render()), () => {});
+  const timer = setInterval(() => {
+    if (document.visibilityState === 'visible') refresh();
+  }, REFRESH_MS);
+  stopRefresh = () => clearInterval(timer);
+}
+
+/**
+ * What the buttons of the list do: each confirms first, calls the API (`run` shows any error and
+ * refreshes the list) and puts focus and the screen reader's words where the change is.
+ */
+function roomActions({ api, model, render, run }) {
+  return {
     dismissFresh() {
       model.fresh = null;
       render();
@@ -241,13 +257,6 @@ function showRooms(key, rooms = null) {
     },
   };
 
-  render();
-  if (!model.loaded) refresh();
-  else api.meetings().then((ms) => ((model.meetings = ms), render()), () => {});
-  const timer = setInterval(() => {
-    if (document.visibilityState === 'visible') refresh();
-  }, REFRESH_MS);
-  stopRefresh = () => clearInterval(timer);
 }
 
 /** The rooms, the links shown once, and the meetings going on now. */
