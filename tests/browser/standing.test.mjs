@@ -288,6 +288,15 @@ test('standing rooms: the open time, the organiser page, restarts, replacing a l
       await server.stop('SIGTERM');
       // While it is down, each page says so, calmly.
       for (const p of people) await seeText(p.page, '.connection', 'The server is restarting. You will be back in a moment.');
+      // The carry-over token lives in the page's memory only: no storage holds it.
+      for (const p of people) {
+        const scopes = await p.page.evaluate(() =>
+          [...Object.values(localStorage), ...Object.values(sessionStorage)]
+            .filter((v) => /^[\w-]+\.[\w-]+\.[\w-]+$/.test(v))
+            .map((v) => JSON.parse(atob(v.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).scope),
+        );
+        assert.deepEqual(scopes, ['resume'], `${p.name}'s storage holds tokens of scopes ${scopes}`);
+      }
       await server.start();
       for (const p of people) await backInRoom(p, ['Fran', 'Ana', 'Ben']);
       // Fran is still the facilitator, Ben's hand is still up, and no page was touched.
