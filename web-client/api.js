@@ -1,5 +1,6 @@
-// The server's HTTP API: create a room, look one up. Errors arrive as `ApiError` with the server's
-// stable `code` (`room_not_found`, `unauthorized`, ...) or `unreachable` when there was no answer.
+// The server's HTTP API: create a room, look one up, and the organiser's API for standing rooms
+// (organiser.js). Errors arrive as `ApiError` with the server's stable `code` (`room_not_found`,
+// `unauthorized`, ...) or `unreachable` when there was no answer.
 
 import { SERVER_URL } from './config.js';
 
@@ -54,6 +55,27 @@ export async function roomInfo(room) {
     if (e.code === 'room_not_found') return null;
     throw e;
   }
+}
+
+/**
+ * The organiser's API (PROTOCOL.md "Organiser API"), under the operator key. Every call rejects with
+ * an ApiError; `call` is exposed for the page's own few requests.
+ */
+export function organiserApi(operatorKey) {
+  const auth = { authorization: `Bearer ${operatorKey}` };
+  const room = (id) => `/api/standing/${encodeURIComponent(id)}`;
+  return {
+    /** `[StandingView]`, ordered by title. */
+    list: () => call('GET', '/api/standing', undefined, auth),
+    /** `{title, settings?, schedule?, early_open_mins?}` → StandingView + `facilitator_url`, `facilitator_secret`. */
+    create: (body) => call('POST', '/api/standing', body, auth),
+    remove: (id) => call('DELETE', room(id), undefined, auth),
+    /** `which`: 'members' | 'facilitator'. */
+    rotate: (id, which) => call('POST', `${room(id)}/rotate`, { link: which }, auth),
+    /** Live meetings with counts: `[{meeting, standing, title, participants, waiting}]`. */
+    meetings: () => call('GET', '/api/meetings', undefined, auth),
+    endMeeting: (tag) => call('POST', `/api/meetings/${encodeURIComponent(tag)}/end`, undefined, auth),
+  };
 }
 
 /** The websocket address of the server. */

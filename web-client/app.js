@@ -8,7 +8,7 @@
 import { Media } from './media.js';
 import { RoomState, Part } from './state.js';
 import { Session, resumeStore } from './session.js';
-import { announce } from './views/dom.js';
+import { RESTARTING_TEXT, announce } from './views/dom.js';
 import { endView } from './views/end.js';
 import { joinView } from './views/join.js';
 import { roomView } from './views/room.js';
@@ -137,7 +137,8 @@ async function resumeMeeting(room, token) {
  * with the SessionError if the server refused.
  */
 async function enterMeeting(room, start) {
-  const session = new Session(room);
+  // The key and device id go with the session, so that after a server restart it can rejoin alone.
+  const session = new Session(room, { secret: keyStore.load(room), device: deviceId(room) });
   const state = new RoomState({ sanctioned: sanctionStore.load(room) });
   const here = { room, session, state };
   let shown = null; // 'waiting' | 'room'
@@ -156,17 +157,31 @@ async function enterMeeting(room, start) {
 
   // Listen before joining: events can follow `joined` at once.
   session.addEventListener('message', (ev) => {
-    const { changed, announce: lines } = state.apply(ev.detail);
+    const msg = ev.detail;
+    // Back after a server restart, in the room's new meeting: whether this person's microphone was
+    // on (read before the new snapshot replaces it), so the room view turns it on again as a resume
+    // would.
+    const rejoined = msg.type === 'joined' && session.rejoined;
+    const wasLive = rejoined && state.me?.self_muted === false;
+    const { changed, announce: lines } = state.apply(msg);
     if (changed.has(Part.PEOPLE) || changed.has(Part.ALL)) sanctionStore.save(room, state.sanctioned);
+    if (msg.type === 'links') {
+      // A facilitator replaced a link: rejoining (and a reload of this tab) uses the new one.
+      session.useLinks(msg);
+      if (session.secret && keyStore.load(room)) keyStore.save(room, session.secret);
+    }
     if (meeting !== here) return;
     for (const line of lines) announce(line);
+    if (rejoined && state.waiting) announce('You are back, in the waiting room.');
     if (changed.has(Part.VIEW)) showForState();
+    if (rejoined && wasLive) view?.restoreUnmute?.();
     view?.update?.(changed);
   });
   session.addEventListener('status', (ev) => {
     if (meeting !== here) return;
     view?.setStatus?.(ev.detail);
     if (ev.detail === 'reconnecting') announce('Connection lost. Reconnecting…');
+    if (ev.detail === 'restarting') announce(RESTARTING_TEXT);
     if (ev.detail === 'open' && shown) announce('Reconnected.');
   });
   session.addEventListener('end', (ev) => {

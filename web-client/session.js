@@ -5,9 +5,18 @@
 // of the tab comes back too), backing off between tries. It never reconnects after the server said
 // the session is over: removed, banned, denied, replaced by another window, the meeting ended.
 //
+// In a standing room it also comes back after a server restart, with no one touching the page:
+//   - a graceful stop sends `carry_over` (a signed token: this person's place) before it closes; the
+//     token is kept in this object only, never in storage, and the session rejoins with `join` +
+//     `carry` (same pseudonym, device id and facilitator key) once the server answers again;
+//   - after a hard stop (`kill -9`) there is no token: the resume fails once the server is back, and
+//     the session joins afresh under the same pseudonym.
+//
 // Events (all `CustomEvent`s, payload in `detail`):
-//   'message'  every server message that is not a reply (events, and `joined` after a resume);
-//   'status'   'open' | 'reconnecting', when it changes;
+//   'message'  every server message that is not a reply (events, and `joined` after a resume or a
+//              rejoin);
+//   'status'   'open' | 'reconnecting' | 'restarting' (the server said it is restarting), when it
+//              changes;
 //   'end'      `{ reason, message }`, once, when the session is over for good.
 
 import { websocketUrl } from './api.js';
@@ -55,21 +64,59 @@ const FINAL_RESUME_ERRORS = new Set([
   'room_not_found',
   'unsupported_protocol',
 ]);
+// A resume refused with one of these, in a standing room, is followed by a fresh join under the same
+// pseudonym: after a hard stop of the server the meeting is a new one, and the old place is gone.
+const REJOIN_AFTER_RESUME = new Set(['session_gone', 'invalid_token', 'token_expired', 'room_not_found']);
+// A refused `carry` token (too old, or signed by a server that lost its key): join afresh instead.
+const CARRY_REFUSED = new Set(['invalid_token', 'token_expired', 'bad_request']);
+// A join refused with one of these may succeed later (the server is still starting or busy); any
+// other refusal is final.
+const PASSING_JOIN_ERRORS = new Set(['rate_limited', 'server_draining', 'server_busy', 'server_full', 'storage_unavailable', 'internal']);
 // Backoff between resume tries: the first comes quickly, later ones spread out (with jitter, so a
 // server that restarts is not hit by every client at the same instant).
 const RETRY_FIRST_MS = 400;
 const RETRY_MAX_MS = 8000;
+// While the server restarts the wait is short: people are mid-meeting, and it is back in seconds.
+const RESTART_RETRY_MAX_MS = 3000;
 // How long one connection attempt may take to open before it is given up and the next one made.
 const CONNECT_TIMEOUT_MS = 15000;
 // How long `leave` waits for the server's acknowledgement before giving up on it.
 const LEAVE_TIMEOUT_MS = 2000;
 
 export class Session extends EventTarget {
-  /** @param {string} room the room id */
-  constructor(room) {
+  /**
+   * @param {string} room the room id
+   * @param {{ secret?: string|null, device?: string|null }} [o] the facilitator key and device id,
+   *   for rejoining after a restart when the session was entered by `resume`
+   */
+  constructor(room, { secret = null, device = null } = {}) {
     super();
     this.room = room;
-    /** 'idle' before the first join, then 'open' | 'reconnecting' | 'closed'. */
+    /** The members' link id new joins use: a facilitator learns a replaced one from `links`. */
+    this.link = room;
+    this.secret = secret;
+    this.device = device;
+    /** This person's pseudonym, from the last `joined` (a rejoin uses it again). */
+    this.name = null;
+    /** Whether the room is a standing one (from `joined`): only those come back after a restart. */
+    this.standing = false;
+    /** The `carry_over` token of a graceful restart: memory only, used once. */
+    this.carry = null;
+    /** The server said it is restarting: the close that follows is not the end. */
+    this.restarting = false;
+    /** The resume failed for good after a restart: the next tries are fresh joins. */
+    this.rejoinFresh = false;
+    /**
+     * Since the last `joined`, an attempt found no server at all. A resume refused after that means
+     * the server restarted and lost the meeting; one refused without it may mean the meeting ended
+     * while this page was away, and then joining afresh would open a new meeting for no one.
+     */
+    this.sawUnreachable = false;
+    /** The last `joined` came from a join after an earlier one (a rejoin after a restart). */
+    this.rejoined = false;
+    /** What the attempt in flight sent first: 'join' or 'resume'. */
+    this.attemptKind = null;
+    /** 'idle' before the first join, then 'open' | 'reconnecting' | 'restarting' | 'closed'. */
     this.status = 'idle';
     this.ws = null;
     this.token = null;
@@ -83,17 +130,39 @@ export class Session extends EventTarget {
     /** The network came back while an attempt was in flight: if that attempt fails, retry at once. */
     this.onlineDuringAttempt = false;
     this.onOnline = () => {
-      if (this.status === 'reconnecting') this.retryNow();
+      if (this.status === 'reconnecting' || this.status === 'restarting') this.retryNow();
     };
     window.addEventListener('online', this.onOnline);
   }
 
   /** Joins under a pseudonym; resolves with the `joined` message, rejects with a `SessionError`. */
   join({ name, secret, device }) {
-    const msg = { type: 'join', protocol: PROTOCOL, room: this.room, name };
-    if (secret) msg.secret = secret;
-    if (device) msg.device = device;
-    return this.connect(msg);
+    this.name = name;
+    this.secret = secret ?? null;
+    this.device = device ?? null;
+    return this.connect(this.joinMessage());
+  }
+
+  /** `join` under this session's pseudonym, device id and key (with `carry` when one is given). */
+  joinMessage(carry = null) {
+    const msg = { type: 'join', protocol: PROTOCOL, room: this.link, name: this.name };
+    if (this.secret) msg.secret = this.secret;
+    if (this.device) msg.device = this.device;
+    if (carry) msg.carry = carry;
+    return msg;
+  }
+
+  /** Whether a restart brings this session back by itself. */
+  get canRejoin() {
+    return this.standing && !!this.name;
+  }
+
+  /** A facilitator replaced a link (`links`): later joins use the new link id and key. */
+  useLinks({ join_url: joinUrl, facilitator_url: facUrl }) {
+    const room = linkParam(joinUrl, 'room');
+    if (room) this.link = room;
+    const key = linkParam(facUrl, 'key');
+    if (key && this.secret) this.secret = key;
   }
 
   /** Takes a session back with a resume token (after a reload of the tab). */
@@ -132,6 +201,7 @@ export class Session extends EventTarget {
 
   /** Opens a socket and sends `first`; resolves on `joined`. */
   connect(first) {
+    this.attemptKind = first.type;
     return new Promise((resolve, reject) => {
       let ws;
       try {
@@ -148,6 +218,7 @@ export class Session extends EventTarget {
         if (ws !== this.ws) return; // handled already, or replaced
         clearTimeout(giveUp);
         this.ws = null;
+        if (!opened) this.sawUnreachable = true;
         this.failPending(
           opened
             ? new SessionError('disconnected', 'The connection was lost.')
@@ -218,11 +289,25 @@ export class Session extends EventTarget {
       }
     }
     if (msg.type === 'joined') {
+      this.rejoined = this.token !== null && this.attemptKind === 'join';
       this.token = msg.resume_token;
       resumeStore.save(this.room, msg.resume_token);
       this.attempt = 0;
       this.onlineDuringAttempt = false;
+      this.standing = !!(msg.standing ?? msg.room?.standing);
+      this.name = msg.room?.participants?.find((p) => p.id === msg.you)?.name ?? this.name;
+      // A carry token is good for one rejoin; a new meeting, or the same one, needs no other.
+      this.carry = null;
+      this.restarting = false;
+      this.rejoinFresh = false;
+      this.sawUnreachable = false;
       this.setStatus('open');
+    } else if (msg.type === 'carry_over') {
+      this.carry = msg.token;
+      this.restarting = true;
+      return; // the session's own business: the page only sees the notice when the socket closes
+    } else if (msg.type === 'removed' && msg.reason === 'server_shutdown' && (this.canRejoin || this.carry)) {
+      this.restarting = true;
     } else if (msg.type === 'removed') {
       this.ending = { reason: msg.reason, message: msg.message };
     } else if (msg.type === 'meeting_ended') {
@@ -234,6 +319,12 @@ export class Session extends EventTarget {
 
   onClose(ev) {
     if (this.over) return;
+    if (this.restarting && !this.leaving) {
+      // The server said it is restarting (1001 follows): come back once it answers again.
+      this.ending = null;
+      this.scheduleRetry();
+      return;
+    }
     let end = this.ending;
     // "Your connection could not keep up": the server's own words say reconnecting brings you back.
     if (end?.reason === 'slow_consumer') end = null;
@@ -259,12 +350,13 @@ export class Session extends EventTarget {
   }
 
   scheduleRetry() {
-    this.setStatus('reconnecting');
+    this.setStatus(this.restarting ? 'restarting' : 'reconnecting');
     clearTimeout(this.retryTimer);
-    const base = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** this.attempt);
+    const max = this.restarting || this.rejoinFresh ? RESTART_RETRY_MAX_MS : RETRY_MAX_MS;
+    const base = Math.min(max, RETRY_FIRST_MS * 2 ** this.attempt);
     const delay = base * (0.75 + Math.random() * 0.5);
     this.attempt += 1;
-    this.retryTimer = setTimeout(() => this.tryResume(), delay);
+    this.retryTimer = setTimeout(() => this.tryAgain(), delay);
   }
 
   /**
@@ -279,22 +371,47 @@ export class Session extends EventTarget {
       this.onlineDuringAttempt = true;
       return;
     }
-    this.tryResume();
+    this.tryAgain();
   }
 
-  tryResume() {
+  /**
+   * One attempt to come back: `join` + `carry` after a graceful restart, a fresh `join` once a resume
+   * failed for good after one, else `resume`.
+   */
+  tryAgain() {
     if (this.over || this.ws) return;
-    this.connect({ type: 'resume', protocol: PROTOCOL, room: this.room, token: this.token }).catch((e) => {
-      if (this.over) return;
-      if (FINAL_RESUME_ERRORS.has(e.code)) {
+    let first;
+    if (this.carry) first = this.joinMessage(this.carry);
+    else if (this.rejoinFresh) first = this.joinMessage();
+    else first = { type: 'resume', protocol: PROTOCOL, room: this.room, token: this.token };
+    this.connect(first).catch((e) => this.refused(first, e));
+  }
+
+  /** What follows a refused attempt to come back. */
+  refused(first, e) {
+    if (this.over) return;
+    // A failed socket already scheduled the next try from its close handler.
+    if (e.code === 'disconnected' || e.code === 'unreachable') return;
+    this.ws = null;
+    if (first.type === 'resume' && FINAL_RESUME_ERRORS.has(e.code)) {
+      if (this.canRejoin && REJOIN_AFTER_RESUME.has(e.code) && (this.restarting || this.sawUnreachable)) {
+        // The server lost the meeting (a hard stop): the same name, in its new meeting.
+        this.rejoinFresh = true;
+        this.attempt = 0;
+        this.tryAgain();
+      } else {
         this.finish({ reason: e.code, message: e.message });
-      } else if (e.code !== 'disconnected' && e.code !== 'unreachable') {
-        // Refused for a passing reason (rate limited, an internal error): close and try again later.
-        this.ws = null;
-        this.scheduleRetry();
       }
-      // A failed socket already scheduled the next try from its close handler.
-    });
+    } else if (first.carry && CARRY_REFUSED.has(e.code)) {
+      this.carry = null;
+      this.rejoinFresh = true;
+      this.tryAgain();
+    } else if (first.type === 'join' && !PASSING_JOIN_ERRORS.has(e.code)) {
+      this.finish({ reason: e.code, message: e.message });
+    } else {
+      // Refused for a passing reason (rate limited, still starting, an internal error): try later.
+      this.scheduleRetry();
+    }
   }
 
   /** Ends the session for good, once. */
@@ -334,5 +451,15 @@ export class Session extends EventTarget {
     if (this.status === status) return;
     this.status = status;
     this.dispatchEvent(new CustomEvent('status', { detail: status }));
+  }
+}
+
+/** A parameter of a link's fragment (`#room=…&key=…`), or null. */
+function linkParam(url, name) {
+  if (!url) return null;
+  try {
+    return new URLSearchParams(new URL(url, location.href).hash.slice(1)).get(name);
+  } catch {
+    return null;
   }
 }

@@ -48,6 +48,12 @@ export class RoomState {
      * the tab (`sanctioned` in the constructor), so a reload remembers what it saw.
      */
     this.sanctioned = new Set(sanctioned);
+    /** A standing room (its links are the group's every week; facilitators may replace them). */
+    this.standing = false;
+    /** While the room is not open yet: when it opens (server clock, Unix ms); else null. */
+    this.opensAt = null;
+    /** The links a facilitator was last sent (`links`, after one was replaced), or null. */
+    this.links = null;
     /** Chat messages added and deleted by the last `apply`, for incremental drawing. */
     this.chatAdded = [];
     this.chatDeleted = [];
@@ -89,12 +95,28 @@ export class RoomState {
     this.chatDeleted = [];
     const say = (text) => announce.push(text);
     switch (msg.type) {
-      case 'joined':
+      case 'joined': {
+        // Back in a new meeting after a server restart: everyone has a new id. A facilitator's mute
+        // this page saw is known again by name (names are unique in a room).
+        const renamed = this.you !== null && msg.you !== this.you;
+        const sanctionedNames = renamed ? [...this.sanctioned].map((id) => this.nameOf(id)).filter(Boolean) : null;
+        if (renamed) this.sanctioned.clear();
         this.you = msg.you;
         this.role = msg.role;
         this.waiting = msg.waiting;
-        this.load(msg.room);
+        this.clockOffset = msg.server_time != null ? msg.server_time - Date.now() : this.clockOffset;
+        this.load(msg.room, msg);
+        if (sanctionedNames) {
+          for (const p of this.participants.values()) {
+            if (p.muted_by_facilitator && sanctionedNames.includes(p.name)) this.sanctioned.add(p.id);
+          }
+        }
         changed.add(Part.ALL).add(Part.VIEW);
+        break;
+      }
+      case 'links':
+        this.links = { join: msg.join_url ?? null, facilitator: msg.facilitator_url ?? null };
+        changed.add(Part.SETTINGS);
         break;
       case 'admitted':
         this.waiting = false;
@@ -242,9 +264,13 @@ export class RoomState {
     return { changed, announce };
   }
 
-  load(room) {
+  /** `top` is the message the snapshot came in (`joined` may carry `standing` / `opens_at` itself). */
+  load(room, top = {}) {
     this.title = room.title;
     this.settings = room.settings;
+    this.standing = !!(room.standing ?? top.standing ?? this.standing);
+    const opens = room.opens_at !== undefined ? room.opens_at : top.opens_at;
+    this.opensAt = typeof opens === 'number' ? opens : null;
     const known = this.participants;
     for (const p of room.participants) this.noteMute(known.get(p.id), p);
     this.participants = new Map(room.participants.map((p) => [p.id, p]));

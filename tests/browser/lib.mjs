@@ -1,9 +1,11 @@
 // Helpers for the browser tests: Debian's Chromium with the flags from BROWSER-TESTS.md, one browser
 // context per person (its own storage, so its own device id), screenshots, and waits on conditions.
 
-import { mkdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -49,16 +51,24 @@ export function launch({ args = [], ...options } = {}) {
  * A person with their own browser context. `denyMic` makes the browser refuse the microphone, as a
  * person clicking "Block" would; `holdable` lets the page's websockets be sent to a `holdServer`.
  */
-export async function person(browser, name, { denyMic = false, clipboard = false, viewport = DESKTOP, config = {}, holdable = false } = {}) {
+export async function person(
+  browser,
+  name,
+  { denyMic = false, clipboard = false, viewport = DESKTOP, config = {}, holdable = false, server = null, locale, timezoneId } = {},
+) {
   const context = await browser.newContext({
     viewport,
+    // Where and when the person is (e.g. 'en-GB', 'America/New_York'): times show in their own.
+    ...(locale ? { locale } : {}),
+    ...(timezoneId ? { timezoneId } : {}),
     // `holdServer` listens on a port the page's content security policy does not allow.
     bypassCSP: holdable,
     permissions: clipboard ? ['clipboard-read', 'clipboard-write'] : [],
   });
   // The client's settings: the server, pointed at the test server's free port, and any others the
   // test gives (`config`, e.g. `{ SUPPORT_TEXT: '…' }`).
-  const settings = { SERVER_URL: API_URL, ...config };
+  // `server`: a test's own server (`ownServer`) instead of the one run.sh started.
+  const settings = { SERVER_URL: server?.apiUrl ?? API_URL, ...config };
   const body = Object.entries(settings)
     .map(([k, v]) => `export const ${k} = ${JSON.stringify(v)};`)
     .join('\n');
@@ -78,6 +88,7 @@ export async function person(browser, name, { denyMic = false, clipboard = false
         // and no `close`, a harder case than a refused connection); refused at once with `holdable`.
         super(window.__refuseSockets ? 'ws://127.0.0.1:1/' : (window.__holdSockets ?? url), ...rest);
         const index = window.__sockets.push(this) - 1;
+        this.addEventListener('open', () => (this.opened = true));
         // Whether the page had opened its next socket by the time its timers of no delay ran after
         // this one closed: that is, without waiting out a backoff.
         this.addEventListener('close', () => {
@@ -190,6 +201,88 @@ export async function holdServer() {
   };
   server.on('connection', () => (h.accepted += 1));
   return h;
+}
+
+// ---- a test's own server -------------------------------------------------------------------------
+
+const SERVER_BIN = join(ROOT, 'target', 'debug', 'circle');
+
+/** `n` free loopback ports, chosen by the kernel. */
+async function freePorts(n) {
+  const servers = [];
+  for (let i = 0; i < n; i += 1) {
+    const s = createServer();
+    await new Promise((resolve) => s.listen(0, '127.0.0.1', resolve));
+    servers.push(s);
+  }
+  const ports = servers.map((s) => s.address().port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+/**
+ * A Circle server of the test's own, for tests that stop and start it: its own loopback ports (the
+ * API, and the web client, which it serves too, so the page's content security policy lets it
+ * talk to this server) and its own data directory, which outlive a restart. `env` adds settings
+ * (`CIRCLE_…`). Its output goes to artifacts/NAME-server.log. `start()` waits until it answers;
+ * `stop(signal)` waits until it has exited; `close()` stops it and removes the data directory.
+ */
+export async function ownServer(name, env = {}) {
+  const [apiPort, clientPort] = await freePorts(2);
+  const dataDir = mkdtempSync(join(tmpdir(), 'circle-browser-'));
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const clientUrl = `http://127.0.0.1:${clientPort}`;
+  const log = createWriteStream(join(ROOT, 'artifacts', `${name}-server.log`));
+  const fullEnv = {
+    ...process.env,
+    CIRCLE_SERVER__LISTEN: `127.0.0.1:${apiPort}`,
+    CIRCLE_CLIENT__LISTEN: `127.0.0.1:${clientPort}`,
+    CIRCLE_CLIENT__URL: clientUrl,
+    CIRCLE_CLIENT__SERVE_DIR: join(ROOT, 'web-client'),
+    CIRCLE_CLIENT__ALLOWED_ORIGINS: JSON.stringify([clientUrl]),
+    CIRCLE_MEDIA__LISTEN: '127.0.0.1:0',
+    CIRCLE_MEDIA__ADVERTISED_IP: '127.0.0.1',
+    CIRCLE_LIMITS__ROOMS_PER_CLIENT_BURST: '10000',
+    CIRCLE_STORAGE__DATA_DIR: dataDir,
+    ...env,
+  };
+  let child = null;
+  let exited = null;
+  const s = {
+    apiUrl,
+    clientUrl,
+    dataDir,
+    get pid() {
+      return child?.pid ?? null;
+    },
+    async start() {
+      child = spawn(SERVER_BIN, [], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.pipe(log, { end: false });
+      child.stderr.pipe(log, { end: false });
+      let gone = false;
+      exited = new Promise((resolve) => child.once('exit', (code, signal) => ((gone = true), resolve({ code, signal }))));
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        if (gone) throw new Error(`the ${name} server exited while starting; see artifacts/${name}-server.log`);
+        const up = await Promise.all([`${apiUrl}/healthz`, `${clientUrl}/`].map((u) => fetch(u).then((r) => r.ok, () => false)));
+        if (up.every(Boolean)) return;
+        if (Date.now() > deadline) throw new Error(`the ${name} server did not answer within 30 s`);
+        await sleep(100);
+      }
+    },
+    /** Sends `signal` (SIGTERM: a graceful stop; SIGKILL: `kill -9`) and waits until it exited. */
+    async stop(signal = 'SIGTERM') {
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      return exited;
+    },
+    async close() {
+      await s.stop('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+      log.end();
+    },
+  };
+  return s;
 }
 
 // ---- accessibility ------------------------------------------------------------------------------

@@ -73,6 +73,16 @@ function byKey(root, key) {
   return root.querySelector(`[data-key="${CSS.escape(key)}"]`);
 }
 
+/** What the page says while the server restarts under a standing room's meeting. */
+export const RESTARTING_TEXT = 'The server is restarting. You will be back in a moment.';
+
+/** The connection line's words for a session status ('open' shows nothing). */
+export function statusText(status) {
+  if (status === 'reconnecting') return 'Reconnecting…';
+  if (status === 'restarting') return RESTARTING_TEXT;
+  return '';
+}
+
 /** Says something to screen readers (and keeps the last few lines, which the tests read too). */
 export function announce(text) {
   const region = document.getElementById('announcer');
@@ -198,4 +208,19 @@ export function formatDuration(ms) {
 /** "14:05", in the reader's own locale. */
 export function formatTime(ms) {
   return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+/**
+ * When something happens, in the reader's own time and locale, as few words as are clear: "at 18:45"
+ * today, "tomorrow at 18:45", "on Thursday at 18:45" within a week, else "on 12 March at 18:45".
+ */
+export function formatWhen(ms, now = Date.now()) {
+  const at = new Date(ms);
+  const time = formatTime(ms);
+  const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const days = Math.round((day(at) - day(new Date(now))) / 86_400_000);
+  if (days <= 0) return `at ${time}`;
+  if (days === 1) return `tomorrow at ${time}`;
+  if (days < 7) return `on ${at.toLocaleDateString([], { weekday: 'long' })} at ${time}`;
+  return `on ${at.toLocaleDateString([], { day: 'numeric', month: 'long' })} at ${time}`;
 }

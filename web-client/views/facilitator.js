@@ -2,7 +2,7 @@
 // settings and the end of the meeting. Drawn inside the room view; every handler reads the model at
 // click time, so a redraw never leaves a stale button behind.
 
-import { h } from './dom.js';
+import { announce, copyText, h } from './dom.js';
 
 const TIMER_CHOICES = [
   [0, 'No timer'],
@@ -304,6 +304,7 @@ export function facilitatorPanel(ctx) {
       pref(ctx, 'arrival-title', 'arrivalTitle', 'Show it in the tab’s title'),
       h('p', { class: 'hint' }, 'On this device only.'),
     ),
+    state.standing ? linksSection(ctx) : null,
     h(
       'section',
       { class: 'fac-section', 'aria-labelledby': 'fac-end' },
@@ -328,4 +329,66 @@ export function facilitatorPanel(ctx) {
       ),
     ),
   ];
+}
+
+/**
+ * A standing room's links: the members' link and this facilitator's own, to copy, and replacing a
+ * leaked one (the old link stops working at once; people already here stay). The server sends the
+ * new links to every facilitator here (`links`).
+ */
+function linksSection(ctx) {
+  const { act, confirm } = ctx;
+  const { join, facilitator } = ctx.links();
+  const replace = async (which) => {
+    const members = which === 'members';
+    const ok = await confirm({
+      title: members ? 'Replace the members’ link?' : 'Replace the facilitator link?',
+      body: members
+        ? 'The old link stops working at once: no one can join with it any more. People already here stay. You get a new link here to send to the group.'
+        : 'The old facilitator link stops working at once. Facilitators already here stay. You get a new facilitator link here: keep it private.',
+      confirm: 'Replace the link',
+      danger: true,
+    });
+    if (ok && (await act('rotate_link', { link: which }))) announce(members ? 'The members’ link was replaced. The new one is under Links.' : 'The facilitator link was replaced. The new one is under Links.');
+  };
+  return h(
+    'section',
+    { class: 'fac-section', 'aria-labelledby': 'fac-links' },
+    h('h3', { id: 'fac-links' }, 'Links'),
+    copyField('links-members', 'Members’ link', join, 'The group’s link for every meeting.'),
+    facilitator
+      ? copyField('links-facilitator', 'Your facilitator link', facilitator, 'Keep it private: anyone with it can run the meeting.')
+      : h('p', { class: 'hint' }, 'You are a co-facilitator for this meeting, so you have no facilitator link of your own.'),
+    h(
+      'div',
+      { class: 'button-row' },
+      h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', key: 'replace-members', onclick: () => replace('members') }, 'Replace the members’ link…'),
+      h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', key: 'replace-facilitator', onclick: () => replace('facilitator') }, 'Replace the facilitator link…'),
+    ),
+    h('p', { class: 'hint' }, 'Replace a link that reached someone it should not: the old one stops working at once, and everyone here stays.'),
+  );
+}
+
+/** A read-only link with a Copy button. */
+function copyField(id, label, url, hint) {
+  const copy = async (ev) => {
+    const button = ev.currentTarget;
+    const input = document.getElementById(id);
+    const ok = await copyText(url, input);
+    button.textContent = ok ? 'Copied' : 'Select and copy';
+    announce(ok ? `${label} copied.` : 'Could not copy. Select the link and copy it.');
+    setTimeout(() => (button.textContent = 'Copy'), 2500);
+  };
+  return h(
+    'div',
+    { class: 'field link-field' },
+    h('label', { for: id }, label),
+    h(
+      'div',
+      { class: 'copy-row' },
+      h('input', { id, key: id, type: 'text', readonly: true, value: url, spellcheck: 'false', 'aria-describedby': `${id}-hint`, onfocus: (ev) => ev.target.select() }),
+      h('button', { type: 'button', class: 'btn btn-small', key: `${id}-copy`, 'aria-describedby': id, onclick: copy }, 'Copy'),
+    ),
+    h('p', { class: 'hint', id: `${id}-hint` }, hint),
+  );
 }

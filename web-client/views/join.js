@@ -2,7 +2,7 @@
 
 import { roomInfo } from '../api.js';
 import { brand } from './start.js';
-import { h } from './dom.js';
+import { formatWhen, h } from './dom.js';
 import { joinErrorText } from './messages.js';
 
 // The server's limit on a pseudonym, in characters (PROTOCOL.md `join`).
@@ -42,12 +42,28 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
     if (destroyed) return;
     if (!info) {
       heading.textContent = 'This meeting does not exist or has ended';
-      card.append(h('p', null, 'Check the link with the person who sent it to you. A meeting’s link stops working when the meeting ends.'));
+      card.append(h('p', null, 'Check the link with the person who sent it to you. A meeting’s link stops working when the meeting ends, or when its organiser replaces it.'));
       return;
     }
     heading.textContent = info.title;
     heading.before(h('p', { class: 'eyebrow' }, 'You are invited to'));
-    card.append(...joinForm());
+    card.append(...opening(info), ...joinForm());
+  }
+
+  /** A standing room that is not open yet: when it opens, in this person's own time. */
+  function opening(info) {
+    // `opens_at` null: open now (a facilitator may have opened it early).
+    const opensAt = 'opens_at' in info ? info.opens_at : (info.next_meeting?.opens_at ?? null);
+    if (!info.standing || typeof opensAt !== 'number' || opensAt <= Date.now()) return [];
+    const when = formatWhen(opensAt);
+    return [
+      h(
+        'p',
+        { class: 'opens-at', id: 'opens-at' },
+        h('strong', null, `The meeting opens ${when}.`),
+        ' You can join now and wait; you will be let in then.',
+      ),
+    ];
   }
 
   function joinForm() {

@@ -12,6 +12,8 @@ const JOIN = {
   unreachable: 'Could not reach the meeting server. Check your internet connection and try again.',
   disconnected: 'The connection was lost while joining. Please try again.',
   rate_limited: 'Too many tries in a short time. Please wait a moment and try again.',
+  storage_unavailable: 'The meeting server cannot look up this meeting just now. Please try again in a minute.',
+  server_draining: 'The meeting server is about to restart, so no new meeting can start on it now. Please try again in a few minutes.',
 };
 
 const REQUEST = {

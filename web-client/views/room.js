@@ -10,7 +10,7 @@
 
 import { Part } from '../state.js';
 import { canChooseSpeaker } from '../media.js';
-import { confirmDialog, formatDuration, formatTime, h, icon, infoDialog, swap } from './dom.js';
+import { confirmDialog, formatDuration, formatTime, h, icon, infoDialog, statusText, swap } from './dom.js';
 import { requestErrorText } from './messages.js';
 import { facilitatorPanel, personActions, queueActions, floorControls, waitingList } from './facilitator.js';
 
@@ -103,6 +103,13 @@ export function roomView({ state, session, media, onLeave }) {
       chatForm.focus();
     },
     forceRender: () => render(true),
+    /** A standing room's links as this facilitator knows them: the latest `links`, else this page's. */
+    links() {
+      const join = state.links?.join ?? `${location.origin}${location.pathname}#room=${encodeURIComponent(session.link)}`;
+      const sent = state.links?.facilitator;
+      const facilitator = sent && new URL(sent, location.href).hash.includes('key=') ? sent : session.secret ? `${join}&key=${encodeURIComponent(session.secret)}` : null;
+      return { join, facilitator };
+    },
   };
 
   // ---- header ---------------------------------------------------------------------------------
@@ -158,8 +165,8 @@ export function roomView({ state, session, media, onLeave }) {
       h(
         'p',
         // Screen readers hear of it from the announcer (this element is redrawn, so no live region).
-        { class: `connection${connection === 'reconnecting' ? ' is-reconnecting' : ''}` },
-        connection === 'reconnecting' ? 'Reconnecting…' : '',
+        { class: `connection${connection === 'reconnecting' || connection === 'restarting' ? ' is-reconnecting' : ''}` },
+        statusText(connection),
       ),
     ];
   }
@@ -846,8 +853,18 @@ export function roomView({ state, session, media, onLeave }) {
   // opens the microphone before asking the server (`toggleMute`), so only a change to muted is
   // followed here, never the other way while that request is in flight.
   let wasMuted = state.me?.self_muted ?? true;
+  let restoring = false; // back after a server restart, with the microphone on before it
   function followMute() {
     const muted = state.me?.self_muted ?? true;
+    if (restoring) {
+      // The new meeting starts everyone muted; this person had their microphone on, and it is still
+      // open: turn it on again, as a resume would have kept it (unless a facilitator's mute came back).
+      restoring = false;
+      wasMuted = muted;
+      if (muted && !state.me?.muted_by_facilitator && media.isOpen) setMute(false);
+      else if (muted && media.isOpen) media.setMuted(true);
+      return;
+    }
     if (muted && !wasMuted && media.isOpen) media.setMuted(true);
     wasMuted = muted;
   }
@@ -883,6 +900,10 @@ export function roomView({ state, session, media, onLeave }) {
     setStatus(status) {
       connection = status;
       queueRender();
+    },
+    /** Called before the `update` of a rejoin's snapshot, when the microphone was on before it. */
+    restoreUnmute() {
+      restoring = true;
     },
     destroy() {
       clearInterval(ticker);

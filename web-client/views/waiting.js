@@ -1,10 +1,14 @@
-// The waiting room: the title and a kind word, and nothing of the room.
+// The waiting room: the title and a kind word, and nothing of the room. Before a standing room's open
+// time it says, calmly, when the meeting opens (in the member's own time); the server lets them in
+// then, and the page changes by itself.
 
 import { brand } from './start.js';
-import { h } from './dom.js';
+import { formatWhen, h, statusText } from './dom.js';
 
 export function waitingView({ state, session, onLeave }) {
   const status = h('p', { class: 'connection', role: 'status' });
+  const heading = h('h1', { id: 'waiting-title', tabindex: '-1' });
+  const words = h('p', { class: 'waiting-when' });
   const main = h(
     'main',
     { id: 'main', class: 'page page-narrow' },
@@ -13,24 +17,47 @@ export function waitingView({ state, session, onLeave }) {
       'section',
       { class: 'card waiting', 'aria-labelledby': 'waiting-title' },
       h('p', { class: 'eyebrow' }, state.title),
-      h('h1', { id: 'waiting-title', tabindex: '-1' }, 'The facilitator will let you in soon'),
+      heading,
       h('div', { class: 'waiting-pulse', 'aria-hidden': 'true' }),
+      words,
       h('p', null, `You are in the waiting room as “${state.me?.name ?? ''}”. No one in the meeting can see or hear you here.`),
       h('p', { class: 'hint' }, 'Keep this page open. It changes by itself when you are let in.'),
       status,
       h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', onclick: onLeave }, 'Leave the waiting room')),
     ),
   );
-  const setStatus = (s) => {
-    status.textContent = s === 'reconnecting' ? 'Reconnecting…' : '';
-    status.classList.toggle('is-reconnecting', s === 'reconnecting');
+  let opensTimer = 0;
+  // What the heading says: the open time while it is ahead, else that a facilitator lets you in.
+  const render = () => {
+    clearTimeout(opensTimer);
+    const left = state.opensAt == null ? 0 : state.opensAt - state.serverNow();
+    if (left > 0) {
+      const when = formatWhen(state.opensAt - state.clockOffset);
+      heading.textContent = 'The meeting has not started yet';
+      words.textContent = `The meeting opens ${when}. You can wait here; you will be let in then.`;
+      words.hidden = false;
+      // At the open time the server lets you in; should it only open the doors (a facilitator
+      // admits each person), the words here change then too.
+      opensTimer = setTimeout(render, Math.min(left + 500, 2 ** 31 - 1));
+    } else {
+      heading.textContent = 'The facilitator will let you in soon';
+      words.textContent = '';
+      words.hidden = true;
+    }
   };
+  const setStatus = (s) => {
+    status.textContent = statusText(s);
+    status.classList.toggle('is-reconnecting', s === 'reconnecting' || s === 'restarting');
+  };
+  render();
   setStatus(session.status);
   return {
     el: main,
-    focus: () => main.querySelector('h1').focus(),
-    update() {},
+    focus: () => heading.focus(),
+    update: render,
     setStatus,
-    destroy() {},
+    destroy() {
+      clearTimeout(opensTimer);
+    },
   };
 }
