@@ -165,7 +165,9 @@ impl Certificate {
     pub fn spawn_watch(self: &Arc<Self>, every: Duration, stop: CancellationToken) {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            // The first look is one period after start (the files were just loaded); an
+            // immediate first tick could pick up a renewal written since, racing SIGHUP's own reload.
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
