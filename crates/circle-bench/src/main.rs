@@ -11,6 +11,9 @@
 //!   threads at quiet points, and loss in a canary meeting.
 //! - `session.rs`: the soak's participant: requests answered by id, drop and resume, and a real
 //!   WebRTC voice connection whose signalling runs on the same socket.
+//! - `voice.rs`: `circle-load voice`: relay throughput, cost and forwarding delay with many rooms
+//!   at once; `voice_member.rs`: its member, a real WebRTC client made cheap (counts forwarded
+//!   packets from their headers, decrypts and checks a sample, sends a stream encrypted once).
 //! - `stats.rs`: percentiles.
 //!
 //! Every loop is bounded in count and in time, and all traffic goes to a loopback address.
@@ -23,6 +26,8 @@ mod server;
 mod session;
 mod soak;
 mod stats;
+mod voice;
+mod voice_member;
 
 use clap::{Parser, Subcommand};
 use std::time::{Duration, Instant};
@@ -44,6 +49,9 @@ enum Cmd {
     /// Soak: bounded churn (joins, leaves, voice, chat, re-offers, drops and resumes) with a canary
     /// meeting; server resources at quiet points, PASS/FAIL against a tolerance.
     Soak(soak::SoakArgs),
+    /// Voice relay throughput: rooms × members with some speakers; forwarded packets/s, server CPU
+    /// per packet, loss, forwarding delay, RSS.
+    Voice(voice::VoiceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +74,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Cmd::Chat(a) => chat::run(a).await,
         Cmd::Idle(a) => idle::run(a).await,
         Cmd::Soak(a) => soak::run(a).await,
+        Cmd::Voice(a) => voice::run(a).await,
     }
 }
 
