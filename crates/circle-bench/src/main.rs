@@ -11,6 +11,8 @@
 //!   threads at quiet points, and loss in a canary meeting.
 //! - `session.rs`: the soak's participant: requests answered by id, drop and resume, and a real
 //!   WebRTC voice connection whose signalling runs on the same socket.
+//! - `procfs.rs`: the server's descriptors by kind (and connections still closing) and its threads'
+//!   run-queue wait, from `/proc`: what tells a leak from a starved machine.
 //! - `voice.rs`: `circle-load voice`: relay throughput, cost and forwarding delay with many rooms
 //!   at once; `voice_member.rs`: its member, a real WebRTC client made cheap (counts forwarded
 //!   packets from their headers, decrypts and checks a sample, sends a stream encrypted once).
@@ -22,6 +24,7 @@ mod chat;
 mod client;
 mod cpu;
 mod idle;
+mod procfs;
 mod server;
 mod session;
 mod soak;

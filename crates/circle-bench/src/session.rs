@@ -273,7 +273,11 @@ impl Session {
         let deadline = Instant::now() + MEDIA_WAIT;
         while !peer.is_connected() {
             if Instant::now() >= deadline {
-                bail!("the voice connection did not come up within {MEDIA_WAIT:?}");
+                bail!(
+                    "the voice connection did not come up within {MEDIA_WAIT:?} (its state: {:?}; {} renegotiation offers answered meanwhile)",
+                    peer.state(),
+                    peer.answered()
+                );
             }
             self.pump_until(Instant::now() + Duration::from_millis(20), c)
                 .await?;
@@ -312,7 +316,9 @@ impl Session {
         self.learn_joined(&joined)?;
         c.resumes.fetch_add(1, Relaxed);
         if self.peer.is_some() {
-            self.start_voice(c).await?;
+            self.start_voice(c)
+                .await
+                .context("voice after the resume")?;
         }
         Ok(())
     }

@@ -19,14 +19,24 @@
 //! `/proc/PID/fd`), threads (entries of `/proc/PID/task`; tokio's tasks are not visible from outside
 //! and the server exposes no count of them) and rooms (`/healthz`). They are read at *quiet points*:
 //! churn paused, every churn member gone (left, or timed out after the grace period), only the canary
-//! in. The first quiet point follows the warm-up; the last follows the end of churn. The run passes
-//! when anonymous memory, descriptors and threads at the last are within the tolerance (5 %) of the first, and
-//! the canary lost no packet and no chat line. Figures are also printed every `--report-secs`.
+//! in. Descriptors are counted once no connection is still closing (a websocket lingers after its
+//! close frame; the wait is bounded by [`FD_SETTLE`], so a connection that never closes is still
+//! counted), and shown by kind. The first quiet point follows the warm-up; the last follows the end
+//! of churn. The run passes when anonymous memory, descriptors and threads at the last are within
+//! the tolerance (5 %) of the first, the canary lost no packet and no chat line, and no churn member
+//! failed. Figures are also printed every `--report-secs`.
+//!
+//! Beside them, every report shows the machine's load and how the server was scheduled: how much of
+//! a CPU it ran and how long its threads waited, ready, for one (`/proc/PID/task/*/schedstat`), and
+//! CPU pressure where the kernel keeps it. Packets lost at the relay's receive buffer while the server
+//! waited for a CPU are a starved machine; something still held at a quiet point is a leak.
 //!
 //! Traffic goes to 127.0.0.1 only; the run is bounded by `--minutes` plus two quiet points (each at
 //! most the longest stay, the grace period and [`QUIET_MARGIN`]).
 
 use crate::{
+    cpu::CpuSample,
+    procfs::{Fds, Sched, cpu_pressure_total, machine_load},
     server::{ServerChild, create_voice_room},
     session::{Counters, Session},
     stats::mib,
@@ -57,6 +67,12 @@ const CANARY_CHAT_EVERY: Duration = Duration::from_secs(5);
 const CANARY_SETTLE: Duration = Duration::from_millis(300);
 /// Errors from churn members printed as they happen (the rest are counted).
 const ERRORS_SHOWN: u64 = 10;
+/// The server's TCP connections at a quiet point: the canary's two websockets.
+const CANARY_CONNECTIONS: usize = 2;
+/// Longest wait at a quiet point for connections still closing (a websocket lingers up to 2 s
+/// after its close frame, and a starved server takes longer) before descriptors are counted
+/// anyway. A connection that never closes is counted: the wait only delays a leak's reading.
+const FD_SETTLE: Duration = Duration::from_secs(20);
 
 /// `circle-load soak` options.
 #[derive(clap::Args, Debug)]
@@ -113,32 +129,31 @@ pub struct SoakArgs {
 struct Resources {
     rss: u64,
     anon: u64,
-    fds: usize,
+    fds: Fds,
     threads: usize,
     rooms: u64,
 }
 
 impl Resources {
+    /// Reads them now. The `/healthz` request (for the room count) comes first, so that its own
+    /// connection is not among the descriptors counted after it (it may still be closing, though:
+    /// see [`settle_connections`]).
     async fn read(server: &ServerChild) -> Result<Resources> {
+        let rooms = rooms(server).await?;
+        Resources::read_proc(server, rooms)
+    }
+
+    fn read_proc(server: &ServerChild, rooms: u64) -> Result<Resources> {
         let pid = server.pid();
-        let count = |dir: &str| -> Result<usize> {
-            Ok(std::fs::read_dir(format!("/proc/{pid}/{dir}"))
-                .with_context(|| format!("reading /proc/{pid}/{dir}"))?
-                .count())
-        };
-        let health: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/healthz", server.base))
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await?
-            .json()
-            .await?;
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .with_context(|| format!("reading /proc/{pid}/task"))?
+            .count();
         Ok(Resources {
             rss: server.rss_bytes()?,
             anon: server.rss_anon_bytes()?,
-            fds: count("fd")?,
-            threads: count("task")?,
-            rooms: health["rooms"].as_u64().unwrap_or(0),
+            fds: Fds::read(pid),
+            threads,
+            rooms,
         })
     }
 
@@ -147,10 +162,86 @@ impl Resources {
             "RSS {} MiB (anonymous {}), fds {}, threads {}, rooms {}",
             mib(self.rss),
             mib(self.anon),
-            self.fds,
+            self.fds.line(),
             self.threads,
             self.rooms
         )
+    }
+}
+
+/// The live room count from `/healthz`.
+async fn rooms(server: &ServerChild) -> Result<u64> {
+    let health: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/healthz", server.base))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(health["rooms"].as_u64().unwrap_or(0))
+}
+
+/// Waits (at most [`FD_SETTLE`]) until none of the server's connections is still closing and only
+/// the canary's are open, so that a quiet point counts what stays open, not what is on its way
+/// out. Returns how long it waited, or `None` when the bound passed first.
+async fn settle_connections(server: &ServerChild) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        let fds = Fds::read(server.pid());
+        if fds.tcp_closing == 0 && fds.tcp_established <= CANARY_CONNECTIONS {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= FD_SETTLE {
+            return None;
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How the server and the machine fared between two moments: what tells a starved machine (the
+/// server ready to run but waiting for a CPU; the kernel dropping datagrams its socket had no room
+/// for) from a leak (something still held at a quiet point).
+#[derive(Clone, Copy)]
+struct Machine {
+    sched: Sched,
+    cpu: Option<CpuSample>,
+    pressure: Option<Duration>,
+    at: Instant,
+}
+
+impl Machine {
+    fn read(pid: u32) -> Machine {
+        Machine {
+            sched: Sched::read(pid),
+            cpu: CpuSample::take(Some(pid)).ok(),
+            pressure: cpu_pressure_total(),
+            at: Instant::now(),
+        }
+    }
+
+    /// E.g. `server ran 31 % of a CPU and waited 9 % for one; others used 140 %; CPU pressure 40 %`.
+    fn since(&self, earlier: &Machine) -> String {
+        let wall = (self.at - earlier.at).as_secs_f64().max(1e-3);
+        let pct = |d: Duration| d.as_secs_f64() / wall * 100.0;
+        let s = earlier.sched.until(&self.sched);
+        let mut out = format!(
+            "server ran {:.0} % of a CPU and waited {:.0} % of the time for one",
+            pct(s.ran),
+            pct(s.waited)
+        );
+        if let (Some(a), Some(b)) = (earlier.cpu, self.cpu) {
+            out += &format!(
+                "; other programs used {:.0} % of a CPU",
+                pct(a.until(&b).others)
+            );
+        }
+        if let (Some(a), Some(b)) = (earlier.pressure, self.pressure) {
+            out += &format!(
+                "; some task waited for a CPU {:.0} % of the time",
+                pct(b.saturating_sub(a))
+            );
+        }
+        out
     }
 }
 
@@ -209,6 +300,8 @@ struct Churn {
     live: AtomicU64,
     /// Churn members whose script failed (each counted once).
     failed: AtomicU64,
+    /// When churn started, for the time stamps of failures.
+    started: Instant,
 }
 
 /// Runs the soak and prints its report; fails when the run itself could not be carried out.
@@ -291,8 +384,13 @@ pub async fn run(a: SoakArgs) -> Result<()> {
     }
     let (sent0, recv0) = canary_barrier(&mut speaker, &mut listener, &stream, &counters).await?;
     let drops0 = canary_drops(server.pid(), &listener);
-    let start = Resources::read(&server).await?;
+    let rooms_now = rooms(&server).await?;
+    // The `/healthz` request's own connection may still be closing.
+    settle_connections(&server).await;
+    let start = Resources::read_proc(&server, rooms_now)?;
     println!("start (canary in, no churn yet): {}", start.line());
+    println!("  machine: {}", machine_load());
+    let machine0 = Machine::read(server.pid());
 
     let mut rooms = Vec::new();
     for i in 0..a.rooms {
@@ -309,6 +407,7 @@ pub async fn run(a: SoakArgs) -> Result<()> {
         counters: Counters::default(),
         live: AtomicU64::new(0),
         failed: AtomicU64::new(0),
+        started: Instant::now(),
     });
 
     // The canary keeps going through everything below, on its own tasks.
@@ -316,12 +415,23 @@ pub async fn run(a: SoakArgs) -> Result<()> {
     let listener_task = tokio::spawn(canary_listen(listener, stop_canary.clone()));
     let speaker_task = tokio::spawn(canary_speak(speaker, stop_canary.clone()));
 
-    let t0 = Instant::now();
+    let t0 = churn.started;
     let mut next_member = 0u64;
-    next_member = churn_for(&churn, warmup, next_member, t0, report_every, &server).await?;
+    let mut last = machine0;
+    next_member = churn_for(
+        &churn,
+        warmup,
+        next_member,
+        &mut last,
+        report_every,
+        &server,
+    )
+    .await?;
     let baseline = quiet_point(&churn, &server, quiet_wait, "after warm-up").await?;
-    churn_for(&churn, main, next_member, t0, report_every, &server).await?;
+    let machine_warm = Machine::read(server.pid());
+    churn_for(&churn, main, next_member, &mut last, report_every, &server).await?;
     let end = quiet_point(&churn, &server, quiet_wait, "at the end").await?;
+    let machine_end = Machine::read(server.pid());
 
     // Stop the canary and count.
     stop_canary.cancel();
@@ -378,6 +488,12 @@ pub async fn run(a: SoakArgs) -> Result<()> {
     );
     println!("canary error replies: {}", counters.errors_line());
     println!("server peak RSS (VmHWM): {} MiB", mib(peak));
+    println!("machine over the churn: {}", machine_end.since(&machine0));
+    println!(
+        "  after warm-up to the end: {}",
+        machine_end.since(&machine_warm)
+    );
+    println!("server log: {}", server.log.display());
     println!();
     println!("start:          {}", start.line());
     println!("after warm-up:  {}", baseline.line());
@@ -399,7 +515,7 @@ pub async fn run(a: SoakArgs) -> Result<()> {
         (end.rss as f64 - baseline.rss as f64) / baseline.rss as f64 * 100.0
     );
     let mut pass = within("anon mem", baseline.anon as f64, end.anon as f64);
-    pass &= within("fds", baseline.fds as f64, end.fds as f64);
+    pass &= within("fds", baseline.fds.total as f64, end.fds.total as f64);
     pass &= within("threads", baseline.threads as f64, end.threads as f64);
     let canary_ok = lost == 0 && chat_ok;
     println!(
@@ -408,7 +524,37 @@ pub async fn run(a: SoakArgs) -> Result<()> {
         if canary_ok { "ok" } else { "LOSS" }
     );
     pass &= canary_ok;
+    // A member who could not do what it came for (join, voice, resume) is harm the run caused,
+    // whatever the server's memory says.
+    let failed = churn.failed.load(Relaxed);
+    println!(
+        "  members  {failed} churn members failed: {}",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
+    pass &= failed == 0;
     println!("{}", if pass { "PASS" } else { "FAIL" });
+    // A reading, not a verdict: what the figures above point to when something failed.
+    let relay_drops = drops1.0.saturating_sub(drops0.0);
+    let s = machine_warm.sched.until(&machine_end.sched);
+    let waited =
+        s.waited.as_secs_f64() / (machine_end.at - machine_warm.at).as_secs_f64().max(1e-3);
+    if lost > 0 && relay_drops > 0 {
+        println!(
+            "reading: the canary's loss coincides with {relay_drops} datagrams the kernel dropped at the relay's full receive buffer; the server waited for a CPU {:.0} % of the time. Loss at a full buffer while the server waits for a CPU is a starved machine, not a fault in the relay's logic; on a quiet machine it should not happen.",
+            waited * 100.0
+        );
+    } else if lost > 0 {
+        println!(
+            "reading: the canary lost packets the kernel did not drop at any receive buffer: look in the relay (forwarding, gating), not at the machine."
+        );
+    }
+    if end.fds.total > baseline.fds.total {
+        println!(
+            "reading: more descriptors at the end than after warm-up, after waiting for closing connections: {} vs {}. Compare the kinds: an extra established connection or UDP socket is held by the server.",
+            end.fds.line(),
+            baseline.fds.line()
+        );
+    }
     Ok(())
 }
 
@@ -487,7 +633,7 @@ async fn churn_for(
     churn: &Arc<Churn>,
     length: Duration,
     mut n: u64,
-    t0: Instant,
+    last: &mut Machine,
     report_every: Duration,
     server: &ServerChild,
 ) -> Result<u64> {
@@ -510,14 +656,18 @@ async fn churn_for(
         if Instant::now() >= next_report {
             next_report += report_every;
             let r = Resources::read(server).await?;
+            let now = Machine::read(server.pid());
             println!(
-                "[{:>5.1} min] {}; churn members in {}, joins {}, failed {}",
-                t0.elapsed().as_secs_f64() / 60.0,
+                "[{:>5.1} min] {}; churn members in {}, joins {}, failed {}\n             {}; {}",
+                churn.started.elapsed().as_secs_f64() / 60.0,
                 r.line(),
                 churn.live.load(Relaxed),
                 churn.counters.joins.load(Relaxed),
-                churn.failed.load(Relaxed)
+                churn.failed.load(Relaxed),
+                machine_load(),
+                now.since(last),
             );
+            *last = now;
         }
     }
     // The members still in finish on their own; the quiet point waits for them.
@@ -540,7 +690,11 @@ async fn quiet_point(
     let stragglers = churn.live.load(Relaxed);
     // Abandoned sessions end when their grace period runs out; give it that long after the last.
     sleep(Duration::from_secs(churn.args.grace_secs) + Duration::from_secs(3)).await;
-    let r = Resources::read(server).await?;
+    let rooms = rooms(server).await?;
+    // Connections of members who just left (and this tool's own `/healthz` request) may still be
+    // closing: a descriptor on its way out is not a leak, so wait for them, with a bound.
+    let settled = settle_connections(server).await;
+    let r = Resources::read_proc(server, rooms)?;
     println!(
         "quiet point {label}: {}{}",
         r.line(),
@@ -550,6 +704,17 @@ async fn quiet_point(
             String::new()
         }
     );
+    match settled {
+        Some(waited) => println!(
+            "  connections settled after {:.1} s; {}",
+            waited.as_secs_f64(),
+            machine_load()
+        ),
+        None => println!(
+            "  connections NOT settled after {FD_SETTLE:?}: counted as they are; {}",
+            machine_load()
+        ),
+    }
     Ok(r)
 }
 
@@ -561,7 +726,11 @@ async fn member(churn: Arc<Churn>, n: u64) {
     if let Err(e) = result {
         let failed = churn.failed.fetch_add(1, Relaxed) + 1;
         if failed <= ERRORS_SHOWN {
-            eprintln!("churn member {n}: {e:#}");
+            eprintln!(
+                "[{:>5.1} min] churn member {n}: {e:#}; {}",
+                churn.started.elapsed().as_secs_f64() / 60.0,
+                machine_load()
+            );
         }
     }
 }
@@ -572,10 +741,12 @@ async fn member_script(churn: &Churn, n: u64) -> Result<()> {
     // Each member's choices come from the seed and its number, so a run can be repeated.
     let mut rng = StdRng::seed_from_u64(a.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n);
     let room = &churn.rooms[rng.random_range(0..churn.rooms.len())];
-    let mut s = Session::join(&churn.ws_url, room, &format!("m{n}"), c).await?;
+    let mut s = Session::join(&churn.ws_url, room, &format!("m{n}"), c)
+        .await
+        .context("joining")?;
     let voice = rng.random_bool(a.voice_share);
     if voice {
-        s.start_voice(c).await?;
+        s.start_voice(c).await.context("starting voice")?;
         s.request(
             ClientMsg::SetSelfMute {
                 id: None,
@@ -616,11 +787,11 @@ async fn member_script(churn: &Churn, n: u64) -> Result<()> {
                 s.request(msg, c).await?;
                 hand_up = !hand_up;
             }
-            6 if voice => s.start_voice(c).await?,
+            6 if voice => s.start_voice(c).await.context("re-offering")?,
             7 => {
                 s.drop_connection(c);
                 sleep(Duration::from_millis(rng.random_range(200..2000))).await;
-                s.resume(c).await?;
+                s.resume(c).await.context("resuming")?;
             }
             _ => {}
         }
@@ -632,5 +803,5 @@ async fn member_script(churn: &Churn, n: u64) -> Result<()> {
         c.abandoned.fetch_add(1, Relaxed);
         return Ok(());
     }
-    s.leave(c).await
+    s.leave(c).await.context("leaving")
 }

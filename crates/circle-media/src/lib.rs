@@ -22,6 +22,8 @@
 //! - `forward.rs`: the packet path: the gate, seq renumbering, the write to each subscriber. *How a packet
 //!   is dropped for a muted speaker is there.*
 //! - `speaker.rs`: active-speaker detection from RFC 6464 audio levels.
+//! - `fault.rs`: test-only fault hooks (cargo feature `fault-injection`; never in the server that
+//!   `make run` builds).
 //!
 //! # Model
 //!
@@ -168,6 +170,7 @@ mod config;
 mod demux;
 mod error;
 mod event;
+pub mod fault;
 mod forward;
 mod handle;
 mod ids;

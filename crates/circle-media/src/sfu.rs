@@ -123,6 +123,7 @@ impl Sfu {
 
     async fn serve(mut self) {
         loop {
+            crate::fault::relay_wakeup();
             let deadline = self.next_deadline();
             let accepting = self.accepting();
             tokio::select! {

@@ -38,6 +38,13 @@ async fn main() -> ExitCode {
         eprintln!("circle: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
+    if circle_media::fault::COMPILED_IN {
+        // Only a test build links circle-media with its `fault-injection` feature (see
+        // circle-media's fault.rs for why `make run`'s build never does); say so if one runs.
+        tracing::warn!(
+            "this build has test fault injection compiled in; it is not a production build"
+        );
+    }
     let config = match Config::load(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
