@@ -56,16 +56,18 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Receive buffer the UDP socket asks for. The relay task may be off its core for a few
 /// milliseconds (another task, a busy machine); meanwhile datagrams queue in the kernel, and the
-/// default buffer (about 200 KiB, some 700 packets) overflows within a few milliseconds at tens of
-/// thousands of packets per second. 4 MiB holds a burst of over 100 ms at 100,000 packets/s. The
-/// kernel caps it at `net.core.rmem_max` (docs/DEPLOY.md says how to raise that); what it granted
-/// is logged at debug.
-pub(crate) const UDP_RECV_BUFFER: usize = 4 * 1024 * 1024;
+/// default buffer (about 200 KiB; the kernel charges over 1 KiB per small datagram, so a few hundred
+/// packets) overflows within milliseconds at tens of thousands of packets per second. 1 MiB (the
+/// kernel grants twice that) holds a stall of some tens of milliseconds. Not more: under a
+/// sustained overload a buffer only turns loss into delay, and 4 MiB measured as 3–6 s of queue on
+/// a starved machine (docs/BENCHMARKS.md), worthless for a conversation. The kernel caps it at
+/// `net.core.rmem_max` (docs/DEPLOY.md); what it granted is logged at debug.
+pub(crate) const UDP_RECV_BUFFER: usize = 1024 * 1024;
 
 /// Send buffer the UDP socket asks for: one received packet becomes up to a group's size of sends
 /// in one go, and a full send buffer drops them ([`crate::MediaStats::udp_dropped`]). Capped by
 /// `net.core.wmem_max`.
-pub(crate) const UDP_SEND_BUFFER: usize = 4 * 1024 * 1024;
+pub(crate) const UDP_SEND_BUFFER: usize = 1024 * 1024;
 
 /// Binds a socket; an unspecified IPv6 address (`[::]`) is bound dual-stack (IPv4 arrives as
 /// IPv4-mapped addresses, see [`canonical`]) whatever the system default for `IPV6_V6ONLY` is.
