@@ -50,11 +50,13 @@ impl Media {
         let (handle, events) = circle_media::spawn(config)
             .await
             .with_context(|| format!("starting the voice relay on udp {}", settings.listen))?;
+        let ports: Vec<u16> = handle.local_addrs().iter().map(|a| a.port()).collect();
         info!(
             udp = %handle.local_addr(),
             tcp = ?handle.tcp_local_addr(),
             workers = handle.workers(),
-            "voice relay listening (worker i on these ports plus i)"
+            udp_ports = ?ports,
+            "voice relay listening"
         );
         let ice_servers = settings
             .ice_servers
