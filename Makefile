@@ -44,11 +44,16 @@ fmt:
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-## Voice relay: one speaker to 10 and 50 listeners over real WebRTC (docs/BENCHMARKS.md).
+## Voice relay throughput (docs/BENCHMARKS.md, "Voice relay under load"): one room of 51, 50 and 200
+## rooms of 10 with 2 speakers each, one room of 500 with 3 speakers; 10 s each, loopback only.
+## VOICE_ARGS adds options to every run (e.g. VOICE_ARGS="--workers 1").
 bench-voice:
-	$(CARGO) build --release -p circle-server -p circle-tests --bin circle --bin circle-voice-load
-	target/release/circle-voice-load --listeners 10 --seconds 10
-	target/release/circle-voice-load --listeners 50 --seconds 10
+	$(CARGO) build --release -p circle-server -p circle-bench
+	ulimit -n 32768 2>/dev/null || true; \
+	./target/release/circle-load voice --rooms 1 --size 51 --speakers 1 --seconds 10 $(VOICE_ARGS) && \
+	./target/release/circle-load voice --rooms 50 --size 10 --speakers 2 --seconds 10 $(VOICE_ARGS) && \
+	./target/release/circle-load voice --rooms 200 --size 10 --speakers 2 --seconds 10 $(VOICE_ARGS) && \
+	./target/release/circle-load voice --rooms 1 --size 500 --speakers 3 --seconds 10 $(VOICE_ARGS)
 
 ## Benchmarks (docs/BENCHMARKS.md): release builds; the server runs as a child on a free loopback port.
 bench: bench-chat bench-idle

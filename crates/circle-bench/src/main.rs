@@ -15,6 +15,9 @@
 //!   run-queue wait, from `/proc`: what tells a leak from a starved machine.
 //! - `standing.rs`: `circle-load standing`: creating N standing rooms, start time with them, and
 //!   join time in a standing room against an ad-hoc room.
+//! - `voice.rs`: `circle-load voice`: relay throughput, cost and forwarding delay with many rooms
+//!   at once; `voice_member.rs`: its member, a real WebRTC client made cheap (counts forwarded
+//!   packets from their headers, decrypts and checks a sample, sends a stream encrypted once).
 //! - `stats.rs`: percentiles.
 //!
 //! Every loop is bounded in count and in time, and all traffic goes to a loopback address.
@@ -29,6 +32,8 @@ mod session;
 mod soak;
 mod standing;
 mod stats;
+mod voice;
+mod voice_member;
 
 use clap::{Parser, Subcommand};
 use std::time::{Duration, Instant};
@@ -53,6 +58,9 @@ enum Cmd {
     /// Standing rooms: create N through the organiser API, server start time with them, and join
     /// time in a standing room against an ad-hoc room.
     Standing(standing::StandingArgs),
+    /// Voice relay throughput: rooms × members with some speakers; forwarded packets/s, server CPU
+    /// per packet, loss, forwarding delay, RSS.
+    Voice(voice::VoiceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,6 +84,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Cmd::Idle(a) => idle::run(a).await,
         Cmd::Soak(a) => soak::run(a).await,
         Cmd::Standing(a) => standing::run(a).await,
+        Cmd::Voice(a) => voice::run(a).await,
     }
 }
 

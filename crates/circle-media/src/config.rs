@@ -7,7 +7,8 @@ use std::time::Duration;
 /// Settings for [`crate::spawn`].
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
-    /// The one UDP address every peer's media goes through (firewalls need one rule). `[::]` binds
+    /// The UDP address media goes through (worker `i` binds its port plus `i`; port 0: a free port
+    /// for each). `[::]` binds
     /// one dual-stack socket (IPv6 and IPv4, `IPV6_V6ONLY` off), so IPv4 and IPv6 clients share it.
     pub bind: SocketAddr,
     /// The IPs put in the ICE host candidates instead of the bound one: the public addresses of a
@@ -38,6 +39,11 @@ pub struct MediaConfig {
     /// session receives the publishers whose gate is open first (re-checked every
     /// `speaker_interval`), then those it already receives, then the earliest to join.
     pub max_voices: usize,
+    /// Relay workers: each is one task with its own UDP socket (and ICE-TCP listener) on its own
+    /// port, and owns the peers and groups placed on it, so the relay forwards on as many cores as
+    /// it has workers. Worker `i` listens on `bind`'s port plus `i` (`tcp_listen`'s likewise); a
+    /// group and all its members live on one worker. 1 to [`crate::MAX_WORKERS`].
+    pub workers: usize,
 }
 
 impl Default for MediaConfig {
@@ -51,6 +57,7 @@ impl Default for MediaConfig {
             speech_level_dbov: 50,
             speaker_interval: Duration::from_millis(300),
             max_voices: 32,
+            workers: 1,
         }
     }
 }

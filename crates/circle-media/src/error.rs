@@ -38,6 +38,10 @@ pub enum MediaError {
         /// The WebRTC stack's reason.
         detail: String,
     },
+    /// The peer is on one relay worker and the group it was to join on another (see the crate docs
+    /// on workers: place a peer with its group before its first session).
+    #[error("{0} is on another relay worker than the group")]
+    OtherWorker(PeerId),
     /// The SFU task has stopped (its handle outlived it).
     #[error("the media task has stopped")]
     Stopped,

@@ -1,18 +1,19 @@
-//! Circle's audio SFU: WebRTC peer sessions over one UDP socket (and, optionally, ICE over TCP), RTP
+//! Circle's audio SFU: WebRTC peer sessions over UDP (one socket per worker; optionally ICE over TCP), RTP
 //! forwarding, the mute gate and active speakers. It knows nothing about rooms, participants or roles: the server's room actor maps
 //! those onto [`PeerId`]s, [`GroupId`]s and [`Gate`]s and drives this crate through a [`MediaHandle`].
 //!
 //! # Layout
 //!
-//! - [`spawn`] (here) binds the socket (and the ICE-TCP listener) and starts the one SFU task.
+//! - [`spawn`] (here) binds each worker's socket (and ICE-TCP listener) and starts the workers.
 //! - `net.rs`: the wire: the UDP socket, our host candidates (one per advertised address and
 //!   transport), dual-stack binding, and ICE-TCP: the listener, one task per TCP connection, RFC 4571
 //!   framing and the bounded queues between those tasks and the SFU task.
-//! - `handle.rs`: [`MediaHandle`], the driver's cloneable handle (requests over a bounded channel, each
-//!   answered on a oneshot), [`Gate`], [`MediaStats`].
+//! - `handle.rs`: [`MediaHandle`], the driver's cloneable handle (requests over a bounded channel per
+//!   worker, each answered on a oneshot; where each group and peer is placed), [`Gate`],
+//!   [`MediaStats`].
 //! - `event.rs`: [`MediaEvent`], what the task tells the driver (offers, candidates, connection states,
 //!   active speakers).
-//! - `sfu.rs`: the task: owns the socket, all peers, the group table; `select!`s over commands,
+//! - `sfu.rs`: a worker's task: owns its socket, its peers, its group table; `select!`s over commands,
 //!   datagrams and timers.
 //! - `demux.rs`: which peer a datagram belongs to (ICE ufrag of the first STUN request, then the source
 //!   address). A TCP connection is routed the same way by its first packet, then by the connection.
@@ -32,9 +33,21 @@
 //! (a waiting room) receives nothing and is forwarded to no one. A publisher whose [`Gate`] is closed is
 //! never forwarded, whatever its client sends; gates start closed.
 //!
-//! Everything runs on one tokio task, so the packet path takes no lock and makes no hop: a datagram is
+//! # Workers
+//!
+//! The relay runs [`MediaConfig::workers`] workers, each one tokio task with its own UDP socket (and
+//! ICE-TCP listener) on its own port: worker `i` on the configured port plus `i`. A group lives on one
+//! worker with all its members, so the packet path takes no lock and makes no hop: a datagram is
 //! routed, decrypted by the publisher's connection, gated, and re-encrypted on each subscriber's
-//! connection in one go. Sharding groups over several tasks is the way to more than one core.
+//! connection in one go, on the worker that received it, and workers forward on as many cores.
+//!
+//! [`MediaHandle`] places each new group on the worker with the fewest groups and each peer on its
+//! group's worker (its session's candidates name that worker's port), and sends each request to the
+//! worker that holds the peer. A peer that will join a group only later (a waiting room) is placed
+//! with [`MediaHandle::place_peer`] first; a move into a group on another worker is refused
+//! ([`MediaError::OtherWorker`]). One port per worker rather than one port with `SO_REUSEPORT`: the
+//! kernel would pick a socket by the sender's address, not by its group. The relay counts as running
+//! only while every worker runs ([`MediaHandle::is_running`]).
 //!
 //! # Driving it
 //!
@@ -189,10 +202,16 @@ rtc_rtcp=error,rtc_sdp=error,rtc_datachannel=error,rtc_media=error,rtc_shared=er
 /// for the task.
 const MIN_SPEAKER_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Binds the media socket and starts the SFU task. Returns the handle to drive it and the receiver of
-/// its events (bounded; read it promptly, events that do not fit are dropped and counted).
+/// Most relay workers: far more than cores a server has, and each takes a UDP port.
+pub const MAX_WORKERS: usize = 256;
+
+/// Binds each worker's socket(s) and starts the workers. Returns the handle to drive them and the
+/// receiver of their events (bounded, shared by all workers; read it promptly, events that do not
+/// fit are dropped and counted).
 ///
-/// The task ends, closing every peer, when the last [`MediaHandle`] clone is dropped.
+/// Worker `i` binds [`MediaConfig::bind`]'s port plus `i` (and [`MediaConfig::tcp_listen`]'s port
+/// plus `i`), or a free port each when the configured port is 0. The workers end, closing every
+/// peer, when the last [`MediaHandle`] clone is dropped.
 pub async fn spawn(
     config: MediaConfig,
 ) -> Result<(MediaHandle, mpsc::Receiver<MediaEvent>), MediaError> {
@@ -201,7 +220,61 @@ pub async fn spawn(
             "speaker_interval must be at least 50 ms",
         ));
     }
-    let socket = UdpSocket::from_std(net::bind(config.bind, false)?.into())?;
+    if config.workers == 0 || config.workers > MAX_WORKERS {
+        return Err(MediaError::Config("workers must be between 1 and 256"));
+    }
+    let (event_tx, event_rx) = mpsc::channel(sfu::EVENT_CAPACITY);
+    // Each worker holds a guard on this sender and sets it when it ends, by return or by panic.
+    let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
+    let stopped_tx = std::sync::Arc::new(stopped_tx);
+    let mut workers = Vec::with_capacity(config.workers);
+    let mut sfus = Vec::with_capacity(config.workers);
+    for i in 0..config.workers {
+        let (net, worker) = bind_worker(&config, i)?;
+        let (command_tx, command_rx) = mpsc::channel(handle::COMMAND_CAPACITY);
+        sfus.push(sfu::Sfu::new(
+            net,
+            config.clone(),
+            command_rx,
+            event_tx.clone(),
+        ));
+        workers.push(handle::WorkerTx {
+            tx: command_tx,
+            ..worker
+        });
+    }
+    // Started only once every socket is bound, so a bind failure leaves nothing running.
+    for sfu in sfus {
+        let running = handle::RunningGuard(stopped_tx.clone());
+        tokio::spawn(async move {
+            let _running = running;
+            sfu.run().await;
+        });
+    }
+    tracing::info!(
+        workers = workers.len(),
+        port = workers[0].local_addr.port(),
+        tcp_port = workers[0].tcp_local_addr.map(|a| a.port()),
+        "media SFU listening"
+    );
+    Ok((MediaHandle::new(workers, stopped), event_rx))
+}
+
+/// Worker `i`'s address for a configured one: the port plus `i`, or any free port for port 0.
+fn worker_addr(addr: SocketAddr, i: usize) -> Result<SocketAddr, MediaError> {
+    if addr.port() == 0 {
+        return Ok(addr);
+    }
+    let port = usize::from(addr.port()) + i;
+    let port =
+        u16::try_from(port).map_err(|_| MediaError::Config("the workers' ports run past 65535"))?;
+    Ok(SocketAddr::new(addr.ip(), port))
+}
+
+/// Binds worker `i`'s UDP socket (and ICE-TCP listener) and checks the advertised addresses
+/// against them. The returned [`handle::WorkerTx`] has a placeholder command sender.
+fn bind_worker(config: &MediaConfig, i: usize) -> Result<(net::Net, handle::WorkerTx), MediaError> {
+    let socket = UdpSocket::from_std(net::bind(worker_addr(config.bind, i)?, false)?.into())?;
     let bound = socket.local_addr()?;
     let advertised = match config.advertised_ips.as_slice() {
         [] if bound.ip().is_unspecified() => {
@@ -218,7 +291,7 @@ pub async fn spawn(
             return Err(MediaError::Config("tcp_max_connections must be at least 1"));
         }
         Some(addr) => {
-            let listener = std::net::TcpListener::from(net::bind(addr, true)?);
+            let listener = std::net::TcpListener::from(net::bind(worker_addr(addr, i)?, true)?);
             Some(tokio::net::TcpListener::from_std(listener)?)
         }
     };
@@ -243,29 +316,14 @@ pub async fn spawn(
         advertised,
         tcp.map(|t| (t, config.tcp_max_connections, config.tcp_idle_timeout)),
     )?;
-    let (command_tx, command_rx) = mpsc::channel(handle::COMMAND_CAPACITY);
-    let (event_tx, event_rx) = mpsc::channel(sfu::EVENT_CAPACITY);
-    // The task owns the sender; it is dropped when the task ends, by return or by panic.
-    let (running_tx, running) = tokio::sync::watch::channel(());
-    let sfu = sfu::Sfu::new(net, config, command_rx, event_tx);
-    tokio::spawn(async move {
-        let _running = running_tx;
-        sfu.run().await;
-    });
-    tracing::info!(
-        port = bound.port(),
-        tcp_port = tcp_bound.map(|a| a.port()),
-        "media SFU listening"
-    );
-    Ok((
-        MediaHandle {
-            tx: command_tx,
-            local_addr: bound,
-            tcp_local_addr: tcp_bound,
-            running,
-        },
-        event_rx,
-    ))
+    // The real sender is put in by `spawn`; this one is closed at once.
+    let (tx, _) = mpsc::channel(1);
+    let worker = handle::WorkerTx {
+        tx,
+        local_addr: bound,
+        tcp_local_addr: tcp_bound,
+    };
+    Ok((net, worker))
 }
 
 /// Whether a socket bound to `bound` receives what is sent to `ip`'s family: same family, or an

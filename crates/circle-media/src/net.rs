@@ -1,4 +1,4 @@
-//! The wire: the one UDP socket and, with ICE-TCP on, the TCP listener and its connections.
+//! The wire of one worker: its UDP socket and, with ICE-TCP on, its TCP listener and connections.
 //!
 //! # ICE-TCP (RFC 6544, RFC 4571)
 //!
@@ -54,6 +54,21 @@ const MAX_CONNS_PER_PEER: usize = 4;
 /// does not spin on it.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// Receive buffer the UDP socket asks for. The relay task may be off its core for a few
+/// milliseconds (another task, a busy machine); meanwhile datagrams queue in the kernel, and the
+/// default buffer (about 200 KiB; the kernel charges over 1 KiB per small datagram, so a few hundred
+/// packets) overflows within milliseconds at tens of thousands of packets per second. 1 MiB (the
+/// kernel grants twice that) holds a stall of some tens of milliseconds. Not more: under a
+/// sustained overload a buffer only turns loss into delay, and 4 MiB measured as 3–6 s of queue on
+/// a starved machine (docs/BENCHMARKS.md), worthless for a conversation. The kernel caps it at
+/// `net.core.rmem_max` (docs/DEPLOY.md); what it granted is logged at debug.
+pub(crate) const UDP_RECV_BUFFER: usize = 1024 * 1024;
+
+/// Send buffer the UDP socket asks for: one received packet becomes up to a group's size of sends
+/// in one go, and a full send buffer drops them ([`crate::MediaStats::udp_dropped`]). Capped by
+/// `net.core.wmem_max`.
+pub(crate) const UDP_SEND_BUFFER: usize = 1024 * 1024;
+
 /// Binds a socket; an unspecified IPv6 address (`[::]`) is bound dual-stack (IPv4 arrives as
 /// IPv4-mapped addresses, see [`canonical`]) whatever the system default for `IPV6_V6ONLY` is.
 pub(crate) fn bind(addr: SocketAddr, tcp: bool) -> std::io::Result<socket2::Socket> {
@@ -69,6 +84,16 @@ pub(crate) fn bind(addr: SocketAddr, tcp: bool) -> std::io::Result<socket2::Sock
     if tcp {
         // A restarted server must not wait for the old listener's TIME_WAIT connections.
         socket.set_reuse_address(true)?;
+    } else {
+        // Asked for, not required: a smaller grant is logged, never fatal.
+        let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
+        let _ = socket.set_send_buffer_size(UDP_SEND_BUFFER);
+        tracing::debug!(
+            asked = UDP_RECV_BUFFER,
+            receive = socket.recv_buffer_size().ok(),
+            send = socket.send_buffer_size().ok(),
+            "udp socket buffers granted (the kernel caps them at net.core.rmem_max / wmem_max)"
+        );
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
@@ -446,5 +471,33 @@ async fn serve(
             },
             _ = tokio::time::sleep_until(idle_deadline) => return "idle",
         }
+    }
+}
+
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+
+    fn sysctl(name: &str) -> usize {
+        std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A burst that arrives while the relay is off its core waits in the kernel instead of being
+    /// dropped: the socket gets the large buffers it asks for, as far as the kernel allows.
+    #[test]
+    fn the_udp_socket_gets_large_buffers_up_to_the_kernel_cap() {
+        let socket = bind(SocketAddr::from(([127, 0, 0, 1], 0)), false).expect("bind");
+        let recv_cap = UDP_RECV_BUFFER.min(sysctl("rmem_max"));
+        let send_cap = UDP_SEND_BUFFER.min(sysctl("wmem_max"));
+        assert!(
+            recv_cap > sysctl("rmem_default"),
+            "this machine's rmem_max leaves nothing to ask for; the test cannot tell"
+        );
+        // Linux reports twice what was set (bookkeeping overhead included).
+        assert!(socket.recv_buffer_size().expect("SO_RCVBUF") >= recv_cap);
+        assert!(socket.send_buffer_size().expect("SO_SNDBUF") >= send_cap);
     }
 }

@@ -1,4 +1,4 @@
-//! The SFU task: owns the one UDP socket (and the ICE-TCP listener), every [`Peer`], the group table
+//! One SFU worker's task: owns its UDP socket (and ICE-TCP listener), its [`Peer`]s, its group table
 //! and the routes, and runs them from one `select!` over commands, datagrams, TCP packets and timers.
 //! There is no task per peer: a peer is plain state in this task's map, and closing it is removing it.
 //! The only other tasks are the ICE-TCP connections' (see `net.rs`), which never hold peer state.
@@ -867,7 +867,7 @@ mod tests {
     async fn a_dead_relay_says_so() {
         let (sfu, _events) = crate::spawn(crate::MediaConfig::loopback()).await.unwrap();
         assert!(sfu.is_running());
-        sfu.crash().await;
+        sfu.crash(0).await;
         tokio::time::timeout(WAIT, sfu.stopped())
             .await
             .expect("stopped() resolves once the task is gone");
@@ -876,5 +876,25 @@ mod tests {
             sfu.add_peer(PeerId(1)).await,
             Err(crate::MediaError::Stopped)
         ));
+    }
+
+    /// With several workers, any one of them dying makes the whole relay say it is not running
+    /// (its rooms have no voice): readiness fails and the server exits.
+    #[tokio::test]
+    async fn any_dead_worker_makes_the_relay_say_so() {
+        let config = crate::MediaConfig {
+            workers: 3,
+            ..crate::MediaConfig::loopback()
+        };
+        let (sfu, _events) = crate::spawn(config).await.unwrap();
+        assert_eq!(sfu.local_addrs().len(), 3);
+        assert!(sfu.is_running());
+        sfu.crash(2).await;
+        tokio::time::timeout(WAIT, sfu.stopped())
+            .await
+            .expect("stopped() resolves once any worker is gone");
+        assert!(!sfu.is_running());
+        // The others still answer, for the peers they hold.
+        assert!(sfu.add_peer(PeerId(1)).await.is_ok());
     }
 }

@@ -186,6 +186,10 @@ pub struct MediaSettings {
     pub speech_level_dbov: u8,
     /// STUN / TURN servers handed to browsers in `joined`.
     pub ice_servers: Vec<IceServerConfig>,
+    /// Relay workers, each forwarding on its own core with its own UDP port (`listen`'s port plus
+    /// the worker's number, and `tcp_listen`'s likewise); a room's voice lives on one worker.
+    /// Unset: one per core.
+    pub workers: Option<usize>,
 }
 
 impl Default for MediaSettings {
@@ -198,6 +202,7 @@ impl Default for MediaSettings {
             tcp_listen: String::new(),
             speech_level_dbov: 50,
             ice_servers: Vec::new(),
+            workers: None,
         }
     }
 }
@@ -213,6 +218,13 @@ impl MediaSettings {
         listed.iter().filter_map(|ip| ip.parse().ok()).collect()
     }
 
+    /// How many relay workers to run: `workers`, or one per core.
+    pub fn worker_count(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
     /// `tcp_listen`, if ICE-TCP is on and it is an address.
     pub fn tcp_listen_addr(&self) -> Option<SocketAddr> {
         self.tcp_listen.parse().ok()
@@ -221,6 +233,24 @@ impl MediaSettings {
 
 /// The `[media]` address settings' problems (see `Config::validate`).
 fn media_address_problems(m: &MediaSettings, p: &mut Vec<String>) {
+    let workers = m.worker_count();
+    if workers == 0 || workers > circle_media::MAX_WORKERS {
+        p.push(format!(
+            "media.workers {workers} is out of range: 1 to {} (unset: one per core)",
+            circle_media::MAX_WORKERS
+        ));
+    }
+    let tcp_port = m.tcp_listen_addr().map_or(0, |a| a.port());
+    for (key, port) in [
+        ("media.listen", m.listen.port()),
+        ("media.tcp_listen", tcp_port),
+    ] {
+        if port != 0 && usize::from(port) + workers.saturating_sub(1) > usize::from(u16::MAX) {
+            p.push(format!(
+                "{key} port {port} leaves no room for {workers} workers (one port each, upward)"
+            ));
+        }
+    }
     if !m.advertised_ip.is_empty() && !m.advertised_ips.is_empty() {
         p.push(
             "media.advertised_ip and media.advertised_ips are both set: put every address in \
@@ -869,6 +899,31 @@ mod tests {
             ]
         );
         assert_eq!(e.to_string().lines().count(), 4);
+    }
+
+    #[test]
+    fn media_workers_are_checked_at_start() {
+        let mut c = Config::default();
+        c.media.workers = Some(0);
+        c.media.listen = "127.0.0.1:65535".parse().unwrap();
+        let e = c.validate().expect_err("refused");
+        assert_eq!(
+            e.0,
+            vec!["media.workers 0 is out of range: 1 to 256 (unset: one per core)"]
+        );
+        c.media.workers = Some(4);
+        c.media.tcp_listen = "127.0.0.1:65534".into();
+        let e = c.validate().expect_err("refused");
+        assert_eq!(
+            e.0,
+            vec![
+                "media.listen port 65535 leaves no room for 4 workers (one port each, upward)",
+                "media.tcp_listen port 65534 leaves no room for 4 workers (one port each, upward)",
+            ]
+        );
+        c.media.listen = "127.0.0.1:0".parse().unwrap();
+        c.media.tcp_listen = "127.0.0.1:65532".into();
+        c.validate().expect("ports 65532 to 65535, and free ones");
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! The voice relay as the server runs it: one `circle-media` SFU for the whole server (one UDP port),
-//! and the routing of its events (renegotiation offers, active speakers) to the room actor that owns
-//! each peer or group. The relay itself knows no rooms; the room actors drive it.
+//! The voice relay as the server runs it: one `circle-media` relay for the whole server (a worker per
+//! core, each on its own UDP port), and the routing of its events (renegotiation offers, active
+//! speakers) to the room actor that owns each peer or group. The relay itself knows no rooms; the
+//! room actors drive it. A room's group, and so its voice, lives on one worker; each of the room's
+//! peers is placed with it when it is routed ([`Media::route_peer`]), so that a member admitted from
+//! the waiting room joins the group on the worker its session already uses.
 
 use crate::{config::MediaSettings, room_actor::RoomCmd};
 use anyhow::Context;
@@ -41,14 +44,18 @@ impl Media {
             advertised_ips: settings.advertised(),
             tcp_listen: settings.tcp_listen_addr(),
             speech_level_dbov: settings.speech_level_dbov,
+            workers: settings.worker_count(),
             ..MediaConfig::default()
         };
         let (handle, events) = circle_media::spawn(config)
             .await
             .with_context(|| format!("starting the voice relay on udp {}", settings.listen))?;
+        let ports: Vec<u16> = handle.local_addrs().iter().map(|a| a.port()).collect();
         info!(
             udp = %handle.local_addr(),
             tcp = ?handle.tcp_local_addr(),
+            workers = handle.workers(),
+            udp_ports = ?ports,
             "voice relay listening"
         );
         let ice_servers = settings
@@ -75,7 +82,7 @@ impl Media {
         Ok(media)
     }
 
-    /// Whether the relay's task is still running. When it is not, no voice session can be started or
+    /// Whether every relay worker is still running. When it is not, no voice session can be started or
     /// kept: readiness (`/readyz`) should fail and the process should exit non-zero so that its
     /// supervisor restarts it (wait on [`Media::relay_stopped`]). A panic caused by one peer does not
     /// stop the relay (it closes that peer only), so this turns false only on a bug in the relay
@@ -84,15 +91,20 @@ impl Media {
         self.handle.is_running()
     }
 
-    /// Resolves when the relay's task has ended (at once if it already has). The relay ends on its
+    /// Resolves when any relay worker has ended (at once if one already has). The relay ends on its
     /// own only when it fails (see [`Media::relay_alive`]); this `Media` keeps it running otherwise.
     pub async fn relay_stopped(&self) {
         self.handle.stopped().await;
     }
 
-    /// The UDP address the relay listens on.
+    /// The UDP address the relay's first worker listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.local_addr()
+    }
+
+    /// Every relay worker's UDP address.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.handle.local_addrs()
     }
 
     /// A fresh id, for a peer or a group.
@@ -100,8 +112,17 @@ impl Media {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Routes this peer's events to a room actor.
+    /// Routes this peer's events to a room actor, and places the peer on the relay worker of that
+    /// actor's group (the one [`Media::route_group`] registered with the same inbox).
     pub fn route_peer(&self, peer: PeerId, to: mpsc::Sender<RoomCmd>) {
+        let group = self
+            .groups
+            .iter()
+            .find(|g| g.value().same_channel(&to))
+            .map(|g| *g.key());
+        if let Some(group) = group {
+            self.handle.place_peer(peer, group);
+        }
         self.peers.insert(peer, to);
     }
 
@@ -115,9 +136,10 @@ impl Media {
         self.groups.insert(group, to);
     }
 
-    /// Stops routing this group's events.
+    /// Stops routing this group's events, and forgets its worker.
     pub fn unroute_group(&self, group: GroupId) {
         self.groups.remove(&group);
+        self.handle.forget_group(group);
     }
 }
 

@@ -123,14 +123,19 @@ async fn spawn_embedded(
     // The relay hands out addresses of one family: that of the first advertised voice address.
     let advertised: IpAddr = advertised_all.first().copied().unwrap_or(bound.ip());
     // The voice relay's addresses: every advertised one (what browsers' permissions name) and the
-    // bound one, if it is a real address of its own.
-    let mut allowed_peers: Vec<SocketAddr> = advertised_all
-        .iter()
-        .map(|ip| SocketAddr::new(*ip, bound.port()))
-        .collect();
-    if allowed_peers.is_empty() || (!bound.ip().is_unspecified() && !allowed_peers.contains(&bound))
-    {
-        allowed_peers.push(bound);
+    // bound one, if it is a real address of its own; on every relay worker's port.
+    let mut allowed_peers: Vec<SocketAddr> = Vec::new();
+    for worker in media.handle.local_addrs() {
+        allowed_peers.extend(
+            advertised_all
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, worker.port())),
+        );
+        if (advertised_all.is_empty() || !worker.ip().is_unspecified())
+            && !allowed_peers.contains(&worker)
+        {
+            allowed_peers.push(worker);
+        }
     }
     let unspecified = if advertised.is_ipv4() {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
