@@ -11,6 +11,8 @@
 //!   threads at quiet points, and loss in a canary meeting.
 //! - `session.rs`: the soak's participant: requests answered by id, drop and resume, and a real
 //!   WebRTC voice connection whose signalling runs on the same socket.
+//! - `standing.rs`: `circle-load standing`: creating N standing rooms, start time with them, and
+//!   join time in a standing room against an ad-hoc room.
 //! - `stats.rs`: percentiles.
 //!
 //! Every loop is bounded in count and in time, and all traffic goes to a loopback address.
@@ -22,6 +24,7 @@ mod idle;
 mod server;
 mod session;
 mod soak;
+mod standing;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +47,9 @@ enum Cmd {
     /// Soak: bounded churn (joins, leaves, voice, chat, re-offers, drops and resumes) with a canary
     /// meeting; server resources at quiet points, PASS/FAIL against a tolerance.
     Soak(soak::SoakArgs),
+    /// Standing rooms: create N through the organiser API, server start time with them, and join
+    /// time in a standing room against an ad-hoc room.
+    Standing(standing::StandingArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +72,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Cmd::Chat(a) => chat::run(a).await,
         Cmd::Idle(a) => idle::run(a).await,
         Cmd::Soak(a) => soak::run(a).await,
+        Cmd::Standing(a) => standing::run(a).await,
     }
 }
 

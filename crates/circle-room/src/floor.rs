@@ -44,6 +44,7 @@ impl Room {
         let Some(p) = self.participants.get_mut(who) else {
             return false;
         };
+        p.carried_place = None;
         if p.hand_raised_at.take().is_none() {
             return false;
         }
@@ -56,6 +57,7 @@ impl Room {
         for who in &raised {
             if let Some(p) = self.participants.get_mut(who) {
                 p.hand_raised_at = None;
+                p.carried_place = None;
             }
             self.participant_updated(who);
         }

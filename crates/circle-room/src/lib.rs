@@ -144,6 +144,9 @@ struct Participant {
     stream: Option<String>,
     /// Join order, for a stable roster.
     seq: u64,
+    /// Their hand's place in the speaking order before a restart, while that hand is up (a
+    /// carry-over): where it goes back among the other carried-over hands.
+    carried_place: Option<u32>,
 }
 
 /// The floor: who is sharing, and the share timer.

@@ -71,10 +71,11 @@ impl Room {
                 Some(c) => c.muted_by_facilitator,
                 None => self.settings.mute_on_entry,
             };
-        let hand_raised_at = carried
+        let hand = carried
             .as_ref()
             .filter(|_| !waiting)
-            .and_then(|c| c.hand_raised_at);
+            .and_then(|c| Some((c.hand_raised_at?, c.hand_place.unwrap_or(u32::MAX))));
+        let hand_raised_at = hand.map(|(at, _)| at);
         let participant = Participant {
             name: req.name,
             folded_name,
@@ -89,6 +90,7 @@ impl Room {
             device: req.device,
             stream: req.stream,
             seq: self.next_seq,
+            carried_place: hand.map(|(_, place)| place),
         };
         self.next_seq += 1;
         self.participants.insert(id.clone(), participant);
@@ -97,8 +99,8 @@ impl Room {
             Audience::Seeing(id.clone()),
             ServerMsg::ParticipantJoined { participant: view },
         );
-        if let Some(at) = hand_raised_at {
-            self.restore_hand(&id, at);
+        if let Some((_, place)) = hand {
+            self.restore_hand(&id, place);
         }
         // A facilitator opens the meeting at once; so does anyone carried over, since the meeting
         // they come back to was already under way before the restart.

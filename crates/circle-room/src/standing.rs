@@ -20,8 +20,11 @@ pub struct Carried {
     pub role: Role,
     /// Admitted (not in the waiting room).
     pub admitted: bool,
-    /// When their hand went up, while it was up: their place in the speaking order.
+    /// When their hand went up, while it was up (shown as `raised_at`).
     pub hand_raised_at: Option<Millis>,
+    /// Their hand's place in the speaking order (0 is next), while it was up: the order the
+    /// facilitator kept (hands raised in the same millisecond, or moved) comes back as it was.
+    pub hand_place: Option<u32>,
     /// A facilitator had muted them.
     pub muted_by_facilitator: bool,
 }
@@ -81,6 +84,11 @@ impl Room {
                 role: p.role,
                 admitted: p.admitted,
                 hand_raised_at: p.hand_raised_at,
+                hand_place: self
+                    .queue
+                    .iter()
+                    .position(|q| q == who)
+                    .and_then(|i| u32::try_from(i).ok()),
                 muted_by_facilitator: p.muted_by_facilitator,
             },
         })
@@ -114,17 +122,17 @@ impl Room {
         self.on_admitted(&waiting);
     }
 
-    /// Puts a carried-over raised hand back in the speaking order, by the time it went up (the
-    /// queue is kept in raise-time order).
-    pub(crate) fn restore_hand(&mut self, who: &ParticipantId, raised_at: Millis) {
+    /// Puts a carried-over raised hand back in the speaking order: among the other carried-over
+    /// hands by its old place, and before every hand raised since the restart (those people raised
+    /// theirs later).
+    pub(crate) fn restore_hand(&mut self, who: &ParticipantId, place: u32) {
         let at = self
             .queue
             .iter()
             .position(|q| {
                 self.participants
                     .get(q)
-                    .and_then(|p| p.hand_raised_at)
-                    .is_some_and(|t| t > raised_at)
+                    .is_none_or(|p| p.carried_place.is_none_or(|theirs| theirs > place))
             })
             .unwrap_or(self.queue.len());
         self.queue.insert(at, who.clone());

@@ -106,9 +106,18 @@ fn a_carry_over_restores_role_admission_hand_order_and_facilitator_mute() {
     let cal = before.member("Cal");
     let dan = before.member("Dan");
     let eve = before.waiting("Eve");
+    // Bea and Cal raise theirs in the same millisecond; Dan's is moved to the front.
     before.ok(&bea, Command::RaiseHand);
-    before.advance(1_000);
     before.ok(&cal, Command::RaiseHand);
+    before.advance(1_000);
+    before.ok(&dan, Command::RaiseHand);
+    before.ok(
+        &fay,
+        Command::MoveHand {
+            participant: dan.clone(),
+            position: 0,
+        },
+    );
     before.ok(&fay, Command::Mute(cal.clone()));
     before.ok(&fay, Command::AllowSpeak(dan.clone()));
     let carries: Vec<_> = [&fay, &bea, &cal, &dan, &eve]
@@ -116,16 +125,17 @@ fn a_carry_over_restores_role_admission_hand_order_and_facilitator_mute() {
         .map(|id| before.room.carry_over(id).expect("in the room"))
         .collect();
 
-    // The next meeting, not yet open, with a lock set since: carried people are not kept out.
-    let locked = Settings {
-        locked: true,
-        ..Settings::default()
-    };
-    let mut after = standing(locked, Some(OPENS));
+    // The next meeting, not yet open.
+    let mut after = standing(open_room(), Some(OPENS));
     after.advance(60_000);
     let mut ids = Vec::new();
-    // They come back in another order than they raised their hands.
-    for i in [2, 1, 4, 3, 0] {
+    // They come back in another order than they raised their hands; someone new raises a hand
+    // before most of them are back (theirs was raised later).
+    let (cal2, joined) = after.join_carried(&carries[2]).expect("carried join");
+    ids.push((2, cal2, joined));
+    let new = after.join("Gus").expect("joins");
+    after.ok(&new, Command::RaiseHand);
+    for i in [1, 4, 3, 0] {
         let (id, joined) = after.join_carried(&carries[i]).expect("carried join");
         ids.push((i, id, joined));
     }
@@ -149,10 +159,19 @@ fn a_carry_over_restores_role_admission_hand_order_and_facilitator_mute() {
         .iter()
         .map(|q| q.participant.clone().unwrap())
         .collect();
-    assert_eq!(order, vec![id_of(1), id_of(2)], "Bea before Cal, as before");
+    assert_eq!(
+        order,
+        vec![id_of(3), id_of(1), id_of(2), new],
+        "Dan (moved first), Bea, Cal as before; then the hand raised since"
+    );
     let cal_now = after.seen_by(&id_of(0), &id_of(2)).unwrap();
     assert!(cal_now.muted_by_facilitator && cal_now.self_muted);
     let dan_now = after.seen_by(&id_of(0), &id_of(3)).unwrap();
+    assert_eq!(
+        dan_now.hand_raised_at,
+        Some(T0 + 1_000),
+        "raised_at is kept"
+    );
     assert!(
         !dan_now.muted_by_facilitator,
         "Dan had been allowed to speak"
@@ -178,6 +197,21 @@ fn a_carried_member_opens_a_meeting_that_has_not_opened_yet() {
         !after.room.is_waiting(&bob),
         "the meeting was under way: it is open"
     );
+    assert!(!after.room.is_waiting(&ann2));
+}
+
+#[test]
+fn a_lock_set_for_the_next_meeting_does_not_keep_a_carried_member_out() {
+    let mut before = standing(open_room(), None);
+    let ann = before.join("Ann").expect("joins");
+    let carry = before.room.carry_over(&ann).unwrap();
+    let locked = Settings {
+        locked: true,
+        ..open_room()
+    };
+    let mut after = standing(locked, None);
+    assert_eq!(after.join("Bob"), Err(RoomError::Locked));
+    let (ann2, _) = after.join_carried(&carry).expect("Ann was in this meeting");
     assert!(!after.room.is_waiting(&ann2));
 }
 

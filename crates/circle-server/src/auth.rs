@@ -102,6 +102,9 @@ struct CarryClaims {
     /// When their hand went up, while it was up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     hand: Option<Millis>,
+    /// Their hand's place in the speaking order, while it was up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    place: Option<u32>,
     /// A facilitator had muted them.
     muted: bool,
 }
@@ -264,6 +267,7 @@ impl TokenKeys {
             role: carry.place.role,
             admitted: carry.place.admitted,
             hand: carry.place.hand_raised_at,
+            place: carry.place.hand_place,
             muted: carry.place.muted_by_facilitator,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -297,6 +301,7 @@ impl TokenKeys {
                 role: c.role,
                 admitted: c.admitted,
                 hand_raised_at: c.hand,
+                hand_place: c.place,
                 muted_by_facilitator: c.muted,
             },
         };
@@ -318,6 +323,7 @@ impl TokenKeys {
             role: carry.place.role,
             admitted: carry.place.admitted,
             hand: carry.place.hand_raised_at,
+            place: carry.place.hand_place,
             muted: carry.place.muted_by_facilitator,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -444,6 +450,7 @@ mod tests {
                 role: Role::Member,
                 admitted: true,
                 hand_raised_at: Some(1_700_000_000_000),
+                hand_place: Some(2),
                 muted_by_facilitator: true,
             },
         };

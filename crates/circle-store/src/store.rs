@@ -2,7 +2,7 @@
 //! operation. Reads are single statements; every write is one statement inside its own transaction,
 //! so a failed write leaves nothing behind. Every call is bounded in time and then `Unavailable`.
 
-use std::{future::Future, path::PathBuf, str::FromStr, time::Duration};
+use std::{fmt, future::Future, path::PathBuf, str::FromStr, time::Duration};
 
 use circle_protocol::{RoomId, Settings};
 use sqlx::{
@@ -41,7 +41,7 @@ const SQLITE_BEGIN: &str = "BEGIN IMMEDIATE";
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Where the store lives.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StoreConfig {
     /// Created on first start (mode 0700); holds the SQLite file when `url` is `None`.
     pub data_dir: PathBuf,
@@ -57,13 +57,33 @@ pub struct Limits {
     pub sqlite_max_pages: Option<u32>,
 }
 
+/// `Debug` without the URL: it may hold the database password.
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("data_dir", &self.data_dir)
+            .field("url", &self.url.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
 /// A handle to the store; clones share one pool.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     backend: Backend,
 }
 
-#[derive(Clone, Debug)]
+/// `Debug` names the backend only: the pool's own `Debug` would print its connect options, which
+/// for PostgreSQL include the password.
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .finish()
+    }
+}
+
+#[derive(Clone)]
 enum Backend {
     Sqlite(SqlitePool),
     Postgres(PgPool),

@@ -675,3 +675,30 @@ fn postgres_urls_get_the_case_database() {
     );
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }
+
+#[tokio::test]
+async fn debug_output_never_shows_the_database_password() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cfg = StoreConfig {
+        data_dir: dir.path().join("data"),
+        url: Some("postgres://circle:hunter2-password@127.0.0.1:1/circle".into()),
+    };
+    assert!(!format!("{cfg:?}").contains("hunter2"));
+    let db = TestDb::new(Kind::Sqlite).await.unwrap();
+    let store = db.open().await;
+    assert_eq!(format!("{store:?}"), "Store { backend: \"sqlite\" }");
+    store.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_damaged_database_file_is_a_clear_error() -> Result<()> {
+    let db = TestDb::new(Kind::Sqlite).await.unwrap();
+    std::fs::create_dir_all(&db.cfg.data_dir)?;
+    std::fs::write(db.cfg.data_dir.join(SQLITE_FILE), vec![0x5a; 8192])?;
+    match Store::open(&db.cfg).await {
+        Err(StoreError::Other(message)) => assert!(message.contains("damaged"), "{message}"),
+        other => panic!("expected a damaged-file error, got {:?}", other.map(|_| ())),
+    }
+    Ok(())
+}
