@@ -66,6 +66,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // Signal handlers before the first line: a tool that reads the address and then signals at
+    // once (SIGUSR1 to drain, SIGHUP to reload) must not meet the default action, which kills.
+    let (Ok(term), Ok(usr1), Ok(hup)) = (
+        Sig::new(Kind::Terminate),
+        Sig::new(Kind::Drain),
+        Sig::new(Kind::Reload),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        running.shutdown().await;
+        return ExitCode::from(EXIT_FAILED);
+    };
     let scheme = if running.tls.is_some() {
         "https"
     } else {
@@ -84,7 +95,7 @@ async fn main() -> ExitCode {
     } else {
         println!("Web client expected at {}", running.state.config.client.url);
     }
-    let code = serve_until_stopped(&running, drain_after).await;
+    let code = serve_until_stopped(&running, drain_after, [term, usr1, hup]).await;
     running.shutdown().await;
     code
 }
@@ -130,15 +141,13 @@ fn check_descriptors(max_connections: usize) -> Result<(), String> {
 }
 
 /// Answers signals until the server should stop; the exit status to stop with.
-async fn serve_until_stopped(running: &Running, drain_after: Duration) -> ExitCode {
-    let (Ok(mut term), Ok(mut usr1), Ok(mut hup)) = (
-        Sig::new(Kind::Terminate),
-        Sig::new(Kind::Drain),
-        Sig::new(Kind::Reload),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return ExitCode::from(EXIT_FAILED);
-    };
+/// `signals`: SIGTERM, SIGUSR1 and SIGHUP, installed before the address line was printed.
+async fn serve_until_stopped(
+    running: &Running,
+    drain_after: Duration,
+    signals: [Sig; 3],
+) -> ExitCode {
+    let [mut term, mut usr1, mut hup] = signals;
     let relay_dead = watch_relay(running);
     tokio::pin!(relay_dead);
     loop {
