@@ -5,9 +5,9 @@
 //! while the server runs and after it stopped, and none of the meeting's pseudonyms, chat texts,
 //! participant ids, resume tokens or device ids is found.
 //!
-//! Against SQLite always; against PostgreSQL too when `CIRCLE_TEST_POSTGRES_URL` is set (`make
+//! Against SQLite always; against PostgreSQL too when `POSTGRES_TEST_URL` is set (`make
 //! test` runs through `tests/postgres/with-cluster.sh`, which sets it); with
-//! `CIRCLE_TEST_REQUIRE_POSTGRES=1` a missing URL fails the PostgreSQL case.
+//! `POSTGRES_TEST_REQUIRED=1` a missing URL fails the PostgreSQL case.
 
 use circle_tests::{
     Client, TestServer,
@@ -339,23 +339,23 @@ async fn a_whole_meeting_leaves_nothing_in_postgresql() {
     check_files(&data.0, &traces);
 }
 
-/// A new database on the PostgreSQL server named by `CIRCLE_TEST_POSTGRES_URL`, or `None` when it
-/// is not set (a failure instead when `CIRCLE_TEST_REQUIRE_POSTGRES=1`).
+/// A new database on the PostgreSQL server named by `POSTGRES_TEST_URL`, or `None` when it
+/// is not set (a failure instead when `POSTGRES_TEST_REQUIRED=1`).
 async fn fresh_postgres_database() -> Option<String> {
-    let Ok(base) = std::env::var("CIRCLE_TEST_POSTGRES_URL") else {
+    let Ok(base) = std::env::var("POSTGRES_TEST_URL") else {
         assert_ne!(
-            std::env::var("CIRCLE_TEST_REQUIRE_POSTGRES").as_deref(),
+            std::env::var("POSTGRES_TEST_REQUIRED").as_deref(),
             Ok("1"),
-            "CIRCLE_TEST_REQUIRE_POSTGRES=1 but CIRCLE_TEST_POSTGRES_URL is not set: run the \
+            "POSTGRES_TEST_REQUIRED=1 but POSTGRES_TEST_URL is not set: run the \
              tests through tests/postgres/with-cluster.sh"
         );
-        eprintln!("CIRCLE_TEST_POSTGRES_URL is not set: the PostgreSQL case is skipped");
+        eprintln!("POSTGRES_TEST_URL is not set: the PostgreSQL case is skipped");
         return None;
     };
     let name = format!("circle_privacy_{}", std::process::id());
     let mut admin = sqlx::PgConnection::connect(&base)
         .await
-        .expect("CIRCLE_TEST_POSTGRES_URL is reachable");
+        .expect("POSTGRES_TEST_URL is reachable");
     admin
         .execute(format!("DROP DATABASE IF EXISTS \"{name}\"").as_str())
         .await

@@ -3,9 +3,11 @@
 #
 # Installs Debian's `postgresql` when missing (root), creates a cluster in a temporary directory,
 # listening on loopback only (a free port, and a socket in that directory), creates a database, and
-# runs the command with CIRCLE_TEST_POSTGRES_URL and CIRCLE_TEST_REQUIRE_POSTGRES=1 exported (so the
+# runs the command with POSTGRES_TEST_URL and POSTGRES_TEST_REQUIRED=1 exported (so the
 # PostgreSQL cases of crates/circle-store/tests fail rather than skip if something is wrong). The
 # cluster is stopped and its directory removed on every exit path. Exits with the command's status.
+# The variables do not start with `CIRCLE_`: the server reads every `CIRCLE_*` variable as a setting
+# and refuses unknown ones, and the servers the tests start inherit this environment.
 set -euo pipefail
 
 if [ $# -eq 0 ]; then
@@ -92,8 +94,8 @@ fi
 as_owner "$PG_BIN/psql" -X -q -h "$TMP" -p "$PORT" -U postgres -d postgres \
     -c "CREATE DATABASE circle_test" >/dev/null
 
-export CIRCLE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PORT/circle_test"
-export CIRCLE_TEST_REQUIRE_POSTGRES=1
+export POSTGRES_TEST_URL="postgres://postgres@127.0.0.1:$PORT/circle_test"
+export POSTGRES_TEST_REQUIRED=1
 echo "with-cluster: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT" >&2
 
 set +e

@@ -17,7 +17,7 @@
 //! - `cargo test --workspace` / `cargo build --workspace --all-targets`: features are unified over
 //!   the build, so the debug `target/debug/circle` built there has the hook too. It still does
 //!   nothing unless [`DEATH_FILE_VAR`] is set, and the server logs a warning at start when the
-//!   hook is compiled in ([`COMPILED_IN`]).
+//!   hook is compiled in ([`COMPILED_IN`]) and armed by that variable.
 //!
 //! Without the feature, `relay_wakeup` is an empty inline function: the relay loop's one call
 //! costs nothing.

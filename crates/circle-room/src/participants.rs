@@ -102,9 +102,13 @@ impl Room {
         if let Some((_, place)) = hand {
             self.restore_hand(&id, place);
         }
-        // A facilitator opens the meeting at once; so does anyone carried over, since the meeting
-        // they come back to was already under way before the restart.
-        if self.opens_at.is_some() && vouched {
+        // A facilitator opens the meeting at once; so does someone carried over who was in the
+        // meeting (admitted, or a facilitator): it was already under way before the restart. A
+        // carried member who was still waiting for the opening time waits for it again.
+        let was_under_way = carried
+            .as_ref()
+            .is_some_and(|c| c.admitted || c.role == Role::Facilitator);
+        if self.opens_at.is_some() && (req.facilitator || was_under_way) {
             self.open();
         }
         self.after_change();

@@ -201,6 +201,23 @@ fn a_carried_member_opens_a_meeting_that_has_not_opened_yet() {
 }
 
 #[test]
+fn a_carried_member_who_was_waiting_for_the_opening_does_not_open_it() {
+    let mut before = standing(open_room(), Some(OPENS));
+    let nia = before.join("Nia").expect("joins");
+    assert!(before.room.is_waiting(&nia));
+    let carry = before.room.carry_over(&nia).unwrap();
+    let mut after = standing(open_room(), Some(OPENS));
+    let bob = after.join("Bob").expect("joins");
+    let (nia2, joined) = after.join_carried(&carry).expect("carried join");
+    assert!(joined.waiting, "Nia still waits for the opening time");
+    assert!(after.room.is_waiting(&nia2));
+    assert!(
+        after.room.is_waiting(&bob),
+        "nobody opened the meeting early"
+    );
+}
+
+#[test]
 fn a_lock_set_for_the_next_meeting_does_not_keep_a_carried_member_out() {
     let mut before = standing(open_room(), None);
     let ann = before.join("Ann").expect("joins");

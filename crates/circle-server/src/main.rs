@@ -38,12 +38,14 @@ async fn main() -> ExitCode {
         eprintln!("circle: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
-    if circle_media::fault::COMPILED_IN {
+    if circle_media::fault::COMPILED_IN
+        && std::env::var_os(circle_media::fault::DEATH_FILE_VAR).is_some()
+    {
         // Only a test build links circle-media with its `fault-injection` feature (see
-        // circle-media's fault.rs for why `make run`'s build never does); say so if one runs.
-        tracing::warn!(
-            "this build has test fault injection compiled in; it is not a production build"
-        );
+        // circle-media's fault.rs for why `make run`'s build never does), and only a test arms
+        // it; say so when one is armed. (An unarmed hook does nothing, and a warning on every
+        // start of the workspace's debug binary would be noise in every test that reads stderr.)
+        tracing::warn!("test fault injection is armed: the voice relay will be made to die");
     }
     let config = match Config::load(args.config.as_deref()) {
         Ok(c) => c,

@@ -1,5 +1,5 @@
-//! The store against a real database: SQLite always, PostgreSQL when `CIRCLE_TEST_POSTGRES_URL` is
-//! set (each case in its own fresh database there). With `CIRCLE_TEST_REQUIRE_POSTGRES=1` and no URL,
+//! The store against a real database: SQLite always, PostgreSQL when `POSTGRES_TEST_URL` is
+//! set (each case in its own fresh database there). With `POSTGRES_TEST_REQUIRED=1` and no URL,
 //! the PostgreSQL cases fail rather than skip, so `make test` cannot pass without them.
 
 use std::path::Path;
@@ -73,16 +73,16 @@ impl TestDb {
     }
 }
 
-/// Makes a new database on the PostgreSQL server named by `CIRCLE_TEST_POSTGRES_URL`.
+/// Makes a new database on the PostgreSQL server named by `POSTGRES_TEST_URL`.
 async fn fresh_postgres_database() -> Option<String> {
-    let Ok(base) = std::env::var("CIRCLE_TEST_POSTGRES_URL") else {
-        if std::env::var("CIRCLE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+    let Ok(base) = std::env::var("POSTGRES_TEST_URL") else {
+        if std::env::var("POSTGRES_TEST_REQUIRED").as_deref() == Ok("1") {
             panic!(
-                "CIRCLE_TEST_REQUIRE_POSTGRES=1 but CIRCLE_TEST_POSTGRES_URL is not set: \
+                "POSTGRES_TEST_REQUIRED=1 but POSTGRES_TEST_URL is not set: \
                  run the tests through tests/postgres/with-cluster.sh"
             );
         }
-        eprintln!("CIRCLE_TEST_POSTGRES_URL is not set: PostgreSQL case skipped");
+        eprintln!("POSTGRES_TEST_URL is not set: PostgreSQL case skipped");
         return None;
     };
     let name = format!(
@@ -91,7 +91,7 @@ async fn fresh_postgres_database() -> Option<String> {
     );
     let mut admin = sqlx::PgConnection::connect(&base)
         .await
-        .expect("CIRCLE_TEST_POSTGRES_URL is reachable");
+        .expect("POSTGRES_TEST_URL is reachable");
     admin
         .execute(format!("CREATE DATABASE \"{name}\"").as_str())
         .await
