@@ -91,7 +91,8 @@ impl ServerChild {
             {
                 return Ok(());
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Short: `circle-load standing` times starts by this loop.
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         bail!(
             "the server did not answer {url} within {START_TIMEOUT:?}; see {}",
