@@ -565,10 +565,8 @@ impl Config {
         if let Some(file) = file {
             fig = fig.merge(Toml::file_exact(file));
         }
-        // `CIRCLE_CONFIG` names the file (read by the command line), it is not an option; the
-        // `CIRCLE_TEST_*` variables that tests/postgres/with-cluster.sh exports are the tests'.
-        let not_options = ["config", "test_postgres_url", "test_require_postgres"];
-        fig = fig.merge(Env::prefixed("CIRCLE_").ignore(&not_options).split("__"));
+        // `CIRCLE_CONFIG` names the file (read by the command line), it is not an option.
+        fig = fig.merge(Env::prefixed("CIRCLE_").ignore(&["config"]).split("__"));
         fig.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
     }
 
