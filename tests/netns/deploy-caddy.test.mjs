@@ -37,6 +37,9 @@ before(async () => {
     CIRCLE_CLIENT__SERVE_DIR: join(ROOT, 'web-client'),
     CIRCLE_CLIENT__LISTEN: '127.0.0.1:8080',
     CIRCLE_MEDIA__LISTEN: `0.0.0.0:${MEDIA_PORT}`,
+    // One relay worker, on MEDIA_PORT: the cases check the exact port a browser reaches (with
+    // several, a room lands on one of MEDIA_PORT…+n; crates/circle-media/tests/workers.rs covers them).
+    CIRCLE_MEDIA__WORKERS: '1',
     CIRCLE_MEDIA__ADVERTISED_IP: SERVER_IP,
   }, { health: `${ORIGIN}/healthz`, curlArgs: ['--cacert', tls.ca] });
   if (server.unsupported) throw new Error(`today's configuration keys were refused: ${server.unsupported}`);

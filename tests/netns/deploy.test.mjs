@@ -68,6 +68,9 @@ before(async () => {
     CIRCLE_CLIENT__SERVE_DIR: join(ROOT, 'web-client'),
     CIRCLE_CLIENT__LISTEN: '127.0.0.1:8080',
     CIRCLE_MEDIA__LISTEN: `0.0.0.0:${MEDIA_PORT}`,
+    // One relay worker, on MEDIA_PORT: the cases check the exact port a browser reaches (with
+    // several, a room lands on one of MEDIA_PORT…+n; crates/circle-media/tests/workers.rs covers them).
+    CIRCLE_MEDIA__WORKERS: '1',
     CIRCLE_MEDIA__ADVERTISED_IP: SERVER_IP,
     // coturn checks the credentials Circle makes for each member (use-auth-secret).
     CIRCLE_TURN__SECRET: secret,

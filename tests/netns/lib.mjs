@@ -57,6 +57,9 @@ export function plainConfig() {
     CIRCLE_CLIENT__SERVE_DIR: join(ROOT, 'web-client'),
     CIRCLE_CLIENT__ALLOWED_ORIGINS: JSON.stringify([client]),
     CIRCLE_MEDIA__LISTEN: `0.0.0.0:${MEDIA_PORT}`,
+    // One relay worker, on MEDIA_PORT: the cases check the exact port a browser reaches (with
+    // several, a room lands on one of MEDIA_PORT…+n; crates/circle-media/tests/workers.rs covers them).
+    CIRCLE_MEDIA__WORKERS: '1',
     CIRCLE_MEDIA__ADVERTISED_IP: SERVER_IP,
   };
 }
@@ -76,6 +79,9 @@ export function tlsConfig(tls) {
     CIRCLE_CLIENT__SAME_ORIGIN: 'true',
     CIRCLE_CLIENT__SERVE_DIR: oneOriginClient(),
     CIRCLE_MEDIA__LISTEN: `0.0.0.0:${MEDIA_PORT}`,
+    // One relay worker, on MEDIA_PORT: the cases check the exact port a browser reaches (with
+    // several, a room lands on one of MEDIA_PORT…+n; crates/circle-media/tests/workers.rs covers them).
+    CIRCLE_MEDIA__WORKERS: '1',
     CIRCLE_MEDIA__ADVERTISED_IP: SERVER_IP,
   };
 }
