@@ -109,6 +109,26 @@ struct CarryClaims {
     muted: bool,
 }
 
+impl CarryClaims {
+    /// The claims for `carry`'s place in the meeting at `room`, valid from `iat` to `exp`.
+    fn new(room: &RoomId, via: Option<String>, carry: &CarryOver, iat: u64, exp: u64) -> Self {
+        Self {
+            room: room.0.clone(),
+            via,
+            scope: CARRY_SCOPE.into(),
+            iat,
+            exp,
+            name: carry.name.clone(),
+            device: carry.device.clone(),
+            role: carry.place.role,
+            admitted: carry.place.admitted,
+            hand: carry.place.hand_raised_at,
+            place: carry.place.hand_place,
+            muted: carry.place.muted_by_facilitator,
+        }
+    }
+}
+
 /// Why a resume token was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
@@ -256,20 +276,8 @@ impl TokenKeys {
         carry: &CarryOver,
     ) -> Result<String, TokenError> {
         let now = unix_secs();
-        let claims = CarryClaims {
-            room: room.0.clone(),
-            via: (via != room).then(|| via.0.clone()),
-            scope: CARRY_SCOPE.into(),
-            iat: now,
-            exp: now + CARRY_TTL_SECS,
-            name: carry.name.clone(),
-            device: carry.device.clone(),
-            role: carry.place.role,
-            admitted: carry.place.admitted,
-            hand: carry.place.hand_raised_at,
-            place: carry.place.hand_place,
-            muted: carry.place.muted_by_facilitator,
-        };
+        let via = (via != room).then(|| via.0.clone());
+        let claims = CarryClaims::new(room, via, carry, now, now + CARRY_TTL_SECS);
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| TokenError::Signing(e.to_string()))
     }
@@ -312,20 +320,7 @@ impl TokenKeys {
     #[doc(hidden)]
     pub fn issue_carry_expired(&self, room: &RoomId, carry: &CarryOver) -> String {
         let now = unix_secs();
-        let claims = CarryClaims {
-            room: room.0.clone(),
-            via: None,
-            scope: CARRY_SCOPE.into(),
-            iat: now - 1200,
-            exp: now - 600,
-            name: carry.name.clone(),
-            device: carry.device.clone(),
-            role: carry.place.role,
-            admitted: carry.place.admitted,
-            hand: carry.place.hand_raised_at,
-            place: carry.place.hand_place,
-            muted: carry.place.muted_by_facilitator,
-        };
+        let claims = CarryClaims::new(room, None, carry, now - 1200, now - 600);
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .unwrap_or_default()
     }
