@@ -172,6 +172,13 @@ impl Room {
     }
 
     pub(crate) fn admit_all(&mut self) -> Result<(), RoomError> {
+        let waiting = self.waiting_in_arrival_order();
+        self.admit_waiting(&waiting);
+        Ok(())
+    }
+
+    /// Everyone in the waiting room, first arrival first.
+    pub(crate) fn waiting_in_arrival_order(&self) -> Vec<ParticipantId> {
         let mut waiting: Vec<_> = self
             .participants
             .iter()
@@ -179,14 +186,17 @@ impl Room {
             .map(|(id, p)| (p.seq, id.clone()))
             .collect();
         waiting.sort();
-        let waiting: Vec<ParticipantId> = waiting.into_iter().map(|(_, id)| id).collect();
-        for id in &waiting {
+        waiting.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Lets these waiting participants in, in this order.
+    pub(crate) fn admit_waiting(&mut self, waiting: &[ParticipantId]) {
+        for id in waiting {
             if let Some(p) = self.participants.get_mut(id) {
                 p.admitted = true;
             }
         }
-        self.on_admitted(&waiting);
-        Ok(())
+        self.on_admitted(waiting);
     }
 
     /// Tells the room about people just admitted, all at once: each of them gets one snapshot that

@@ -100,26 +100,14 @@ impl Room {
         if self.opens_at.take().is_none() {
             return;
         }
-        let mut waiting: Vec<_> = self
-            .participants
-            .iter()
-            .filter(|(_, p)| !p.admitted)
-            .map(|(id, p)| (p.seq, id.clone()))
-            .collect();
-        waiting.sort();
-        let waiting: Vec<ParticipantId> = waiting.into_iter().map(|(_, id)| id).collect();
+        let waiting = self.waiting_in_arrival_order();
         if self.settings.waiting_room {
             for id in &waiting {
                 self.send_snapshot(id, false);
             }
             return;
         }
-        for id in &waiting {
-            if let Some(p) = self.participants.get_mut(id) {
-                p.admitted = true;
-            }
-        }
-        self.on_admitted(&waiting);
+        self.admit_waiting(&waiting);
     }
 
     /// Puts a carried-over raised hand back in the speaking order: among the other carried-over
