@@ -460,14 +460,7 @@ async fn on_text(
                     link,
                     request_id: id.clone(),
                 };
-                if !room.send(cmd).await {
-                    reply_error(
-                        conn,
-                        id,
-                        WireError::new(ErrorCode::RoomNotFound, "the meeting has ended"),
-                    );
-                    conn.close(LeaveReason::MeetingEnded);
-                }
+                send_or_ended(room, cmd, conn, id).await;
                 return;
             }
             let (media, msg) = match msg {
@@ -485,14 +478,7 @@ async fn on_text(
                     req,
                     request_id: id.clone(),
                 };
-                if !room.send(cmd).await {
-                    reply_error(
-                        conn,
-                        id,
-                        WireError::new(ErrorCode::RoomNotFound, "the meeting has ended"),
-                    );
-                    conn.close(LeaveReason::MeetingEnded);
-                }
+                send_or_ended(room, cmd, conn, id).await;
                 return;
             }
             let Some(msg) = msg else { return };
@@ -500,23 +486,27 @@ async fn on_text(
                 Ok(cmd) => cmd,
                 Err(e) => return reply_error(conn, id, e),
             };
-            let sent = room
-                .send(RoomCmd::Request {
-                    from: who.clone(),
-                    conn_id: conn.id,
-                    cmd,
-                    request_id: id.clone(),
-                })
-                .await;
-            if !sent {
-                reply_error(
-                    conn,
-                    id,
-                    WireError::new(ErrorCode::RoomNotFound, "the meeting has ended"),
-                );
-                conn.close(LeaveReason::MeetingEnded);
-            }
+            let cmd = RoomCmd::Request {
+                from: who.clone(),
+                conn_id: conn.id,
+                cmd,
+                request_id: id.clone(),
+            };
+            send_or_ended(room, cmd, conn, id).await;
         }
+    }
+}
+
+/// Hands a joined member's request to their room; if the room has ended meanwhile, tells the
+/// member so and closes their connection.
+async fn send_or_ended(room: &RoomHandle, cmd: RoomCmd, conn: &Conn, id: Option<RequestId>) {
+    if !room.send(cmd).await {
+        reply_error(
+            conn,
+            id,
+            WireError::new(ErrorCode::RoomNotFound, "the meeting has ended"),
+        );
+        conn.close(LeaveReason::MeetingEnded);
     }
 }
 
