@@ -58,6 +58,14 @@ export default {
   'end.expired.title': 'We could not bring you back',
   'end.expired.body': 'Your connection was gone for too long, so your place in the meeting was given up. You can rejoin with the same link.',
   'end.other.body': 'The connection to the meeting ended.',
+  'status.restarting': 'The server is restarting. You will be back in a moment.',
+  'status.reconnecting': 'Reconnecting…',
+  'dialog.cancel': 'Cancel',
+  'dialog.close': 'Close',
+  'when.today': 'at {time}',
+  'when.tomorrow': 'tomorrow at {time}',
+  'when.weekday': 'on {day} at {time}',
+  'when.date': 'on {date} at {time}',
 
   // --- presence: arrivals, places, no facilitator, locked or full ---
 

@@ -58,6 +58,14 @@ export default {
   'end.expired.title': 'No pudimos devolverte a la reunión',
   'end.expired.body': 'Tu conexión estuvo caída demasiado tiempo, así que se liberó tu lugar en la reunión. Puedes volver a entrar con el mismo enlace.',
   'end.other.body': 'La conexión con la reunión terminó.',
+  'status.restarting': 'El servidor se está reiniciando. Volverás en un momento.',
+  'status.reconnecting': 'Reconectando…',
+  'dialog.cancel': 'Cancelar',
+  'dialog.close': 'Cerrar',
+  'when.today': 'a las {time}',
+  'when.tomorrow': 'mañana a las {time}',
+  'when.weekday': 'el {day} a las {time}',
+  'when.date': 'el {date} a las {time}',
 
   // --- presence: arrivals, places, no facilitator, locked or full ---
 
