@@ -88,7 +88,7 @@ export function queueActions({ act }, entry, index, length) {
     { class: 'button-row queue-actions' },
     // Each name is the visible text plus words only a screen reader needs (WCAG 2.5.3: the
     // accessible name contains the label you see); the arrows are symbols, read as words.
-    h('button', { type: 'button', class: 'btn btn-small', key: `qg-${id}`, onclick: () => act('give_floor', { participant: id }) }, t('fac.give_floor'), hidden(t('fac.give_floor_to', { name }))),
+    h('button', { type: 'button', class: 'btn btn-small', key: `qg-${id}`, onclick: () => act('give_floor', { participant: id }) }, t('fac.give_floor'), hidden(` ${t('fac.give_floor_to', { name })}`)),
     h(
       'button',
       { type: 'button', class: 'btn btn-small btn-icon', key: `qu-${id}`, title: t('fac.move_up', { name }), disabled: index === 0, onclick: () => act('move_hand', { participant: id, position: Math.max(0, index - 1) }) },
