@@ -74,6 +74,7 @@ window.addEventListener('circle-language', () => {
   const details = [...root.querySelectorAll('details')];
   for (const i of open) if (details[i]) details[i].open = true;
   window.scrollTo(0, scroll);
+  if (!active || active === document.body) return;
   const again = (focus.id && document.getElementById(focus.id)) || (focus.key && root.querySelector(`[data-key="${CSS.escape(focus.key)}"]`));
   (again ?? view.el.querySelector('h1'))?.focus({ preventScroll: true });
 });
@@ -161,6 +162,7 @@ function showJoin(room, notice, relabel = false, typed = null) {
       media,
       notice: notice && t(notice),
       name: typed ?? nameStore.load(room),
+      again: relabel,
       onJoin: async (name) => {
         await enterMeeting(room, (session) => session.join({ name, secret, device: deviceId(room) }));
         nameStore.save(room, name);

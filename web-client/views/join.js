@@ -9,6 +9,10 @@ import { joinErrorText } from './messages.js';
 // The server's limit on a pseudonym, in characters (PROTOCOL.md `join`).
 const MAX_NAME_CHARS = 32;
 
+// The meeting last shown here, `{ room, info }`: drawn again in another language, the page shows it
+// at once rather than asking the server again.
+let shown = null;
+
 /**
  * @param {object} o
  * @param {string} o.room the room id from the link
@@ -17,8 +21,9 @@ const MAX_NAME_CHARS = 32;
  * @param {(name: string) => Promise<void>} o.onJoin joins; rejects with a SessionError
  * @param {string} [o.notice] a message to show first (e.g. why a resume did not work)
  * @param {string} [o.name] the name to fill in (the one last used here)
+ * @param {boolean} [o.again] the same page drawn again (in another language)
  */
-export function joinView({ room, facilitator, media, onJoin, notice, name: lastName = '' }) {
+export function joinView({ room, facilitator, media, onJoin, notice, name: lastName = '', again = false }) {
   const heading = h('h1', { id: 'join-title', tabindex: '-1' }, t('join.opening'));
   const card = h('section', { class: 'card', 'aria-labelledby': 'join-title' }, heading);
   const main = h('main', { id: 'main', class: 'page page-narrow' }, brand(), card);
@@ -30,7 +35,8 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
   async function load() {
     let info;
     try {
-      info = await roomInfo(room);
+      info = again && shown?.room === room ? shown.info : await roomInfo(room);
+      shown = { room, info };
     } catch {
       if (destroyed) return;
       heading.textContent = t('join.unreachable');
