@@ -124,7 +124,7 @@ test('a Spanish browser gets Spanish; a Spanish and an English person in one mee
 
     // Each reads the room in their own language; names and the meeting's title are as given.
     await seeText(lucia.page, '#speaking-title', 'Turno de palabra');
-    await seeText(lucia.page, '[data-key="hand"]', 'Levantar la mano');
+    await seeText(lucia.page, '[data-key="hand"]', 'Levantar mano');
     await seeText(lucia.page, '#room-title', 'Grupo de los martes');
     await seeText(dana.page, '[data-key="hand"]', 'Raise hand');
     await seeText(lucia.page, '.counts-text', '1 miembro · 1 persona que facilita');
@@ -144,7 +144,7 @@ test('a Spanish browser gets Spanish; a Spanish and an English person in one mee
     await seeText(dana.page, '#chat-to-hint', 'Everyone in the meeting will see this.');
 
     // A raised hand: Dana reads it in English, Lucía in Spanish.
-    await lucia.page.getByRole('button', { name: 'Levantar la mano' }).click();
+    await lucia.page.getByRole('button', { name: 'Levantar mano' }).click();
     await seeText(lucia.page, '#queue-title', 'Manos levantadas (1)');
     await seeText(dana.page, '#queue-title', 'Raised hands (1)');
     await seeText(dana.page, '.queue', 'Lucía');
@@ -206,7 +206,7 @@ test('the language picker switches the page live, inside the meeting, and is rem
 
     // Kim switches while typing: the draft stays.
     await chooseLanguage(kim.page, 'es');
-    await seeText(kim.page, '[data-key="hand"]', 'Levantar la mano');
+    await seeText(kim.page, '[data-key="hand"]', 'Levantar mano');
     assert.equal(await kim.page.inputValue('#chat-input'), 'A draft, not sent yet');
 
     // Remembered: a reload (which resumes the meeting) comes back in Spanish.

@@ -137,6 +137,8 @@ const THEMES = ['light', 'dark'];
  */
 export async function inEachLook(page, fn) {
   const start = await page.evaluate(() => ({
+    // The picker keeps a choice on the device: put back what was there (often nothing).
+    stored: localStorage.getItem('circle.language'),
     lang: document.documentElement.lang || 'en',
     theme: matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light',
     picker: !!document.getElementById('language') && !document.querySelector('dialog[open]'),
@@ -157,7 +159,10 @@ export async function inEachLook(page, fn) {
     }
   } finally {
     await page.emulateMedia({ colorScheme: start.theme });
-    if (lang !== start.lang) await chooseLanguage(page, start.lang);
+    if (lang !== start.lang) {
+      await chooseLanguage(page, start.lang);
+      await page.evaluate((stored) => (stored === null ? localStorage.removeItem('circle.language') : localStorage.setItem('circle.language', stored)), start.stored);
+    }
   }
 }
 
