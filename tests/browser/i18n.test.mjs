@@ -72,6 +72,10 @@ test('the catalogue: Spanish has every English key with the same placeholders, a
     assert.deepEqual(differ, [], `${lang}: these keys' placeholders differ from English`);
     const empty = Object.keys(c).filter((k) => !String(c[k]).trim());
     assert.deepEqual(empty, [], `${lang}: these keys are empty`);
+    // A key written twice (say, by two areas' sections) silently keeps only the last.
+    const written = [...readFileSync(join(CLIENT, 'locales', `${lang}.js`), 'utf8').matchAll(/^\s*'([^']+)':/gm)].map((m) => m[1]);
+    const twice = written.filter((k, i) => written.indexOf(k) !== i);
+    assert.deepEqual(twice, [], `${lang}: these keys are written twice`);
   }
   // Every key the client looks up with a literal (`t('…')`, `tn('…', n)`) is in the catalogue, with
   // both plural forms for `tn`.
