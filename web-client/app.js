@@ -5,6 +5,7 @@
 // Modules: config.js (server address), api.js (HTTP), session.js (websocket, request ids,
 // resume/backoff), state.js (the room model), media.js (microphone and voice), views/*.js (drawing).
 
+import { t } from './i18n.js';
 import { Media } from './media.js';
 import { RoomState, Part } from './state.js';
 import { Session, resumeStore } from './session.js';
@@ -111,8 +112,10 @@ function showJoin(room, notice) {
       notice,
       name: nameStore.load(room),
       onJoin: async (name) => {
-        await enterMeeting(room, (session) => session.join({ name, secret, device: deviceId(room) }));
+        const joined = await enterMeeting(room, (session) => session.join({ name, secret, device: deviceId(room) }));
         nameStore.save(room, name);
+        // This browser was still in the meeting (a closed tab, another tab): it has its place back.
+        if (joined?.resumed) announce(t('presence.backInPlace'));
       },
     }),
   );
@@ -133,8 +136,8 @@ async function resumeMeeting(room, token) {
 }
 
 /**
- * Opens a session with `start(session)` (join or resume) and, once joined, shows the meeting. Rejects
- * with the SessionError if the server refused.
+ * Opens a session with `start(session)` (join or resume) and, once joined, shows the meeting; resolves
+ * to the server's `joined`. Rejects with the SessionError if the server refused.
  */
 async function enterMeeting(room, start) {
   // The key and device id go with the session, so that after a server restart it can rejoin alone.
@@ -209,6 +212,7 @@ async function enterMeeting(room, start) {
   const { key } = readLink();
   if (key) history.replaceState(null, '', `#room=${encodeURIComponent(room)}`);
   showForState();
+  return joined;
 }
 
 // The browser tests set this flag (before the page loads) to read the voice connection's statistics.

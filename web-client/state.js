@@ -3,6 +3,8 @@
 // `apply(msg)` folds one server message into the model and says what changed (so the view redraws
 // only those parts) and what a screen reader should hear. No DOM, no network: a plain module.
 
+import { t } from './i18n.js';
+
 /** The parts of the view a change touches. */
 export const Part = Object.freeze({
   ALL: 'all', // a new snapshot: redraw everything
@@ -52,6 +54,8 @@ export class RoomState {
     this.standing = false;
     /** While the room is not open yet: when it opens (server clock, Unix ms); else null. */
     this.opensAt = null;
+    /** Whether a facilitator is in the meeting (online or reconnecting); told to the waiting room too. */
+    this.facilitatorPresent = true;
     /** The links a facilitator was last sent (`links`, after one was replaced), or null. */
     this.links = null;
     /** Chat messages added and deleted by the last `apply`, for incremental drawing. */
@@ -249,6 +253,11 @@ export class RoomState {
         changed.add(Part.SETTINGS).add(Part.FLOOR).add(Part.ME).add(Part.CHAT);
         break;
       }
+      case 'facilitator_present':
+        if (this.facilitatorPresent !== msg.present) say(t(msg.present ? 'presence.facilitatorBackSaid' : 'presence.noFacilitatorSaid'));
+        this.facilitatorPresent = msg.present;
+        changed.add(Part.SETTINGS);
+        break;
       case 'speakers':
         this.speaking = new Set(msg.participants);
         changed.add(Part.SPEAKING);
@@ -271,6 +280,7 @@ export class RoomState {
     this.standing = !!(room.standing ?? top.standing ?? this.standing);
     const opens = room.opens_at !== undefined ? room.opens_at : top.opens_at;
     this.opensAt = typeof opens === 'number' ? opens : null;
+    this.facilitatorPresent = room.facilitator_present ?? true;
     const known = this.participants;
     for (const p of room.participants) this.noteMute(known.get(p.id), p);
     this.participants = new Map(room.participants.map((p) => [p.id, p]));

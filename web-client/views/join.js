@@ -1,6 +1,7 @@
 // The join page: the meeting's title, a pseudonym, an optional microphone check, and join (muted).
 
 import { roomInfo } from '../api.js';
+import { t } from '../i18n.js';
 import { brand } from './start.js';
 import { formatWhen, h } from './dom.js';
 import { joinErrorText } from './messages.js';
@@ -47,7 +48,17 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
     }
     heading.textContent = info.title;
     heading.before(h('p', { class: 'eyebrow' }, 'You are invited to'));
-    card.append(...opening(info), ...joinForm());
+    card.append(...opening(info), ...closed(info), ...joinForm());
+  }
+
+  /**
+   * A locked or full meeting, said before a name is typed (a facilitator's link gets in anyway). The
+   * form stays: the room may open again, and joining still gives the answer that counts.
+   */
+  function closed(info) {
+    if (facilitator || !(info.locked || info.full)) return [];
+    const text = t(info.locked ? 'presence.lockedNotice' : 'presence.fullNotice');
+    return [h('p', { class: 'calm-notice', id: 'join-closed', role: 'status' }, text)];
   }
 
   /** A standing room that is not open yet: when it opens, in this person's own time. */

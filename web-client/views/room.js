@@ -8,11 +8,13 @@
 // what is shown (`swap`), keeping keyboard focus where it was. The chat log is the exception: it grows
 // message by message, so reading and scrolling are never disturbed. The share timer ticks on its own.
 
+import { t } from '../i18n.js';
 import { Part } from '../state.js';
 import { canChooseSpeaker } from '../media.js';
 import { confirmDialog, formatDuration, formatTime, h, icon, infoDialog, statusText, swap } from './dom.js';
 import { requestErrorText } from './messages.js';
 import { facilitatorPanel, personActions, queueActions, floorControls, waitingList } from './facilitator.js';
+import { lastFacilitatorLeave, onlyFacilitator } from './facilitator.js';
 
 /**
  * @param {object} o
@@ -141,6 +143,9 @@ export function roomView({ state, session, media, onLeave }) {
           state.settings.one_speaker ? h('span', { class: 'badge badge-quiet' }, 'One speaker') : null,
         ),
       ),
+      // Calm, not a warning: the meeting goes on (PROTOCOL.md §6.9). A facilitator is always here
+      // for a facilitator, so only members see it.
+      state.facilitatorPresent ? null : h('p', { class: 'calm-notice', id: 'no-facilitator', key: 'no-facilitator' }, t('presence.noFacilitatorNotice')),
       media.playbackBlocked
         ? h(
             'button',
@@ -774,6 +779,10 @@ export function roomView({ state, session, media, onLeave }) {
 
   // Asked first, for everyone: on a phone, Leave is a thumb's slip away from the other controls.
   async function leave() {
+    if (onlyFacilitator(state)) {
+      if (await lastFacilitatorLeave(ctx)) onLeave();
+      return;
+    }
     const ok = await confirmDialog({
       title: 'Leave the meeting?',
       body: state.isFacilitator

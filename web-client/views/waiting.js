@@ -2,6 +2,7 @@
 // time it says, calmly, when the meeting opens (in the member's own time); the server lets them in
 // then, and the page changes by itself.
 
+import { t } from '../i18n.js';
 import { brand } from './start.js';
 import { formatWhen, h, statusText } from './dom.js';
 
@@ -39,6 +40,11 @@ export function waitingView({ state, session, onLeave }) {
       // At the open time the server lets you in; should it only open the doors (a facilitator
       // admits each person), the words here change then too.
       opensTimer = setTimeout(render, Math.min(left + 500, 2 ** 31 - 1));
+    } else if (!state.facilitatorPresent) {
+      // Nobody is here to let them in: say so, rather than promise "soon" (PROTOCOL.md §6.9).
+      heading.textContent = t('presence.waitingNoFacilitator');
+      words.textContent = t('presence.waitingNoFacilitatorWords');
+      words.hidden = false;
     } else {
       heading.textContent = 'The facilitator will let you in soon';
       words.textContent = '';
