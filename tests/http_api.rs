@@ -1,6 +1,9 @@
 //! The HTTP API: room creation (open, or with the operator key), room lookup, health.
 
-use circle_tests::{server, server_with};
+use circle_tests::{
+    proto::{ClientMsg as C, SettingsPatch},
+    server, server_with,
+};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -205,4 +208,76 @@ async fn one_client_cannot_take_every_room() {
     assert_eq!(body["code"], "rate_limited");
     // Someone else, at the same moment, still can.
     assert_eq!(create("203.0.113.50").await.unwrap().status(), 201);
+}
+
+/// What `GET /api/rooms/{room}` says now.
+async fn room_info(srv: &circle_tests::TestServer, room: &circle_tests::CreatedRoom) -> Value {
+    reqwest::get(format!("{}/api/rooms/{}", srv.base, room.room))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_join_page_can_tell_a_locked_or_full_room_before_a_name_is_typed() {
+    let srv = server_with(|c| c.rooms.max_participants = 2).await;
+    let room = srv.create_room(json!({})).await;
+    let info = room_info(&srv, &room).await;
+    assert_eq!(
+        (&info["locked"], &info["full"]),
+        (&json!(false), &json!(false))
+    );
+
+    let (mut fac, _) = srv.join(&room, "Robin", true).await;
+    fac.ok(C::UpdateSettings {
+        id: None,
+        settings: SettingsPatch {
+            locked: Some(true),
+            ..Default::default()
+        },
+    })
+    .await;
+    // The room publishes its state after each step; this request's answer comes after that.
+    fac.ok(C::LowerHand {
+        id: None,
+        participant: None,
+    })
+    .await;
+    let info = room_info(&srv, &room).await;
+    assert_eq!(
+        (&info["locked"], &info["full"]),
+        (&json!(true), &json!(false))
+    );
+
+    fac.ok(C::UpdateSettings {
+        id: None,
+        settings: SettingsPatch {
+            locked: Some(false),
+            ..Default::default()
+        },
+    })
+    .await;
+    let (_kim, _) = srv.join(&room, "Kim", false).await;
+    fac.ok(C::LowerHand {
+        id: None,
+        participant: None,
+    })
+    .await;
+    let info = room_info(&srv, &room).await;
+    assert_eq!(
+        (&info["locked"], &info["full"]),
+        (&json!(false), &json!(true))
+    );
+    assert!(
+        info.get("participants").is_none(),
+        "nothing about who is inside"
+    );
+
+    let locked_from_the_start = srv.create_room(json!({"settings": {"locked": true}})).await;
+    assert_eq!(
+        room_info(&srv, &locked_from_the_start).await["locked"],
+        true
+    );
 }

@@ -197,3 +197,148 @@ async fn a_superseded_token_can_neither_resume_nor_take_the_session_over() {
     let again = thief.resume(&room.room, &rj.token).await.expect("latest");
     assert_eq!(again.you, aj.you);
 }
+
+/// Joins `name` on a fresh connection with this browser's device id.
+async fn join_from(
+    srv: &circle_tests::TestServer,
+    room: &circle_tests::CreatedRoom,
+    name: &str,
+    device: Option<&str>,
+) -> (circle_tests::Client, anyhow::Result<circle_tests::Joined>) {
+    let mut c = srv.connect().await;
+    let j = c
+        .join(&room.room, name, None, device.map(str::to_owned))
+        .await;
+    (c, j)
+}
+
+#[tokio::test]
+async fn a_closed_tab_joining_again_from_the_same_browser_takes_up_its_place() {
+    let srv = server().await;
+    let room = srv.create_room(open_room()).await;
+    let (mut fac, _) = srv.join(&room, "Robin", true).await;
+    let (ann, aj) = join_from(&srv, &room, "Ann", Some("ann-browser")).await;
+    let aj = aj.expect("Ann joins");
+    let (mut ben, bj) = srv.join(&room, "Ben", false).await;
+    fac.ok(C::GiveFloor {
+        id: None,
+        participant: aj.you.clone(),
+    })
+    .await;
+    ben.ok(C::RaiseHand { id: None }).await;
+
+    // The tab is closed; within the grace period a new tab opens the link, and Ann types her name.
+    ann.drop_connection().await;
+    fac.expect("Ann shown as reconnecting", |m| match m {
+        S::ParticipantUpdated { participant }
+            if participant.id == aj.you && participant.presence == Presence::Reconnecting =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    let (mut back, rj) = join_from(&srv, &room, "ann", Some("ann-browser")).await;
+    let rj = rj.expect("the same browser gets its own name back");
+    assert_eq!(rj.you, aj.you, "the same participant");
+    assert!(rj.resumed, "`joined` says it took up the earlier place");
+    let speaker = rj.room.floor.speaker.expect("the floor is still hers");
+    assert_eq!(speaker.participant, aj.you);
+    let queue: Vec<_> = rj
+        .room
+        .floor
+        .queue
+        .iter()
+        .map(|q| q.participant.clone())
+        .collect();
+    assert_eq!(queue, vec![Some(bj.you.clone())], "Ben's place is kept too");
+    fac.expect("Ann online again", |m| match m {
+        S::ParticipantUpdated { participant }
+            if participant.id == aj.you && participant.presence == Presence::Online =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    back.ok(C::SetSelfMute {
+        id: None,
+        muted: false,
+    })
+    .await;
+
+    // Anyone else typing her name, or a browser that sends no device id, is someone else.
+    for device in [Some("someone-else"), None] {
+        let (_, other) = join_from(&srv, &room, "Ann", device).await;
+        let err = other.expect_err("the name is taken");
+        assert_eq!(join_error(&err), Some(ErrorCode::NameTaken), "{device:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_second_tab_joining_from_the_same_browser_replaces_the_first() {
+    let srv = server().await;
+    let room = srv.create_room(open_room()).await;
+    let (ann, aj) = join_from(&srv, &room, "Ann", Some("ann-browser")).await;
+    let (mut ann, aj) = (ann, aj.expect("Ann joins"));
+    let (mut second, sj) = join_from(&srv, &room, "Ann", Some("ann-browser")).await;
+    let sj = sj.expect("the second tab takes the session over");
+    assert_eq!(sj.you, aj.you);
+    assert!(sj.resumed);
+    let (seen, close) = ann.until_closed().await;
+    assert!(seen.iter().any(|m| matches!(
+        m,
+        S::Removed {
+            reason: LeaveReason::Replaced,
+            ..
+        }
+    )));
+    assert_eq!(u16::from(close.expect("close frame").code), 4009);
+    second.ok(C::RaiseHand { id: None }).await;
+    // The first tab's resume token no longer works: the session moved.
+    let err = srv
+        .connect()
+        .await
+        .resume(&room.room, &aj.token)
+        .await
+        .expect_err("an earlier token");
+    assert_eq!(join_error(&err), Some(ErrorCode::InvalidToken));
+}
+
+#[tokio::test]
+async fn a_banned_browser_cannot_come_back_under_its_old_name() {
+    let srv = server().await;
+    let room = srv.create_room(open_room()).await;
+    let (mut fac, _) = srv.join(&room, "Robin", true).await;
+    let (_ann, aj) = join_from(&srv, &room, "Ann", Some("ann-browser")).await;
+    fac.ok(C::Ban {
+        id: None,
+        participant: aj.expect("Ann joins").you,
+    })
+    .await;
+    let (_, again) = join_from(&srv, &room, "Ann", Some("ann-browser")).await;
+    assert_eq!(
+        join_error(&again.expect_err("banned")),
+        Some(ErrorCode::Banned)
+    );
+}
+
+#[tokio::test]
+async fn the_waiting_room_is_told_when_no_facilitator_is_here() {
+    let srv = server().await;
+    let room = srv.create_room(json!({})).await;
+    let (mut fac, _) = srv.join(&room, "Robin", true).await;
+    let (mut kim, kj) = srv.join(&room, "Kim", false).await;
+    assert!(kj.waiting);
+    assert!(kj.room.facilitator_present);
+    fac.ok(C::Leave { id: None }).await;
+    kim.expect("no facilitator here", |m| {
+        matches!(m, S::FacilitatorPresent { present: false }).then_some(())
+    })
+    .await;
+    let (_, _) = srv.join(&room, "Jo", true).await;
+    kim.expect("a facilitator here again", |m| {
+        matches!(m, S::FacilitatorPresent { present: true }).then_some(())
+    })
+    .await;
+}

@@ -164,8 +164,10 @@ function showJoin(room, notice, relabel = false, typed = null) {
       name: typed ?? nameStore.load(room),
       again: relabel,
       onJoin: async (name) => {
-        await enterMeeting(room, (session) => session.join({ name, secret, device: deviceId(room) }));
+        const joined = await enterMeeting(room, (session) => session.join({ name, secret, device: deviceId(room) }));
         nameStore.save(room, name);
+        // This browser was still in the meeting (a closed tab, another tab): it has its place back.
+        if (joined?.resumed) announce(t('presence.back_in_place'));
       },
     }),
     () => showJoin(room, notice, true, document.getElementById('name')?.value ?? null),
@@ -188,8 +190,8 @@ async function resumeMeeting(room, token) {
 }
 
 /**
- * Opens a session with `start(session)` (join or resume) and, once joined, shows the meeting. Rejects
- * with the SessionError if the server refused.
+ * Opens a session with `start(session)` (join or resume) and, once joined, shows the meeting; resolves
+ * to the server's `joined`. Rejects with the SessionError if the server refused.
  */
 async function enterMeeting(room, start) {
   // The key and device id go with the session, so that after a server restart it can rejoin alone.
@@ -268,6 +270,7 @@ async function enterMeeting(room, start) {
   const { key } = readLink();
   if (key) history.replaceState(null, '', `#room=${encodeURIComponent(room)}`);
   showForState();
+  return joined;
 }
 
 // The browser tests set this flag (before the page loads) to read the voice connection's statistics.

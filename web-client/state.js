@@ -54,6 +54,8 @@ export class RoomState {
     this.standing = false;
     /** While the room is not open yet: when it opens (server clock, Unix ms); else null. */
     this.opensAt = null;
+    /** Whether a facilitator is in the meeting (online or reconnecting); told to the waiting room too. */
+    this.facilitatorPresent = true;
     /** The links a facilitator was last sent (`links`, after one was replaced), or null. */
     this.links = null;
     /** Chat messages added and deleted by the last `apply`, for incremental drawing. */
@@ -254,6 +256,11 @@ export class RoomState {
         changed.add(Part.SETTINGS).add(Part.FLOOR).add(Part.ME).add(Part.CHAT);
         break;
       }
+      case 'facilitator_present':
+        if (this.facilitatorPresent !== msg.present) say(t(msg.present ? 'presence.facilitator_back_said' : 'presence.no_facilitator_said'));
+        this.facilitatorPresent = msg.present;
+        changed.add(Part.SETTINGS);
+        break;
       case 'speakers':
         this.speaking = new Set(msg.participants);
         changed.add(Part.SPEAKING);
@@ -276,6 +283,7 @@ export class RoomState {
     this.standing = !!(room.standing ?? top.standing ?? this.standing);
     const opens = room.opens_at !== undefined ? room.opens_at : top.opens_at;
     this.opensAt = typeof opens === 'number' ? opens : null;
+    this.facilitatorPresent = room.facilitator_present ?? true;
     const known = this.participants;
     for (const p of room.participants) this.noteMute(known.get(p.id), p);
     this.participants = new Map(room.participants.map((p) => [p.id, p]));

@@ -318,7 +318,8 @@ test('dark mode follows the device, and reduced motion stops everything that mov
     assert.deepEqual(await moving(), [], 'on the join page');
     await page.fill('#name', 'Fran');
     await page.getByRole('button', { name: 'Join muted' }).click();
-    await seeText(page, 'h1', 'The facilitator will let you in soon');
+    // No facilitator has come yet: the waiting room says so (PROTOCOL.md §6.9).
+    await seeText(page, 'h1', 'No facilitator is here yet');
     assert.deepEqual(await moving(), [], 'in the waiting room');
     noErrors(fran);
   } finally {

@@ -173,6 +173,8 @@ pub struct Joined {
     pub token: String,
     /// In the waiting room.
     pub waiting: bool,
+    /// This took up a place we already had (a resume, or a join from the same device).
+    pub resumed: bool,
     /// What we see.
     pub room: RoomSnapshot,
     /// The STUN / TURN servers handed to us.
@@ -433,6 +435,7 @@ pub(crate) fn joined(m: ServerMsg) -> Result<Joined> {
             role,
             resume_token,
             waiting,
+            resumed,
             room,
             ice_servers,
             ..
@@ -441,6 +444,7 @@ pub(crate) fn joined(m: ServerMsg) -> Result<Joined> {
             role,
             token: resume_token,
             waiting,
+            resumed,
             room,
             ice_servers,
         }),

@@ -447,6 +447,21 @@ export default {
   'sound.speaker_n': 'Speaker {n}',
 
   // --- presence: arrivals, places, no facilitator, locked or full ---
+  'presence.back_in_place': 'Welcome back. You have your place again, with your microphone off.',
+  'presence.no_facilitator_notice': 'No facilitator is here right now. The meeting goes on; people in the waiting room are let in, and the floor is handed on, when a facilitator is back.',
+  'presence.no_facilitator_said': 'No facilitator is here right now.',
+  'presence.facilitator_back_said': 'A facilitator is here.',
+  'presence.waiting_no_facilitator': 'No facilitator is here yet',
+  'presence.waiting_no_facilitator_words': 'You will be let in when one arrives. You can keep waiting here.',
+  'presence.last_leave_title': 'You are the only facilitator',
+  'presence.last_leave_body': 'If you leave, no one can let people in from the waiting room or give the floor until a facilitator comes back. You can make someone a facilitator first.',
+  'presence.last_leave_body_alone': 'If you leave, no one can let people in from the waiting room or give the floor until a facilitator comes back.',
+  'presence.last_leave_choose': 'New facilitator',
+  'presence.last_leave_promote': 'Make them facilitator and leave',
+  'presence.last_leave_anyway': 'Leave anyway',
+  'presence.last_leave_stay': 'Stay',
+  'presence.locked_notice': 'This meeting is locked right now, so new people cannot join. If you were expecting to join, let the person who sent you the link know, or try again later.',
+  'presence.full_notice': 'This meeting is full right now. You can try again in a little while, when someone leaves.',
 
   // --- reactions and connection quality ---
 

@@ -447,6 +447,21 @@ export default {
   'sound.speaker_n': 'Altavoz {n}',
 
   // --- presence: arrivals, places, no facilitator, locked or full ---
+  'presence.back_in_place': 'Has vuelto. Tienes de nuevo tu lugar, con el micrófono apagado.',
+  'presence.no_facilitator_notice': 'Ahora mismo no hay ninguna persona facilitadora. La reunión sigue; quienes están en la sala de espera entrarán, y se dará la palabra, cuando vuelva una.',
+  'presence.no_facilitator_said': 'Ahora mismo no hay ninguna persona facilitadora.',
+  'presence.facilitator_back_said': 'Ya hay una persona facilitadora.',
+  'presence.waiting_no_facilitator': 'Todavía no hay ninguna persona facilitadora',
+  'presence.waiting_no_facilitator_words': 'Podrás entrar cuando llegue una. Puedes seguir esperando aquí.',
+  'presence.last_leave_title': 'Eres la única persona facilitadora',
+  'presence.last_leave_body': 'Si sales, nadie podrá dejar entrar a quienes esperan ni dar la palabra hasta que vuelva una persona facilitadora. Antes de salir, puedes nombrar a otra persona para facilitar.',
+  'presence.last_leave_body_alone': 'Si sales, nadie podrá dejar entrar a quienes esperan ni dar la palabra hasta que vuelva una persona facilitadora.',
+  'presence.last_leave_choose': 'Nueva persona facilitadora',
+  'presence.last_leave_promote': 'Nombrarla y salir',
+  'presence.last_leave_anyway': 'Salir de todos modos',
+  'presence.last_leave_stay': 'Quedarme',
+  'presence.locked_notice': 'Esta reunión está cerrada en este momento, así que no pueden entrar personas nuevas. Si esperabas entrar, avisa a quien te envió el enlace, o vuelve a intentarlo más tarde.',
+  'presence.full_notice': 'Esta reunión está completa en este momento. Puedes volver a intentarlo dentro de un rato, cuando alguien salga.',
 
   // --- reactions and connection quality ---
 

@@ -379,3 +379,58 @@ function copyField(id, label, url, hint) {
     h('p', { class: 'hint', id: `${id}-hint` }, hint),
   );
 }
+
+// ---- the last facilitator leaving ----------------------------------------------------------------
+
+/** Whether this person is the meeting's only facilitator (one whose connection dropped still counts). */
+export function onlyFacilitator(state) {
+  if (!state.isFacilitator) return false;
+  return ![...state.participants.values()].some((p) => p.id !== state.you && p.role === 'facilitator');
+}
+
+/**
+ * Asks the only facilitator before they leave (PROTOCOL.md §6.9): make someone a facilitator first
+ * (`promote`), leave anyway, or stay. Resolves to true when they should leave now.
+ */
+export function lastFacilitatorLeave({ state, act }) {
+  const dialog = document.getElementById('confirm');
+  const members = state.roster().filter((p) => p.role === 'member' && p.presence === 'online');
+  const stay = h('button', { type: 'button', class: 'btn' }, t('presence.last_leave_stay'));
+  const anyway = h('button', { type: 'button', class: members.length ? 'btn' : 'btn btn-primary' }, t('presence.last_leave_anyway'));
+  const who = members.length
+    ? h('select', { id: 'last-leave-who' }, ...members.map((p) => h('option', { value: p.id }, p.name)))
+    : null;
+  const promote = who ? h('button', { type: 'button', class: 'btn btn-primary' }, t('presence.last_leave_promote')) : null;
+  dialog.replaceChildren(
+    h('h2', { id: 'confirm-title' }, t('presence.last_leave_title')),
+    h('p', { id: 'confirm-body' }, t(who ? 'presence.last_leave_body' : 'presence.last_leave_body_alone')),
+    who ? h('div', { class: 'field' }, h('label', { for: 'last-leave-who' }, t('presence.last_leave_choose')), who) : null,
+    h('div', { class: 'dialog-actions' }, stay, anyway, promote),
+  );
+  dialog.setAttribute('aria-labelledby', 'confirm-title');
+  dialog.setAttribute('aria-describedby', 'confirm-body');
+  const opener = document.activeElement;
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (leave) => {
+      if (settled) return;
+      settled = true;
+      dialog.close();
+      resolve(leave);
+    };
+    stay.addEventListener('click', () => done(false));
+    anyway.addEventListener('click', () => done(true));
+    promote?.addEventListener('click', async () => {
+      promote.disabled = true;
+      // Leave only once they are a facilitator: if that failed (they left just now), stay; the
+      // room says why.
+      done(await act('promote', { participant: who.value }));
+    });
+    dialog.addEventListener('close', () => {
+      if (!settled) done(false);
+      if (opener?.isConnected) opener.focus();
+    }, { once: true });
+    dialog.showModal();
+    stay.focus();
+  });
+}

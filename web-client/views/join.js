@@ -54,7 +54,17 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
     }
     heading.textContent = info.title;
     heading.before(h('p', { class: 'eyebrow' }, t('join.invited')));
-    card.append(...opening(info), ...joinForm());
+    card.append(...opening(info), ...closed(info), ...joinForm());
+  }
+
+  /**
+   * A locked or full meeting, said before a name is typed (a facilitator's link gets in anyway). The
+   * form stays: the room may open again, and joining still gives the answer that counts.
+   */
+  function closed(info) {
+    if (facilitator || !(info.locked || info.full)) return [];
+    const text = t(info.locked ? 'presence.locked_notice' : 'presence.full_notice');
+    return [h('p', { class: 'calm-notice', id: 'join-closed', role: 'status' }, text)];
   }
 
   /** A standing room that is not open yet: when it opens, in this person's own time. */

@@ -14,6 +14,7 @@ import { canChooseSpeaker } from '../media.js';
 import { confirmDialog, formatDuration, formatTime, h, icon, infoDialog, languagePicker, statusText, swap } from './dom.js';
 import { requestErrorText } from './messages.js';
 import { facilitatorPanel, personActions, queueActions, floorControls, waitingList } from './facilitator.js';
+import { lastFacilitatorLeave, onlyFacilitator } from './facilitator.js';
 
 /**
  * @param {object} o
@@ -142,6 +143,9 @@ export function roomView({ state, session, media, onLeave }) {
           state.settings.one_speaker ? h('span', { class: 'badge badge-quiet' }, t('room.one_speaker')) : null,
         ),
       ),
+      // Calm, not a warning: the meeting goes on (PROTOCOL.md §6.9). A facilitator is always here
+      // for a facilitator, so only members see it.
+      state.facilitatorPresent ? null : h('p', { class: 'calm-notice', id: 'no-facilitator', key: 'no-facilitator' }, t('presence.no_facilitator_notice')),
       media.playbackBlocked
         ? h(
             'button',
@@ -776,6 +780,10 @@ export function roomView({ state, session, media, onLeave }) {
 
   // Asked first, for everyone: on a phone, Leave is a thumb's slip away from the other controls.
   async function leave() {
+    if (onlyFacilitator(state)) {
+      if (await lastFacilitatorLeave(ctx)) onLeave();
+      return;
+    }
     const ok = await confirmDialog({
       title: t('leave.title'),
       body: state.isFacilitator ? t('leave.body_facilitator') : t('leave.body'),

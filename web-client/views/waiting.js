@@ -40,6 +40,11 @@ export function waitingView({ state, session, onLeave }) {
       // At the open time the server lets you in; should it only open the doors (a facilitator
       // admits each person), the words here change then too.
       opensTimer = setTimeout(render, Math.min(left + 500, 2 ** 31 - 1));
+    } else if (!state.facilitatorPresent) {
+      // Nobody is here to let them in: say so, rather than promise "soon" (PROTOCOL.md §6.9).
+      heading.textContent = t('presence.waiting_no_facilitator');
+      words.textContent = t('presence.waiting_no_facilitator_words');
+      words.hidden = false;
     } else {
       heading.textContent = t('waiting.soon');
       words.textContent = '';

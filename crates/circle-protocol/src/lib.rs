@@ -651,6 +651,10 @@ pub struct RoomSnapshot {
     /// until then (or until a facilitator arrives). `null` once open, and always for ad-hoc rooms.
     #[serde(default)]
     pub opens_at: Option<Millis>,
+    /// `true` while a facilitator is in the meeting (online, or reconnecting inside the grace
+    /// period). Told to everyone, the waiting room included; changes come as `facilitator_present`.
+    #[serde(default)]
+    pub facilitator_present: bool,
 }
 
 /// Why a participant left or was disconnected.
@@ -698,6 +702,10 @@ pub enum ServerMsg {
         grace_secs: u64,
         /// `true` while you are in the waiting room: `room` then holds only the title and yourself.
         waiting: bool,
+        /// `true` when this took up a place you already had: a `resume`, or a `join` from the same
+        /// browser (same name and device id) while your earlier session was still in the room.
+        #[serde(default)]
+        resumed: bool,
         /// The server's clock now (Unix ms), so a client can show share timers right even when its
         /// own clock is off.
         server_time: Millis,
@@ -801,6 +809,12 @@ pub enum ServerMsg {
     MoreChat {
         /// The next history messages.
         chat: Vec<ChatView>,
+    },
+    /// To everyone, the waiting room included: whether a facilitator is in the meeting now changed
+    /// (the last one left or timed out, or one arrived or was made one).
+    FacilitatorPresent {
+        /// `true` while a facilitator is here (online, or reconnecting inside the grace period).
+        present: bool,
     },
     /// Your own media permission: whether the server currently forwards your audio.
     Hearing {

@@ -220,6 +220,8 @@ pub struct Room {
     hearing: HashMap<ParticipantId, bool>,
     /// The last head counts sent out.
     counts: Counts,
+    /// The last "a facilitator is here" answer sent out.
+    facilitator_present: bool,
     /// The meeting has ended.
     ended: bool,
     /// A standing room's meeting (a group's room that outlives its meetings), not an ad-hoc room.
@@ -270,6 +272,7 @@ impl Room {
                 facilitators: 0,
                 waiting: 0,
             },
+            facilitator_present: false,
             ended: false,
             standing: false,
             opens_at: None,
@@ -482,14 +485,29 @@ impl Room {
         self.emit(Output::Ended);
     }
 
-    /// Sends what changed in the head counts and in who may be heard.
+    /// Sends what changed in the head counts, in whether a facilitator is here, and in who may be
+    /// heard.
     fn after_change(&mut self) {
         let counts = self.current_counts();
         if counts != self.counts {
             self.counts = counts;
             self.send(Audience::Admitted, ServerMsg::Counts { counts });
         }
+        // Facilitators are always admitted, and one reconnecting inside the grace period counts.
+        let present = counts.facilitators > 0;
+        if present != self.facilitator_present {
+            self.facilitator_present = present;
+            self.send(Audience::All, ServerMsg::FacilitatorPresent { present });
+        }
         self.refresh_hearing();
+    }
+
+    /// `true` while a facilitator is in the meeting (online, or reconnecting inside the grace
+    /// period).
+    pub fn facilitator_present(&self) -> bool {
+        self.participants
+            .values()
+            .any(|p| p.admitted && p.role == Role::Facilitator)
     }
 
     fn current_counts(&self) -> Counts {

@@ -7,10 +7,17 @@ use circle_protocol::{LeaveReason, Millis, ParticipantId, Role, ServerMsg};
 /// What a successful join gives the driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Joined {
+    /// Who they are: the id the driver chose, or, when they took up their earlier place, that
+    /// place's id.
+    pub id: ParticipantId,
     /// The joiner's role.
     pub role: Role,
     /// `true` if they are in the waiting room.
     pub waiting: bool,
+    /// `true` when this took up a place they already had (a resume, or a join from the same browser
+    /// while their earlier session was still here): the driver closes the earlier connection, if
+    /// any, as replaced.
+    pub resumed: bool,
 }
 
 impl Room {
@@ -41,6 +48,10 @@ impl Room {
         {
             return Err(RoomError::Banned);
         }
+        let folded_name = req.name.folded();
+        if let Some(earlier) = self.returning(&folded_name, req.device.as_deref()) {
+            return self.take_over(&earlier);
+        }
         if self.settings.locked && !vouched {
             return Err(RoomError::Locked);
         }
@@ -48,7 +59,6 @@ impl Room {
         if self.participants.len() >= self.limits.max_participants && !req.facilitator {
             return Err(RoomError::Full);
         }
-        let folded_name = req.name.folded();
         if self
             .participants
             .values()
@@ -112,7 +122,43 @@ impl Room {
             self.open();
         }
         self.after_change();
-        Ok(Joined { role, waiting })
+        Ok(Joined {
+            id,
+            role,
+            waiting,
+            resumed: false,
+        })
+    }
+
+    /// The participant this join comes back as: the same name from the same browser (its device id,
+    /// a secret only that browser and the server know), whether their earlier session is in its
+    /// grace period (a closed tab) or still connected (another tab). A join without a device id, or
+    /// with another one, is a new person, and the name is taken.
+    fn returning(&self, folded_name: &str, device: Option<&str>) -> Option<ParticipantId> {
+        let device = device?;
+        self.participants
+            .iter()
+            .find(|(_, p)| p.folded_name == folded_name && p.device.as_deref() == Some(device))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// A join that takes up the joiner's earlier place: a resume of that session (same id, role,
+    /// admission, hand and place, floor, facilitator mute), except that the microphone starts off.
+    /// The person pressed "join muted" in a new tab whose microphone is not open yet; a resume of the
+    /// same tab keeps it as it was.
+    fn take_over(&mut self, earlier: &ParticipantId) -> Result<Joined, RoomError> {
+        let p = self
+            .participants
+            .get_mut(earlier)
+            .ok_or(RoomError::SessionGone)?;
+        let was_live = !std::mem::replace(&mut p.self_muted, true);
+        let was_connected = p.connected;
+        let joined = self.resume(earlier)?;
+        // A reconnecting participant's return already told everyone how they are now.
+        if was_live && was_connected {
+            self.participant_updated(earlier);
+        }
+        Ok(joined)
     }
 
     /// A participant's connection came back with a valid resume token.
@@ -131,8 +177,10 @@ impl Room {
         p.connected = true;
         p.grace_deadline = None;
         let joined = Joined {
+            id: id.clone(),
             role: p.role,
             waiting: !p.admitted,
+            resumed: true,
         };
         if !was_connected {
             self.participant_updated(id);

@@ -220,6 +220,7 @@ impl Room {
             chat: self.chat_history(),
             standing: self.standing,
             opens_at: self.opens_at,
+            facilitator_present: self.facilitator_present(),
         }
     }
 
@@ -236,6 +237,7 @@ impl Room {
             chat: Vec::new(),
             standing: self.standing,
             opens_at: self.opens_at,
+            facilitator_present: self.facilitator_present(),
         }
     }
 

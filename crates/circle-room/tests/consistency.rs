@@ -214,8 +214,14 @@ impl Run {
                 };
                 let facilitator = self.rng.chance(15);
                 let device = format!("dev-{}", self.rng.below(12));
-                if let Ok((id, _)) = self.sim.try_join(&name, facilitator, Some(&device)) {
-                    self.ever.push(id.clone());
+                if let Ok((id, joined)) = self.sim.try_join(&name, facilitator, Some(&device)) {
+                    // The same name from the same device takes up that place, as a resume would;
+                    // the earlier connection, if any, is replaced by this one.
+                    if joined.resumed {
+                        self.dropped.retain(|d| d != &id);
+                    } else {
+                        self.ever.push(id.clone());
+                    }
                     self.clients.insert(id, ClientView::new());
                 }
             }
@@ -327,6 +333,10 @@ impl Run {
                 "{ctx}: roster"
             );
             assert_eq!(view.room.floor, fresh.floor, "{ctx}: floor");
+            assert_eq!(
+                view.room.facilitator_present, fresh.facilitator_present,
+                "{ctx}: whether a facilitator is here"
+            );
             assert!(
                 view.room.chat.ends_with(&fresh.chat),
                 "{ctx}: chat history {:?} is not the tail of what was shown {:?}",

@@ -426,6 +426,15 @@ impl Meeting {
                 }
                 let device = device.map(|d| format!("dev-{d}"));
                 match self.sim.try_join(name, *facilitator, device.as_deref()) {
+                    Ok((id, joined)) if joined.resumed => {
+                        // The same name from the same device took up that place, as a resume
+                        // does (its role too); any earlier connection is replaced by this one.
+                        prop_assert!(!ended);
+                        prop_assert!(device.is_some(), "a join without a device id resumed");
+                        prop_assert!(self.ever.contains(&id));
+                        self.dropped.remove(&id);
+                        self.clients.insert(id, ClientView::new());
+                    }
                     Ok((id, joined)) => {
                         prop_assert!(!ended);
                         prop_assert_eq!(joined.role == Role::Facilitator, *facilitator);
@@ -589,6 +598,12 @@ impl Meeting {
                 id
             );
             prop_assert_eq!(&view.room.floor, &fresh.floor, "{}: floor", id);
+            prop_assert_eq!(
+                view.room.facilitator_present,
+                fresh.facilitator_present,
+                "{}: whether a facilitator is here",
+                id
+            );
             prop_assert!(
                 view.room.chat.ends_with(&fresh.chat),
                 "{}: chat history {:?} is not the tail of what was shown {:?}",

@@ -23,7 +23,7 @@ use circle_protocol::{RoomId, Settings, SettingsPatch};
 use circle_room::{Room, RoomLimits, has_hidden_characters};
 use circle_store::StoreError;
 use serde::{Deserialize, Serialize};
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
@@ -384,6 +384,11 @@ struct RoomPublicInfo {
     opens_at: Option<u64>,
     /// A standing room's next (or current) scheduled meeting, if it has a schedule.
     next_meeting: Option<organiser::NextMeeting>,
+    /// New members cannot join now: the meeting is locked (a standing room's settings may lock
+    /// its next meeting from the start).
+    locked: bool,
+    /// New members cannot join now: the meeting holds as many people as it may.
+    full: bool,
 }
 
 async fn room_info(
@@ -401,6 +406,8 @@ async fn room_info(
             standing: false,
             opens_at: None,
             next_meeting: None,
+            locked: handle.info.live.locked.load(Ordering::Relaxed),
+            full: handle.info.live.full.load(Ordering::Relaxed),
         }));
     }
     let def = state
@@ -409,9 +416,14 @@ async fn room_info(
         .await?
         .ok_or(ApiError::NotFound)?;
     let now = state.clock.now_ms();
-    let opens_at = match &live {
-        Some(handle) => handle.info.live.opens_at(),
-        None => standing::opening(&def, now),
+    let (opens_at, locked, full) = match &live {
+        Some(handle) => (
+            handle.info.live.opens_at(),
+            handle.info.live.locked.load(Ordering::Relaxed),
+            handle.info.live.full.load(Ordering::Relaxed),
+        ),
+        // Its next meeting starts with the room's own settings, and empty.
+        None => (standing::opening(&def, now), def.settings.locked, false),
     };
     Ok(Json(RoomPublicInfo {
         room: link,
@@ -419,6 +431,8 @@ async fn room_info(
         standing: true,
         opens_at,
         next_meeting: organiser::next_meeting(&def, now),
+        locked,
+        full,
     }))
 }
 

@@ -25,13 +25,13 @@ use circle_media::MediaEvent;
 use circle_protocol::{
     ErrorCode, IceCandidate, LeaveReason, LinkKind, ParticipantId, RequestId, RoomId, ServerMsg,
 };
-use circle_room::{Command, JoinRequest, PresenceCounts, Room};
+use circle_room::{Command, JoinRequest, Joined, PresenceCounts, Room};
 use circle_store::{SecretHash, StandingId, StoreError};
 use std::{
     collections::HashMap,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -199,6 +199,10 @@ pub struct LiveCounts {
     pub waiting: AtomicUsize,
     /// When the meeting opens (Unix ms); 0 once open.
     opens_at: AtomicU64,
+    /// The room is locked (the join page says so before a name is typed).
+    pub locked: AtomicBool,
+    /// The room holds `max_participants` people, waiting room and reconnecting included.
+    pub full: AtomicBool,
 }
 
 impl LiveCounts {
@@ -258,7 +262,11 @@ pub fn spawn_room(
         id: id.clone(),
         title,
         standing,
-        live: LiveCounts::default(),
+        // Known from the start: a room created locked is locked before anyone joins it.
+        live: LiveCounts {
+            locked: AtomicBool::new(room.settings().locked),
+            ..LiveCounts::default()
+        },
     });
     let actor = RoomActor {
         state: state.clone(),
@@ -526,6 +534,12 @@ impl RoomActor {
         live.waiting.store(presence.waiting, Ordering::Relaxed);
         live.opens_at
             .store(self.room.opens_at().unwrap_or(0), Ordering::Relaxed);
+        live.locked
+            .store(self.room.settings().locked, Ordering::Relaxed);
+        live.full.store(
+            self.room.len() >= self.state.config.rooms.max_participants,
+            Ordering::Relaxed,
+        );
         if now != self.reported {
             self.reported.move_to(&now);
             self.reported = now;
@@ -579,11 +593,19 @@ impl RoomActor {
         let joined = self
             .room
             .join(self.state.clock.now_ms(), who.clone(), req)?;
+        if joined.resumed {
+            // The same browser came back (a closed tab reopened, or another tab): it takes up its
+            // earlier place as a resume would, and the fresh peer id is not used.
+            let who = joined.id.clone();
+            self.note_link(&who, link);
+            self.resumed(&who, joined, conn, request_id);
+            return Ok(who);
+        }
         self.used = true;
         self.note_link(&who, link);
         self.voice.joined(&who, peer);
         self.conns.insert(who.clone(), conn);
-        self.send_joined(&who, joined.role, joined.waiting, request_id);
+        self.send_joined(&who, &joined, request_id);
         Ok(who)
     }
 
@@ -595,15 +617,27 @@ impl RoomActor {
         request_id: Option<RequestId>,
     ) -> Result<(), WireError> {
         let joined = self.room.resume(&who)?;
+        self.resumed(&who, joined, conn, request_id);
+        Ok(())
+    }
+
+    /// Moves a participant the room let back in to `conn` (closing any old connection as replaced)
+    /// and tells them where they are.
+    fn resumed(
+        &mut self,
+        who: &ParticipantId,
+        joined: Joined,
+        conn: Conn,
+        request_id: Option<RequestId>,
+    ) {
         if let Some(old) = self.conns.insert(who.clone(), conn) {
             close_with_reason(&old, LeaveReason::Replaced);
         }
-        self.send_joined(&who, joined.role, joined.waiting, request_id);
+        self.send_joined(who, &joined, request_id);
         // The snapshot does not say whether the server forwards their voice; a resumed client may
         // have missed the change, so tell it now.
-        let may_be_heard = self.room.may_be_heard(&who);
-        self.send_one(&who, &ServerMsg::Hearing { may_be_heard });
-        Ok(())
+        let may_be_heard = self.room.may_be_heard(who);
+        self.send_one(who, &ServerMsg::Hearing { may_be_heard });
     }
 
     /// A request from a joined participant, answered with `ack` or `error`.

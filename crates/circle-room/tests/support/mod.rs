@@ -118,22 +118,10 @@ impl Sim {
             stream: None,
             carry: None,
         };
-        let joined = self.room.join(self.now, id.clone(), req)?;
-        let msg = ServerMsg::Joined {
-            id: None,
-            protocol: PROTOCOL_VERSION,
-            you: id.clone(),
-            role: joined.role,
-            resume_token: format!("token-{id}"),
-            server_time: self.now,
-            media: false,
-            ice_servers: Vec::new(),
-            grace_secs: 30,
-            waiting: joined.waiting,
-            room: self.room.snapshot_for(&id),
-        };
-        self.inbox.entry(id.clone()).or_default().push(msg);
-        self.pump();
+        let joined = self.room.join(self.now, id, req)?;
+        // A join from the same browser may take up its earlier place, under that place's id.
+        let id = joined.id.clone();
+        self.deliver_joined(&id, &joined);
         Ok((id, joined))
     }
 
@@ -151,7 +139,8 @@ impl Sim {
             stream: None,
             carry: Some(carry.place.clone()),
         };
-        let joined = self.room.join(self.now, id.clone(), req)?;
+        let joined = self.room.join(self.now, id, req)?;
+        let id = joined.id.clone();
         self.deliver_joined(&id, &joined);
         Ok((id, joined))
     }
@@ -168,6 +157,7 @@ impl Sim {
             ice_servers: Vec::new(),
             grace_secs: 30,
             waiting: joined.waiting,
+            resumed: joined.resumed,
             room: self.room.snapshot_for(id),
         };
         self.inbox.entry(id.clone()).or_default().push(msg);
@@ -240,6 +230,7 @@ impl Sim {
             ice_servers: Vec::new(),
             grace_secs: 30,
             waiting: joined.waiting,
+            resumed: joined.resumed,
             room: self.room.snapshot_for(who),
         };
         self.inbox.entry(who.clone()).or_default().push(msg);
@@ -481,6 +472,7 @@ impl ClientView {
                 chat: Vec::new(),
                 standing: false,
                 opens_at: None,
+                facilitator_present: false,
             },
             heard: false,
             speakers: None,
@@ -515,6 +507,7 @@ impl ClientView {
             ServerMsg::Chat { message } if !message.private => self.room.chat.push(message.clone()),
             ServerMsg::ChatDeleted { message } => self.room.chat.retain(|m| m.id != *message),
             ServerMsg::Settings { settings } => self.room.settings = settings.clone(),
+            ServerMsg::FacilitatorPresent { present } => self.room.facilitator_present = *present,
             ServerMsg::Hearing { may_be_heard } => self.heard = *may_be_heard,
             ServerMsg::Speakers { participants } => self.speakers = Some(participants.clone()),
             _ => {}

@@ -7,9 +7,9 @@ use crate::{
     wire::encode,
 };
 use circle_protocol::{
-    ChatView, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, Role, ServerMsg,
+    ChatView, LeaveReason, PROTOCOL_VERSION, ParticipantId, RequestId, ServerMsg,
 };
-use circle_room::Output;
+use circle_room::{Joined, Output};
 use tracing::{debug, warn};
 
 /// Participants per frame when a snapshot is sent in pieces. A websocket connection keeps a write
@@ -72,8 +72,7 @@ impl RoomActor {
     pub(super) fn send_joined(
         &mut self,
         who: &ParticipantId,
-        role: Role,
-        waiting: bool,
+        joined: &Joined,
         id: Option<RequestId>,
     ) {
         let media = self.state.media.as_ref();
@@ -81,10 +80,11 @@ impl RoomActor {
             id,
             protocol: PROTOCOL_VERSION,
             you: who.clone(),
-            role,
+            role: joined.role,
             resume_token: self.state.keys.issue(self.link_of(who), who),
             grace_secs: self.state.config.rooms.grace_secs,
-            waiting,
+            waiting: joined.waiting,
+            resumed: joined.resumed,
             server_time: self.state.clock.now_ms(),
             media: media.is_some(),
             ice_servers: self.state.ice_servers(),
@@ -184,7 +184,7 @@ fn chunk_chat(chat: Vec<ChatView>) -> Vec<Vec<ChatView>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use circle_protocol::{FloorView, ParticipantView, Presence, RoomSnapshot, Settings};
+    use circle_protocol::{FloorView, ParticipantView, Presence, Role, RoomSnapshot, Settings};
 
     fn person(i: usize) -> ParticipantView {
         ParticipantView {
@@ -226,6 +226,7 @@ mod tests {
             chat: (1..=5).map(|i| line(i, 700)).collect(),
             standing: false,
             opens_at: None,
+            facilitator_present: false,
         };
         let pieces = in_pieces(ServerMsg::RoomState { room: room.clone() });
         let mut people = Vec::new();
