@@ -220,6 +220,7 @@ impl Room {
             chat: self.chat_history(),
             standing: self.standing,
             opens_at: self.opens_at,
+            connection_quality: self.connection_reports_for(me.role),
         }
     }
 
@@ -236,6 +237,7 @@ impl Room {
             chat: Vec::new(),
             standing: self.standing,
             opens_at: self.opens_at,
+            connection_quality: Vec::new(),
         }
     }
 

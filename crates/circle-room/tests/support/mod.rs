@@ -481,6 +481,7 @@ impl ClientView {
                 chat: Vec::new(),
                 standing: false,
                 opens_at: None,
+                connection_quality: Vec::new(),
             },
             heard: false,
             speakers: None,

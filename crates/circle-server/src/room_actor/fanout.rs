@@ -226,6 +226,7 @@ mod tests {
             chat: (1..=5).map(|i| line(i, 700)).collect(),
             standing: false,
             opens_at: None,
+            connection_quality: Vec::new(),
         };
         let pieces = in_pieces(ServerMsg::RoomState { room: room.clone() });
         let mut people = Vec::new();
