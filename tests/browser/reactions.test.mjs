@@ -17,6 +17,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { API_URL, announced, axe, launch, person, row, screenshots, seeText, until } from './lib.mjs';
+import { THRESHOLDS, classify } from '../../web-client/quality.js';
 
 /** Records the type of every message the page's websockets receive, in `window.__received`. */
 async function recordReceived(p) {
@@ -58,6 +59,17 @@ async function enter(p, url, title) {
   await p.page.fill('#name', p.name);
   await p.page.keyboard.press('Enter');
 }
+
+test('the connection levels follow the stated thresholds, the worst figure deciding', () => {
+  assert.equal(classify({ loss: 0, jitter: 0.005, rtt: 0.04 }), 'good');
+  assert.equal(classify({ loss: null, jitter: null, rtt: null }), 'good', 'nothing measured yet is not a problem');
+  assert.equal(classify({ loss: THRESHOLDS.fair.loss, jitter: 0, rtt: 0 }), 'fair');
+  assert.equal(classify({ loss: 0, jitter: THRESHOLDS.fair.jitter, rtt: 0 }), 'fair');
+  assert.equal(classify({ loss: 0, jitter: 0, rtt: THRESHOLDS.fair.rtt }), 'fair');
+  assert.equal(classify({ loss: 0.01, jitter: 0.01, rtt: THRESHOLDS.poor.rtt }), 'poor');
+  assert.equal(classify({ loss: THRESHOLDS.poor.loss, jitter: 0, rtt: 0 }), 'poor');
+  assert.equal(classify({ loss: 0, jitter: THRESHOLDS.poor.jitter, rtt: 0 }), 'poor');
+});
 
 const received = (p, type) => p.page.evaluate((type) => window.__received.filter((t) => t === type).length, type);
 
