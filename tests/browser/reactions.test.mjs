@@ -18,6 +18,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { API_URL, announced, axe, launch, person, row, screenshots, seeText, until } from './lib.mjs';
 import { THRESHOLDS, classify } from '../../web-client/quality.js';
+import { Part, RoomState } from '../../web-client/state.js';
 
 /** Records the type of every message the page's websockets receive, in `window.__received`. */
 async function recordReceived(p) {
@@ -69,6 +70,34 @@ test('the connection levels follow the stated thresholds, the worst figure decid
   assert.equal(classify({ loss: 0.01, jitter: 0.01, rtt: THRESHOLDS.poor.rtt }), 'poor');
   assert.equal(classify({ loss: THRESHOLDS.poor.loss, jitter: 0, rtt: 0 }), 'poor');
   assert.equal(classify({ loss: 0, jitter: THRESHOLDS.poor.jitter, rtt: 0 }), 'poor');
+});
+
+test('a facilitator’s model keeps the levels that are not good: from the snapshot, the events, until they leave', () => {
+  const s = new RoomState();
+  const member = (id, name) => ({ id, name, role: 'member', presence: 'online', hand_raised_at: null, self_muted: true, muted_by_facilitator: false, chat_allowed: true });
+  s.apply({
+    type: 'joined',
+    you: 'f',
+    role: 'facilitator',
+    waiting: false,
+    room: {
+      title: 'Circle',
+      settings: { reactions: true },
+      participants: [{ ...member('f', 'Maya'), role: 'facilitator' }, member('a', 'Sam'), member('b', 'Kim')],
+      counts: { members: 2, facilitators: 1, waiting: 0 },
+      floor: { speaker: null, queue: [] },
+      chat: [],
+      connection_quality: [{ participant: 'a', level: 'poor' }],
+    },
+  });
+  assert.deepEqual([...s.connection], [['a', 'poor']]);
+  const r = s.apply({ type: 'connection_quality', participant: 'b', level: 'fair' });
+  assert.ok(r.changed.has(Part.PEOPLE));
+  assert.deepEqual(r.announce, [], 'nothing is read out');
+  s.apply({ type: 'connection_quality', participant: 'a', level: 'good' });
+  assert.deepEqual([...s.connection], [['b', 'fair']]);
+  s.apply({ type: 'participant_left', participant: 'b', reason: 'left' });
+  assert.equal(s.connection.size, 0);
 });
 
 const received = (p, type) => p.page.evaluate((type) => window.__received.filter((t) => t === type).length, type);
