@@ -58,6 +58,11 @@ export class RoomState {
     this.facilitatorPresent = true;
     /** The links a facilitator was last sent (`links`, after one was replaced), or null. */
     this.links = null;
+    /**
+     * Facilitators only: participants whose voice connection is not good, by id ('fair' | 'poor'),
+     * from the snapshot and `connection_quality` events. Members are never told.
+     */
+    this.connection = new Map();
     /** Chat messages added and deleted by the last `apply`, for incremental drawing. */
     this.chatAdded = [];
     this.chatDeleted = [];
@@ -187,9 +192,15 @@ export class RoomState {
         changed.add(Part.FLOOR);
         break;
       }
+      case 'connection_quality':
+        if (msg.level === 'good') this.connection.delete(msg.participant);
+        else this.connection.set(msg.participant, msg.level);
+        changed.add(Part.PEOPLE);
+        break;
       case 'participant_left':
         this.participants.delete(msg.participant);
         this.sanctioned.delete(msg.participant);
+        this.connection.delete(msg.participant);
         changed.add(Part.PEOPLE);
         break;
       case 'counts':
@@ -288,6 +299,7 @@ export class RoomState {
     for (const p of room.participants) this.noteMute(known.get(p.id), p);
     this.participants = new Map(room.participants.map((p) => [p.id, p]));
     this.counts = room.counts;
+    this.connection = new Map((room.connection_quality ?? []).map((r) => [r.participant, r.level]));
     const before = this.floor.speaker;
     this.floor = room.floor;
     const after = room.floor.speaker;

@@ -464,6 +464,31 @@ export default {
   'presence.full_notice': 'This meeting is full right now. You can try again in a little while, when someone leaves.',
 
   // --- reactions and connection quality ---
+  'reactions.bar': 'Silent reactions',
+  'reactions.hint': 'Shown for a moment next to your name. Nobody hears it.',
+  'reactions.thanks': 'Thank you',
+  'reactions.me_too': 'Me too',
+  'reactions.heart': 'Heart',
+  'reactions.clap': 'Applause',
+  'reactions.said': '{name}: {reaction}',
+  'reactions.said_more.one': '{list}; and {count} more reaction',
+  'reactions.said_more.other': '{list}; and {count} more reactions',
+  'reactions.slow_down': 'Thank you for your warmth. Please wait a moment before the next reaction.',
+  'reactions.off': 'The facilitator has turned reactions off for this meeting.',
+  'reactions.failed': 'That reaction could not be sent. Please try again in a moment.',
+  'reactions.setting': 'Silent reactions',
+  'reactions.setting_hint': 'Thank you, me too, a heart, applause: shown for a few seconds next to a name, never heard, never kept.',
+  'quality.self.good': 'Connection: good',
+  'quality.self.fair': 'Connection: fair',
+  'quality.self.poor': 'Connection: poor',
+  'quality.figures': 'Over the last few seconds: {loss} of the sound lost, {jitter} jitter, {rtt} round trip.',
+  'quality.unknown': 'not known',
+  'quality.advice.good': 'Your voice connection is working well.',
+  'quality.advice.fair': 'Some sound may break up now and then. Closing other apps or moving closer to your Wi-Fi can help.',
+  'quality.advice.poor': 'Others may find you hard to follow, and you may miss some words. Closing other apps, moving closer to your Wi-Fi or using a cable can help. The chat always works.',
+  'quality.privacy': 'Only the level (good, fair or poor) is shared, and only with the facilitators, so that they can help.',
+  'quality.row.fair': 'Unsteady connection',
+  'quality.row.poor': 'Poor connection',
 
   // --- phone tabs ---
 

@@ -464,6 +464,31 @@ export default {
   'presence.full_notice': 'Esta reunión está completa en este momento. Puedes volver a intentarlo dentro de un rato, cuando alguien salga.',
 
   // --- reactions and connection quality ---
+  'reactions.bar': 'Reacciones en silencio',
+  'reactions.hint': 'Se muestra un momento junto a tu nombre. Nadie lo oye.',
+  'reactions.thanks': 'Gracias',
+  'reactions.me_too': 'Yo también',
+  'reactions.heart': 'Corazón',
+  'reactions.clap': 'Aplausos',
+  'reactions.said': '{name}: {reaction}',
+  'reactions.said_more.one': '{list}; y {count} reacción más',
+  'reactions.said_more.other': '{list}; y {count} reacciones más',
+  'reactions.slow_down': 'Gracias por tu cariño. Espera un momento antes de la siguiente reacción.',
+  'reactions.off': 'Quien facilita desactivó las reacciones en esta reunión.',
+  'reactions.failed': 'No se pudo enviar esa reacción. Inténtalo de nuevo en un momento.',
+  'reactions.setting': 'Reacciones en silencio',
+  'reactions.setting_hint': 'Gracias, yo también, un corazón, aplausos: se muestran unos segundos junto a un nombre; nadie las oye y no se guardan.',
+  'quality.self.good': 'Conexión: buena',
+  'quality.self.fair': 'Conexión: regular',
+  'quality.self.poor': 'Conexión: mala',
+  'quality.figures': 'En los últimos segundos: {loss} del sonido perdido, {jitter} de variación, {rtt} de ida y vuelta.',
+  'quality.unknown': 'sin datos',
+  'quality.advice.good': 'Tu conexión de voz funciona bien.',
+  'quality.advice.fair': 'Puede que el sonido se corte a ratos. Cerrar otras aplicaciones o acercarte al wifi puede ayudar.',
+  'quality.advice.poor': 'Puede que a los demás les cueste seguirte y que tú te pierdas algunas palabras. Cerrar otras aplicaciones, acercarte al wifi o usar un cable puede ayudar. El chat siempre funciona.',
+  'quality.privacy': 'Solo se comparte el nivel (buena, regular o mala), y solo con quien facilita, para que pueda ayudarte.',
+  'quality.row.fair': 'Conexión inestable',
+  'quality.row.poor': 'Conexión mala',
 
   // --- phone tabs ---
 

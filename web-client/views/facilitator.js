@@ -276,6 +276,7 @@ export function facilitatorPanel(ctx) {
       toggle('mute-entry', 'mute_on_entry', t('settings.mute_on_entry')),
       toggle('one-speaker', 'one_speaker', t('fac.one_speaker'), t('fac.one_speaker_hint')),
       toggle('chat', 'chat_enabled', t('fac.chat')),
+      toggle('reactions', 'reactions', t('reactions.setting'), t('reactions.setting_hint')),
       toggle('privacy', 'roster_privacy', t('fac.privacy'), t('fac.privacy_hint')),
       select('timer', 'share_secs', t('settings.share_timer'), timerChoices(), s.share_secs ?? 0),
       s.share_secs

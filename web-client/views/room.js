@@ -13,6 +13,8 @@ import { Part } from '../state.js';
 import { canChooseSpeaker } from '../media.js';
 import { confirmDialog, formatDuration, formatTime, h, icon, infoDialog, languagePicker, statusText, swap } from './dom.js';
 import { requestErrorText } from './messages.js';
+import { Reactions } from './reactions.js';
+import { QualityMonitor, connectionBadge, paintIndicator, selfIndicator } from '../quality.js';
 import { facilitatorPanel, personActions, queueActions, floorControls, waitingList } from './facilitator.js';
 import { lastFacilitatorLeave, onlyFacilitator } from './facilitator.js';
 
@@ -75,6 +77,20 @@ export function roomView({ state, session, media, onLeave }) {
     clearTimeout(toastTimer);
     toastTimer = setTimeout(() => (toast.hidden = true), 7000);
   }
+
+  // Silent reactions next to names, and this person's own connection quality (the level alone goes
+  // to the server, on change, for the facilitators).
+  const reactions = new Reactions({ session, state, onChange: () => queueRender(), onError: (text) => showToast(text) });
+  const quality = new QualityMonitor(() => media.voice?.pc ?? null);
+  const reportQuality = () => {
+    if (quality.level && connection === 'open') session.request('connection_quality', { level: quality.level }).catch(() => {});
+  };
+  quality.addEventListener('change', () => {
+    reportQuality();
+    queueRender();
+  });
+  quality.addEventListener('sample', () => paintIndicator(controls.querySelector('.quality'), quality));
+  quality.start();
 
   const prefs = loadPrefs();
   // Per-person volumes survive a reload of the tab (ids and numbers only, this tab only).
@@ -319,6 +335,8 @@ export function roomView({ state, session, media, onLeave }) {
     }
     if (!p.chat_allowed) badges.push(h('span', { class: 'badge badge-quiet' }, t('badge.chat_paused')));
     if (reconnecting) badges.push(h('span', { class: 'badge badge-caution' }, t('badge.reconnecting')));
+    if (state.isFacilitator && !mine) badges.push(connectionBadge(state.connection.get(p.id)));
+    badges.push(reactions.badge(p.id));
     const cls = ['person'];
     if (mine) cls.push('is-me');
     if (reconnecting) cls.push('is-reconnecting');
@@ -606,7 +624,9 @@ export function roomView({ state, session, media, onLeave }) {
         icon('hand'),
         hand ? t('controls.lower_hand') : t('controls.raise_hand'),
       ),
+      reactions.bar({ disabled: offline }),
       h('p', { id: 'mic-note', class: `controls-note${byFac && !waitingTurn ? ' is-caution' : ''}` }, note),
+      selfIndicator(quality),
       h(
         'span',
         { class: 'controls-extra' },
@@ -907,6 +927,8 @@ export function roomView({ state, session, media, onLeave }) {
     },
     setStatus(status) {
       connection = status;
+      // Back after a reconnect or a restart: the server may have a new meeting, or missed a change.
+      if (status === 'open') reportQuality();
       queueRender();
     },
     /** Called before the `update` of a rejoin's snapshot, when the microphone was on before it. */
@@ -914,6 +936,8 @@ export function roomView({ state, session, media, onLeave }) {
       restoring = true;
     },
     destroy() {
+      reactions.destroy();
+      quality.stop();
       clearInterval(ticker);
       clearTimeout(toastTimer);
       media.removeEventListener('speaking', onSpeaking);

@@ -108,6 +108,14 @@ pub struct Settings {
     pub chat_enabled: bool,
     /// New joins are refused (facilitators with the secret can still join).
     pub locked: bool,
+    /// Silent reactions (`react`) are on. Absent in settings stored before reactions existed: on.
+    #[serde(default = "reactions_default")]
+    pub reactions: bool,
+}
+
+/// Reactions are on unless a facilitator turns them off.
+fn reactions_default() -> bool {
+    true
 }
 
 impl Default for Settings {
@@ -122,6 +130,7 @@ impl Default for Settings {
             auto_end_share: false,
             chat_enabled: true,
             locked: false,
+            reactions: true,
         }
     }
 }
@@ -157,6 +166,45 @@ pub struct SettingsPatch {
     /// See [`Settings::locked`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked: Option<bool>,
+    /// See [`Settings::reactions`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactions: Option<bool>,
+}
+
+/// A silent reaction: shown for a moment next to the sender's name, never heard, never stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reaction {
+    /// "Thank you".
+    Thanks,
+    /// "Me too".
+    MeToo,
+    /// A heart: warmth, support.
+    Heart,
+    /// Applause, silently.
+    Clap,
+}
+
+/// How well a participant's voice connection works, as their own browser measures it (packet loss,
+/// jitter, round trip). Only the level crosses the wire, never the numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionLevel {
+    /// Nothing to notice.
+    Good,
+    /// Some loss or delay: speech may break up now and then.
+    Fair,
+    /// Heavy loss or delay: others probably cannot follow them.
+    Poor,
+}
+
+/// One participant's last reported connection level, in a facilitator's snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionReport {
+    /// Whose connection.
+    pub participant: ParticipantId,
+    /// Their last reported level.
+    pub level: ConnectionLevel,
 }
 
 /// Every message a client may send. Facilitator-only messages are marked; a member sending one gets
@@ -427,6 +475,24 @@ pub enum ClientMsg {
         /// The candidate.
         candidate: IceCandidate,
     },
+    /// A silent reaction, shown for a moment next to your name to those who see you. Rate limited;
+    /// refused while the room's `reactions` setting is off.
+    React {
+        /// Optional request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// Which reaction.
+        reaction: Reaction,
+    },
+    /// Your voice connection's level as your browser measures it; send it when it changes. Only
+    /// facilitators are told.
+    ConnectionQuality {
+        /// Optional request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// The level.
+        level: ConnectionLevel,
+    },
 }
 
 /// One of a standing room's two links.
@@ -500,6 +566,8 @@ impl ClientMsg {
         "media_offer",
         "media_answer",
         "media_candidate",
+        "react",
+        "connection_quality",
     ];
 
     /// The request id the client attached, if any.
@@ -536,7 +604,9 @@ impl ClientMsg {
             | RotateLink { id, .. }
             | MediaOffer { id, .. }
             | MediaAnswer { id, .. }
-            | MediaCandidate { id, .. } => id.as_ref(),
+            | MediaCandidate { id, .. }
+            | React { id, .. }
+            | ConnectionQuality { id, .. } => id.as_ref(),
         }
     }
 }
@@ -655,6 +725,10 @@ pub struct RoomSnapshot {
     /// period). Told to everyone, the waiting room included; changes come as `facilitator_present`.
     #[serde(default)]
     pub facilitator_present: bool,
+    /// For facilitators only: the connection levels members reported that are not `good` (empty,
+    /// and left out, for everyone else).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connection_quality: Vec<ConnectionReport>,
 }
 
 /// Why a participant left or was disconnected.
@@ -864,6 +938,21 @@ pub enum ServerMsg {
         /// during this meeting); `null` otherwise: keep using yours, with the new `#room=`.
         facilitator_url: Option<String>,
     },
+    /// Someone who sees the sender reacted silently (`react`); show it for a moment next to their
+    /// name. Not kept: a late joiner never sees earlier reactions.
+    Reaction {
+        /// Who reacted.
+        participant: ParticipantId,
+        /// Which reaction.
+        reaction: Reaction,
+    },
+    /// To facilitators only: a participant's connection level changed (`connection_quality`).
+    ConnectionQuality {
+        /// Whose connection.
+        participant: ParticipantId,
+        /// The new level.
+        level: ConnectionLevel,
+    },
     /// Sent to each member of a standing room's meeting just before a graceful restart closes the
     /// connection: a signed token (valid 10 minutes, kept only by the client) that `join` takes as
     /// `carry` once the server is back, to restore role, admission, raised hand and facilitator mute.
@@ -929,6 +1018,8 @@ pub enum ErrorCode {
     ChatNotAllowed,
     /// A facilitator muted you; wait to be allowed to speak.
     MutedByFacilitator,
+    /// Reactions are turned off in this room.
+    ReactionsDisabled,
     /// Too many requests; slow down.
     RateLimited,
     /// This server does not relay voice.

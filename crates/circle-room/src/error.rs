@@ -53,6 +53,12 @@ pub enum RoomError {
     /// Links can be rotated in standing rooms only.
     #[error("this room's links cannot be rotated: only a standing room's can")]
     NotStanding,
+    /// A facilitator turned reactions off in this room.
+    #[error("reactions are turned off in this meeting")]
+    ReactionsDisabled,
+    /// Too many reactions (or connection reports) in a short time.
+    #[error("that was a lot at once; wait a moment before the next")]
+    RateLimited,
     /// A facilitator muted this member.
     #[error("a facilitator muted you; wait until you are allowed to speak")]
     MutedByFacilitator,

@@ -1,7 +1,7 @@
 //! Validated inputs: the room only ever sees a [`Pseudonym`] or [`ChatText`] that passed these checks.
 
 use crate::RoomError;
-use circle_protocol::{MessageId, ParticipantId, SettingsPatch};
+use circle_protocol::{ConnectionLevel, MessageId, ParticipantId, Reaction, SettingsPatch};
 
 /// Longest pseudonym, in characters, after trimming.
 pub const MAX_NAME_CHARS: usize = 32;
@@ -178,6 +178,10 @@ pub enum Command {
     UpdateSettings(SettingsPatch),
     /// Facilitator: end the meeting.
     EndMeeting,
+    /// A silent reaction, shown next to one's name.
+    React(Reaction),
+    /// One's own connection level, for the facilitators.
+    ReportQuality(ConnectionLevel),
 }
 
 impl Command {
@@ -191,6 +195,8 @@ impl Command {
                 | Command::SetSelfMute(_)
                 | Command::Chat(_)
                 | Command::ChatPrivate { .. }
+                | Command::React(_)
+                | Command::ReportQuality(_)
         )
     }
 }

@@ -7,6 +7,7 @@
 //! - `floor.rs`: raised hands, the floor, the share timer.
 //! - `muting.rs`: self mute, facilitator mute, mute all, allow to speak, and [`Room::may_be_heard`].
 //! - `chat.rs`: room chat, private messages, chat moderation and the bounded history.
+//! - `signals.rs`: silent reactions and connection levels, each rate limited per person.
 //! - `view.rs`: who sees whom, and the snapshots and views sent to clients.
 //! - `input.rs`: validated inputs ([`Pseudonym`], [`ChatText`], [`Command`]).
 //! - `standing.rs`: a standing room's meeting: not open before its time (members wait with
@@ -27,12 +28,14 @@ mod input;
 mod muting;
 mod participants;
 mod settings;
+mod signals;
 mod standing;
 mod view;
 
 pub use error::RoomError;
 pub use input::{ChatText, Command, JoinRequest, MAX_NAME_CHARS, Pseudonym, has_hidden_characters};
 pub use participants::Joined;
+pub use signals::{QUALITY_BURST, QUALITY_INTERVAL_MS, REACTION_BURST, REACTION_INTERVAL_MS};
 pub use standing::{Carried, CarryOver};
 
 use circle_protocol::{
@@ -147,6 +150,8 @@ struct Participant {
     /// Their hand's place in the speaking order before a restart, while that hand is up (a
     /// carry-over): where it goes back among the other carried-over hands.
     carried_place: Option<u32>,
+    /// Their reactions' rate limit and their reported connection level.
+    signals: signals::Signals,
 }
 
 /// The floor: who is sharing, and the share timer.
@@ -372,7 +377,13 @@ impl Room {
         if cmd.facilitator_only() && sender.role != Role::Facilitator {
             return Err(RoomError::Forbidden);
         }
-        let is_chat = matches!(cmd, Command::Chat(_) | Command::ChatPrivate { .. });
+        let is_chat = matches!(
+            cmd,
+            Command::Chat(_)
+                | Command::ChatPrivate { .. }
+                | Command::React(_)
+                | Command::ReportQuality(_)
+        );
         match cmd {
             Command::Leave => self.leave(from),
             Command::RaiseHand => self.raise_hand(now, from),
@@ -404,12 +415,15 @@ impl Room {
                 allowed,
             } => self.set_chat_allowed(&participant, allowed),
             Command::UpdateSettings(patch) => self.update_settings(now, patch),
+            Command::React(reaction) => self.react(now, from, reaction),
+            Command::ReportQuality(level) => self.report_quality(now, from, level),
             Command::EndMeeting => {
                 self.end();
                 return Ok(());
             }
         }?;
-        // Chat changes neither counts nor who may be heard: skip the O(n) refresh on the busiest path.
+        // Chat and the silent signals change neither counts nor who may be heard: skip the O(n)
+        // refresh on the busiest paths.
         if !is_chat {
             self.after_change();
         }

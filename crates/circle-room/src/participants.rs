@@ -101,6 +101,7 @@ impl Room {
             stream: req.stream,
             seq: self.next_seq,
             carried_place: hand.map(|(_, place)| place),
+            signals: Default::default(),
         };
         self.next_seq += 1;
         self.participants.insert(id.clone(), participant);

@@ -1,5 +1,5 @@
 //! Room settings changed by a facilitator: lock, chat on/off, share timer, one-speaker mode, roster
-//! privacy, waiting room, mute on entry.
+//! privacy, waiting room, mute on entry, reactions.
 
 use crate::{Audience, Room, RoomError};
 use circle_protocol::{Millis, ServerMsg, SettingsPatch};
@@ -39,6 +39,9 @@ impl Room {
         }
         if let Some(v) = patch.locked {
             s.locked = v;
+        }
+        if let Some(v) = patch.reactions {
+            s.reactions = v;
         }
         if self.settings == before {
             return Ok(());

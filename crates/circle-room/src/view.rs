@@ -221,6 +221,7 @@ impl Room {
             standing: self.standing,
             opens_at: self.opens_at,
             facilitator_present: self.facilitator_present(),
+            connection_quality: self.connection_reports_for(me.role),
         }
     }
 
@@ -238,6 +239,7 @@ impl Room {
             standing: self.standing,
             opens_at: self.opens_at,
             facilitator_present: self.facilitator_present(),
+            connection_quality: Vec::new(),
         }
     }
 

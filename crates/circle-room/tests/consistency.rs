@@ -188,6 +188,7 @@ impl Run {
                 auto_end_share: self.rng.maybe_bool(),
                 chat_enabled: self.rng.maybe_bool(),
                 locked: self.rng.chance(10).then(|| self.rng.chance(30)),
+                reactions: self.rng.maybe_bool(),
             }),
         }
     }

@@ -18,7 +18,8 @@
 mod support;
 
 use circle_protocol::{
-    LeaveReason, ParticipantId, Presence, Role, RoomSnapshot, ServerMsg, Settings, SettingsPatch,
+    ConnectionLevel, LeaveReason, ParticipantId, Presence, Reaction, Role, RoomSnapshot, ServerMsg,
+    Settings, SettingsPatch,
 };
 use circle_room::{ChatText, Command, Output, Pseudonym, RoomError, RoomLimits};
 use proptest::prelude::*;
@@ -41,6 +42,8 @@ enum Who {
 /// A command, with its targets still to be resolved.
 #[derive(Clone, Debug)]
 enum Cmd {
+    React(u8),
+    Quality(u8),
     Leave,
     RaiseHand,
     LowerHand(Option<Who>),
@@ -141,13 +144,14 @@ fn patch() -> impl Strategy<Value = SettingsPatch> {
             maybe_bool(),
             maybe_bool(),
             proptest::option::weighted(0.1, any::<bool>()),
+            maybe_bool(),
         ),
     )
         .prop_map(
             |(
                 (waiting_room, roster_privacy, one_speaker, mute_on_entry),
                 (share_secs, share_warning_secs),
-                (auto_end_share, chat_enabled, locked),
+                (auto_end_share, chat_enabled, locked, reactions),
             )| SettingsPatch {
                 waiting_room,
                 roster_privacy,
@@ -158,6 +162,7 @@ fn patch() -> impl Strategy<Value = SettingsPatch> {
                 auto_end_share,
                 chat_enabled,
                 locked,
+                reactions,
             },
         )
 }
@@ -188,6 +193,8 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         1 => prop_oneof![0..12u64, any::<u64>()].prop_map(Cmd::DeleteChat),
         1 => (who(), any::<bool>()).prop_map(|(w, a)| Cmd::SetChatAllowed(w, a)),
         2 => patch().prop_map(Cmd::UpdateSettings),
+        2 => any::<u8>().prop_map(Cmd::React),
+        1 => any::<u8>().prop_map(Cmd::Quality),
     ]
 }
 
@@ -230,6 +237,7 @@ fn room_settings() -> impl Strategy<Value = Settings> {
                 auto_end_share,
                 chat_enabled,
                 locked: false,
+                reactions: true,
             },
         )
 }
@@ -252,6 +260,8 @@ fn facilitator_only(cmd: &Command) -> bool {
             | Command::SetSelfMute(_)
             | Command::Chat(_)
             | Command::ChatPrivate { .. }
+            | Command::React(_)
+            | Command::ReportQuality(_)
     )
 }
 
@@ -358,6 +368,21 @@ impl Meeting {
             },
             Cmd::UpdateSettings(p) => Command::UpdateSettings(p.clone()),
             Cmd::EndMeeting => Command::EndMeeting,
+            Cmd::React(r) => Command::React(
+                [
+                    Reaction::Thanks,
+                    Reaction::MeToo,
+                    Reaction::Heart,
+                    Reaction::Clap,
+                ][usize::from(*r) % 4],
+            ),
+            Cmd::Quality(l) => Command::ReportQuality(
+                [
+                    ConnectionLevel::Good,
+                    ConnectionLevel::Fair,
+                    ConnectionLevel::Poor,
+                ][usize::from(*l) % 3],
+            ),
         })
     }
 

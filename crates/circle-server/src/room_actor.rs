@@ -848,9 +848,13 @@ pub fn removal_message(reason: LeaveReason) -> Option<&'static str> {
 /// [`RoomActor::push`] notes itself).
 fn may_change_presence(cmd: &RoomCmd) -> bool {
     match cmd {
-        RoomCmd::Request { cmd, .. } => {
-            !matches!(cmd, Command::Chat(_) | Command::ChatPrivate { .. })
-        }
+        RoomCmd::Request { cmd, .. } => !matches!(
+            cmd,
+            Command::Chat(_)
+                | Command::ChatPrivate { .. }
+                | Command::React(_)
+                | Command::ReportQuality(_)
+        ),
         RoomCmd::Media { .. }
         | RoomCmd::MediaEvent(_)
         | RoomCmd::MayBeHeard { .. }

@@ -56,6 +56,8 @@ impl From<&RoomError> for WireError {
             RoomError::ChatNotAllowed => ErrorCode::ChatNotAllowed,
             RoomError::MutedByFacilitator => ErrorCode::MutedByFacilitator,
             RoomError::NotStanding => ErrorCode::NotStanding,
+            RoomError::ReactionsDisabled => ErrorCode::ReactionsDisabled,
+            RoomError::RateLimited => ErrorCode::RateLimited,
         };
         Self::new(code, e.to_string())
     }
@@ -215,6 +217,8 @@ pub fn to_command(msg: ClientMsg, chat_max_chars: usize) -> Result<Command, Wire
         },
         M::UpdateSettings { settings, .. } => Command::UpdateSettings(settings),
         M::EndMeeting { .. } => Command::EndMeeting,
+        M::React { reaction, .. } => Command::React(reaction),
+        M::ConnectionQuality { level, .. } => Command::ReportQuality(level),
         M::MediaOffer { .. }
         | M::MediaAnswer { .. }
         | M::MediaCandidate { .. }

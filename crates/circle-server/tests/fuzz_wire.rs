@@ -197,6 +197,8 @@ const VALID: &[&str] = &[
     r#"{"type":"media_offer","id":ID,"sdp":"v=0\r\n"}"#,
     r#"{"type":"media_answer","id":ID,"sdp":"v=0\r\n"}"#,
     r#"{"type":"media_candidate","id":ID,"candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdp_mid":"0","sdp_mline_index":0}}"#,
+    r#"{"type":"react","id":ID,"reaction":"me_too"}"#,
+    r#"{"type":"connection_quality","id":ID,"level":"poor"}"#,
 ];
 
 /// A request id as a client might write it, valid or not.

@@ -473,6 +473,7 @@ impl ClientView {
                 standing: false,
                 opens_at: None,
                 facilitator_present: false,
+                connection_quality: Vec::new(),
             },
             heard: false,
             speakers: None,

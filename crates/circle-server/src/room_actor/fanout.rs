@@ -227,6 +227,7 @@ mod tests {
             standing: false,
             opens_at: None,
             facilitator_present: false,
+            connection_quality: Vec::new(),
         };
         let pieces = in_pieces(ServerMsg::RoomState { room: room.clone() });
         let mut people = Vec::new();
