@@ -11,6 +11,10 @@
 import { t } from '../i18n.js';
 import { h } from './dom.js';
 
+// What each tab has not yet shown, by `storageKey`: the room is drawn anew on a change of language,
+// and the badges stay. In this page's memory only (message ids are the meeting's, not for storage).
+const unseenKept = new Map();
+
 /** Where the room turns into tabs: its one-column layout. The same width as style.css's "phone tabs". */
 export const NARROW = '(max-width: 719px)';
 
@@ -24,6 +28,8 @@ export const NARROW = '(max-width: 719px)';
 export function phoneTabs({ tabs, storageKey, onLayout }) {
   const query = window.matchMedia(NARROW);
   const byId = new Map();
+  const kept = unseenKept.get(storageKey) ?? new Map();
+  if (storageKey) unseenKept.set(storageKey, kept);
   for (const spec of tabs) {
     spec.panel.id ||= `panel-${spec.id}`;
     const count = h('span', { class: 'room-tab-badge', 'aria-hidden': 'true', hidden: true });
@@ -52,11 +58,12 @@ export function phoneTabs({ tabs, storageKey, onLayout }) {
       count,
       said,
       available: true,
-      unseen: new Set(), // what arrived while the panel was out of sight (chat message ids)
+      unseen: kept.get(spec.id) ?? new Set(), // what arrived while the panel was out of sight (chat message ids)
       waiting: 0, // a standing count, shown while the panel is out of sight (people waiting)
       scroll: 0, // how far down its panel was read, for coming back to it
       labelledBy: spec.panel.getAttribute('aria-labelledby'),
     });
+    kept.set(spec.id, byId.get(spec.id).unseen);
   }
   const el = h(
     'div',
