@@ -106,6 +106,10 @@ test('on a phone the room is tabs with badges, the controls stay in reach; a des
     // A member has no Facilitator tab.
     assert.deepEqual(await tabTexts(mem), ['Speaking', 'People', 'Chat']);
 
+    // The facilitator's microphone on: its level meter joins the controls bar, which still fits.
+    await fac.getByRole('button', { name: 'Unmute' }).click();
+    await fac.locator('#your-controls .mic-level').waitFor();
+
     // Every tab: its panel alone, the controls bar in view at either end of the page, nothing wider
     // than the phone, axe, and a picture.
     for (const [p, who, names] of [
@@ -161,6 +165,12 @@ test('on a phone the room is tabs with badges, the controls stay in reach; a des
     assert.deepEqual(await chosen(), ['tab-chat', 'tab-chat']);
     // Only the chosen tab is in the Tab order.
     assert.deepEqual(await mem.getByRole('tab').evaluateAll((els) => els.map((e) => e.tabIndex)), [-1, -1, 0]);
+    // Tab goes from the chosen tab into its panel, and Shift+Tab back.
+    await mem.keyboard.press('Tab');
+    assert.equal(await mem.evaluate(() => document.activeElement.getAttribute('role')), 'tabpanel');
+    assert.equal(await mem.evaluate(() => document.activeElement.getAttribute('aria-labelledby')), 'tab-chat');
+    await mem.keyboard.press('Shift+Tab');
+    assert.equal(await mem.evaluate(() => document.activeElement.id), 'tab-chat');
     // The shortcuts still work with a tab focused: H raises the hand.
     await mem.keyboard.press('h');
     await expectQueue(fac, ['Sam']);

@@ -106,7 +106,11 @@ export function phoneTabs({ tabs, storageKey, onLayout }) {
       if (narrow) {
         panel.setAttribute('role', 'tabpanel');
         panel.setAttribute('aria-labelledby', tab.button.id);
+        // A Tab stop of its own, as the pattern asks: a panel with nothing to press (a member's
+        // Speaking, a long queue) can still be reached and scrolled with the keyboard.
+        panel.tabIndex = 0;
       } else {
+        panel.removeAttribute('tabindex');
         panel.removeAttribute('role');
         if (tab.labelledBy) panel.setAttribute('aria-labelledby', tab.labelledBy);
       }
