@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { join } from 'node:path';
-import { API_URL, DESKTOP, PHONE, SHOTS, axe, expectQueue, launch, person, screenshots, seeText, until } from './lib.mjs';
+import { API_URL, DESKTOP, PHONE, SHOTS, axe, expectQueue, launch, person, personAction, screenshots, seeText, until } from './lib.mjs';
 
 async function createRoom(title, settings = {}) {
   const res = await fetch(`${API_URL}/api/rooms`, {
@@ -199,6 +199,17 @@ test('on a phone the room is tabs with badges, the controls stay in reach; a des
     await fac.setViewportSize(PHONE);
     await until(fac, 'the waiting room in the Facilitator tab', () => !!document.querySelector('.facilitator #waiting-title'));
     assert.equal(await fac.getByRole('tab', { selected: true }).getAttribute('id'), 'tab-facilitator');
+
+    // A member made co-facilitator gets the Facilitator tab, badge and all; made a member again while
+    // on it, they are back on the first tab, and so is the keyboard focus (not lost to the page).
+    await openTab(fac, 'People');
+    await personAction(fac, 'Sam', 'Make co-facilitator');
+    await tab(mem, 'Facilitator, 1 person waiting to join').waitFor();
+    await openTab(mem, 'Facilitator');
+    await mem.getByRole('tabpanel').getByRole('button', { name: 'Mute all members' }).focus();
+    await personAction(fac, 'Sam', 'Make member');
+    await until(mem, 'the Facilitator tab gone', () => !document.querySelector('#tab-facilitator:not([hidden])'));
+    assert.deepEqual(await chosen(), ['tab-speaking', 'tab-speaking']);
 
     assert.deepEqual([...dana.errors, ...sam.errors, ...kim.errors], []);
   } finally {

@@ -831,9 +831,11 @@ export function roomView({ state, session, media, onLeave }) {
     swap(header, renderHeader(), opt('room-title'));
     swap(stage, renderStage(), opt('speaking-title'));
     swap(people, renderPeople(), opt('waiting-title', 'people-title'));
+    // Before the panel empties: a facilitator made a member while on their tab is moved to the first
+    // tab, with the focus.
+    tabs.setAvailable('facilitator', state.isFacilitator);
     swap(facilitator, state.isFacilitator ? [tabs.narrow ? waitingList(ctx) : null, facilitatorPanel(ctx)] : [], opt('waiting-title', 'fac-title', 'chat-title'));
     facilitator.hidden = !state.isFacilitator;
-    tabs.setAvailable('facilitator', state.isFacilitator);
     tabs.setWaiting('facilitator', state.isFacilitator ? state.waitingList().length : 0);
     main.classList.toggle('is-facilitator', state.isFacilitator);
     swap(controls, renderControls(), opt('chat-title'));

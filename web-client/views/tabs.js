@@ -6,7 +6,7 @@
 // The tabs follow the WAI-ARIA tabs pattern: a tablist of tab buttons, one tabpanel each, the chosen
 // tab `aria-selected` and the only one in the Tab order; the arrow keys move between tabs and choose
 // them, Home and End go to the first and the last. A switch only shows and hides panels, never redraws
-// them, so a chat draft, an open menu or a half-moved slider stays as it was.
+// them, so a chat draft or a volume slider stays as it was.
 
 import { t } from '../i18n.js';
 import { h } from './dom.js';
