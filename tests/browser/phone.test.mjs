@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { join } from 'node:path';
-import { API_URL, DESKTOP, PHONE, SHOTS, axe, expectQueue, launch, person, personAction, screenshots, seeText, until } from './lib.mjs';
+import { API_URL, DESKTOP, PHONE, SHOTS, axe, chooseLanguage, expectQueue, launch, person, personAction, screenshots, seeText, until } from './lib.mjs';
 
 async function createRoom(title, settings = {}) {
   const res = await fetch(`${API_URL}/api/rooms`, {
@@ -122,6 +122,20 @@ test('on a phone the room is tabs with badges, the controls stay in reach; a des
         await screenshots(p, `phone-tabs-${who}-${name.toLowerCase()}`);
       }
     }
+
+    // Each panel comes back where it was read: after another tab, and after a change of language
+    // (which draws the room anew).
+    const boxTop = () => fac.evaluate(() => document.querySelector('.room-grid').scrollTop);
+    await openTab(fac, 'Facilitator');
+    await fac.evaluate(() => (document.querySelector('.room-grid').scrollTop = 300));
+    await openTab(fac, 'People');
+    assert.equal(await boxTop(), 0, 'People from its top');
+    await openTab(fac, 'Facilitator');
+    assert.equal(await boxTop(), 300, 'Facilitator where it was left');
+    await chooseLanguage(fac, 'es');
+    await seeText(fac, '[role="tab"][aria-selected="true"]', 'Facilitar');
+    await until(fac, 'the panel where it was read', () => document.querySelector('.room-grid').scrollTop === 300);
+    await chooseLanguage(fac, 'en');
 
     // A draft in the chat, then away to another tab; two messages arrive meanwhile.
     await openTab(mem, 'Chat');

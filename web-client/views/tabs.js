@@ -11,9 +11,10 @@
 import { t } from '../i18n.js';
 import { h } from './dom.js';
 
-// What each tab has not yet shown, by `storageKey`: the room is drawn anew on a change of language,
-// and the badges stay. In this page's memory only (message ids are the meeting's, not for storage).
-const unseenKept = new Map();
+// What each tab has not yet shown, and how far down each panel was read, by `storageKey`: the room is
+// drawn anew on a change of language, and the badges and the places stay. In this page's memory only
+// (message ids are the meeting's, not for storage).
+const kept = new Map();
 
 /** Where the room turns into tabs: its one-column layout. The same width as style.css's "phone tabs". */
 export const NARROW = '(max-width: 719px)';
@@ -28,8 +29,8 @@ export const NARROW = '(max-width: 719px)';
 export function phoneTabs({ tabs, storageKey, onLayout }) {
   const query = window.matchMedia(NARROW);
   const byId = new Map();
-  const kept = unseenKept.get(storageKey) ?? new Map();
-  if (storageKey) unseenKept.set(storageKey, kept);
+  const memory = kept.get(storageKey) ?? { unseen: new Map(), scroll: new Map() };
+  if (storageKey) kept.set(storageKey, memory);
   for (const spec of tabs) {
     spec.panel.id ||= `panel-${spec.id}`;
     const count = h('span', { class: 'room-tab-badge', 'aria-hidden': 'true', hidden: true });
@@ -58,12 +59,12 @@ export function phoneTabs({ tabs, storageKey, onLayout }) {
       count,
       said,
       available: true,
-      unseen: kept.get(spec.id) ?? new Set(), // what arrived while the panel was out of sight (chat message ids)
+      unseen: memory.unseen.get(spec.id) ?? new Set(), // what arrived while the panel was out of sight (chat message ids)
       waiting: 0, // a standing count, shown while the panel is out of sight (people waiting)
-      scroll: 0, // how far down its panel was read, for coming back to it
+      scroll: memory.scroll.get(spec.id) ?? 0, // how far down its panel was read, for coming back to it
       labelledBy: spec.panel.getAttribute('aria-labelledby'),
     });
-    kept.set(spec.id, byId.get(spec.id).unseen);
+    memory.unseen.set(spec.id, byId.get(spec.id).unseen);
   }
   const el = h(
     'div',
@@ -128,7 +129,7 @@ export function phoneTabs({ tabs, storageKey, onLayout }) {
     const changed = id !== selected;
     // Each panel comes back scrolled where it was left (a new one from its top), never somewhere in
     // its middle because another panel was scrolled that far.
-    if (changed && narrow) byId.get(selected).scroll = box.scrollTop;
+    if (changed && narrow) remember();
     selected = id;
     try {
       if (storageKey) sessionStorage.setItem(storageKey, id);
@@ -173,6 +174,15 @@ export function phoneTabs({ tabs, storageKey, onLayout }) {
   };
   query.addEventListener('change', onChange);
   apply();
+  // Drawn anew (a change of language): back where the panel was read, once the room is on the page.
+  if (narrow && byId.get(selected).scroll) requestAnimationFrame(() => (box.scrollTop = byId.get(selected).scroll));
+
+  /** Notes how far down the panel on show was read. */
+  function remember() {
+    const tab = byId.get(selected);
+    tab.scroll = box.scrollTop;
+    memory.scroll.set(tab.id, tab.scroll);
+  }
 
   return {
     el,
@@ -210,6 +220,7 @@ export function phoneTabs({ tabs, storageKey, onLayout }) {
       apply();
     },
     destroy() {
+      if (narrow) remember();
       query.removeEventListener('change', onChange);
     },
   };
