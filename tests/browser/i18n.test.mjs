@@ -247,9 +247,11 @@ test('every screen in both languages and themes, desktop and phone: denied, remo
     const dana = await person(browser, 'Dana', { viewport: PHONE });
     const ana = await person(browser, 'Ana');
     const lee = await person(browser, 'Lee', { locale: 'es-ES' });
-    await enter(dana, room.facilitator_url, 'Join muted', { waitFor: '#fac-title' });
+    await enter(dana, room.facilitator_url, 'Join muted');
     await enter(ana, room.join_url, 'Join muted', { waitFor: 'h1' });
     await enter(lee, room.join_url, 'Entrar con el micrófono apagado', { waitFor: 'h1' });
+    // On a phone the waiting room is in the facilitator's own tab (phone.test.mjs).
+    await dana.page.getByRole('tab', { name: /^Facilitator/ }).click();
     await seeText(dana.page, '#waiting-title', 'Waiting room (2)');
     await screenshots(dana.page, 'i18n-facilitator-phone-waiting');
 
@@ -261,12 +263,14 @@ test('every screen in both languages and themes, desktop and phone: denied, remo
     // Ana is let in, then removed.
     await dana.page.getByRole('button', { name: 'Admit Ana' }).click();
     await ana.page.locator('#room-title').waitFor();
+    await dana.page.getByRole('tab', { name: /^People/ }).click();
     await personAction(dana.page, 'Ana', 'Remove from meeting…');
     await dana.page.getByRole('button', { name: 'Remove', exact: true }).click();
     await seeText(ana.page, 'h1', 'You are no longer in this meeting');
     await screenshots(ana.page, 'i18n-removed');
 
     // The end, for the facilitator, on a phone.
+    await dana.page.getByRole('tab', { name: /^Facilitator/ }).click();
     await dana.page.getByRole('button', { name: 'End the meeting', exact: true }).click();
     await dana.page.locator('#confirm').getByRole('button', { name: 'End the meeting' }).click();
     await seeText(dana.page, 'h1', 'The meeting has ended');

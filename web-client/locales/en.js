@@ -491,5 +491,15 @@ export default {
   'quality.row.poor': 'Poor connection',
 
   // --- phone tabs ---
+  'tabs.label': 'Parts of the meeting',
+  'tabs.speaking': 'Speaking',
+  'tabs.people': 'People',
+  'tabs.chat': 'Chat',
+  'tabs.facilitator': 'Facilitator',
+  'tabs.with_badge': '{tab}, {badge}',
+  'tabs.new_messages.one': '{count} new message',
+  'tabs.new_messages.other': '{count} new messages',
+  'tabs.waiting.one': '{count} person waiting to join',
+  'tabs.waiting.other': '{count} people waiting to join',
 
 };

@@ -491,5 +491,15 @@ export default {
   'quality.row.poor': 'Conexión mala',
 
   // --- phone tabs ---
+  'tabs.label': 'Partes de la reunión',
+  'tabs.speaking': 'Turnos',
+  'tabs.people': 'Personas',
+  'tabs.chat': 'Chat',
+  'tabs.facilitator': 'Facilitar',
+  'tabs.with_badge': '{tab}, {badge}',
+  'tabs.new_messages.one': '{count} mensaje nuevo',
+  'tabs.new_messages.other': '{count} mensajes nuevos',
+  'tabs.waiting.one': '{count} persona esperando para entrar',
+  'tabs.waiting.other': '{count} personas esperando para entrar',
 
 };

@@ -17,6 +17,7 @@ import { Reactions } from './reactions.js';
 import { QualityMonitor, connectionBadge, paintIndicator, selfIndicator } from '../quality.js';
 import { facilitatorPanel, personActions, queueActions, floorControls, waitingList } from './facilitator.js';
 import { lastFacilitatorLeave, onlyFacilitator } from './facilitator.js';
+import { phoneTabs } from './tabs.js';
 
 /**
  * @param {object} o
@@ -47,12 +48,46 @@ export function roomView({ state, session, media, onLeave }) {
     chatState,
     chatForm.el,
   );
-  const facilitator = h('aside', { class: 'panel facilitator', 'aria-labelledby': 'fac-title' });
+  // A section, not an aside: on a phone it is a tab's panel (role=tabpanel), which an aside may not be.
+  const facilitator = h('section', { class: 'panel facilitator', 'aria-labelledby': 'fac-title' });
   const controls = h('div', { class: 'controls-inner' });
   const toast = h('div', { class: 'toast', role: 'alert', hidden: true });
   const footer = h('footer', { class: 'controls', id: 'your-controls', 'aria-label': t('room.your_controls') }, toast, controls);
   const grid = h('div', { class: 'room-grid' }, stage, people, chat, facilitator);
-  const main = h('main', { id: 'main', class: 'room' }, header, grid, footer);
+  // On a phone the four panels are tabs (tabs.js); the facilitators' waiting list moves from People
+  // to their own tab there, whose badge counts who waits.
+  const tabs = phoneTabs({
+    tabs: [
+      { id: 'speaking', panel: stage, label: t('tabs.speaking') },
+      { id: 'people', panel: people, label: t('tabs.people') },
+      {
+        id: 'chat',
+        panel: chat,
+        label: t('tabs.chat'),
+        badge: (n) => tn('tabs.new_messages', n),
+        onShow: () => (chatLog.scrollTop = chatLog.scrollHeight),
+      },
+      {
+        id: 'facilitator',
+        panel: facilitator,
+        label: t('tabs.facilitator'),
+        badge: (n) => tn('tabs.waiting', n),
+      },
+    ],
+    storageKey: `circle.tab.${session.room}`,
+    onLayout: () => {
+      // The waiting list changes panel with the layout: the keyboard focus goes with it.
+      const was = document.activeElement;
+      const key = was?.closest('[data-key]')?.dataset.key;
+      render();
+      const again = main.contains(was) ? null : (key && main.querySelector(`[data-key="${CSS.escape(key)}"]`)) || (was?.id && document.getElementById(was.id));
+      if (again && again !== document.activeElement) {
+        tabs.reveal(again);
+        again.focus();
+      }
+    },
+  });
+  const main = h('main', { id: 'main', class: 'room' }, header, tabs.el, grid, footer);
 
   let connection = session.status;
   let replyTo = null; // a member a facilitator is replying to privately
@@ -178,7 +213,10 @@ export function roomView({ state, session, media, onLeave }) {
               type: 'button',
               class: 'btn btn-small btn-attention',
               key: 'waiting-jump',
-              onclick: () => document.getElementById('waiting-title')?.focus(),
+              onclick: () => {
+                tabs.reveal(document.getElementById('waiting-title'));
+                document.getElementById('waiting-title')?.focus();
+              },
             },
             tn('room.waiting_to_join', waiting),
           )
@@ -299,7 +337,7 @@ export function roomView({ state, session, media, onLeave }) {
     const here = state.counts ? state.counts.members + state.counts.facilitators : roster.length;
     const hidden = state.settings.roster_privacy && !fac;
     return [
-      fac ? waitingList(ctx) : null,
+      fac && !tabs.narrow ? waitingList(ctx) : null,
       h('h2', { id: 'people-title', tabindex: '-1' }, icon('people'), t('room.people_here', { count: here })),
       hidden ? h('p', { class: 'hint' }, t('room.private_roster')) : null,
       h(
@@ -821,8 +859,12 @@ export function roomView({ state, session, media, onLeave }) {
     swap(header, renderHeader(), opt('room-title'));
     swap(stage, renderStage(), opt('speaking-title'));
     swap(people, renderPeople(), opt('waiting-title', 'people-title'));
-    swap(facilitator, state.isFacilitator ? facilitatorPanel(ctx) : [], opt('fac-title', 'chat-title'));
+    // Before the panel empties: a facilitator made a member while on their tab is moved to the first
+    // tab, with the focus.
+    tabs.setAvailable('facilitator', state.isFacilitator);
+    swap(facilitator, state.isFacilitator ? [tabs.narrow ? waitingList(ctx) : null, facilitatorPanel(ctx)] : [], opt('waiting-title', 'fac-title', 'chat-title'));
     facilitator.hidden = !state.isFacilitator;
+    tabs.setWaiting('facilitator', state.isFacilitator ? state.waitingList().length : 0);
     main.classList.toggle('is-facilitator', state.isFacilitator);
     swap(controls, renderControls(), opt('chat-title'));
     chatForm.refresh();
@@ -921,6 +963,8 @@ export function roomView({ state, session, media, onLeave }) {
         renderChatLog(true);
       } else if (changed.has(Part.CHAT)) {
         renderChatLog(false);
+        const others = state.chatAdded.filter((m) => m.from !== state.you).map((m) => m.id);
+        tabs.unseen('chat', others, state.chatDeleted);
       }
       followMute();
       queueRender();
@@ -940,6 +984,7 @@ export function roomView({ state, session, media, onLeave }) {
       quality.stop();
       clearInterval(ticker);
       clearTimeout(toastTimer);
+      tabs.destroy();
       media.removeEventListener('speaking', onSpeaking);
       media.removeEventListener('level', onLevel);
       media.removeEventListener('playback', onPlayback);
