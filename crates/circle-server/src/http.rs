@@ -315,6 +315,9 @@ async fn create_room(
     {
         return Err(ApiError::RateLimited);
     }
+    if state.cluster.is_none() {
+        can_hold_another(&state)?;
+    }
     let (req, value) = match body {
         Ok(Json(value)) => (create_request(value.clone())?, Some(value)),
         // No body at all means "all defaults".
@@ -337,12 +340,9 @@ async fn create_room(
     if let Some(placed) = place_room(&state, forwarded, &headers, value).await? {
         return Ok(placed);
     }
-    // In cluster mode a draining or full node still places meetings on the others (above).
-    if state.draining() {
-        return Err(ApiError::Draining);
-    }
-    if state.rooms.len() >= state.config.rooms.max_rooms {
-        return Err(ApiError::Full);
+    if state.cluster.is_some() {
+        // A draining or full node of a cluster still places meetings on the others (above).
+        can_hold_another(&state)?;
     }
     let mut room = Room::new(title.clone(), Settings::default(), limits(&state));
     room.apply_initial_settings(req.settings);
@@ -379,6 +379,17 @@ async fn create_room(
         }),
     )
         .into_response())
+}
+
+/// Refuses a new meeting on a server that drains or holds `rooms.max_rooms` already.
+fn can_hold_another(state: &AppState) -> Result<(), ApiError> {
+    if state.draining() {
+        return Err(ApiError::Draining);
+    }
+    if state.rooms.len() >= state.config.rooms.max_rooms {
+        return Err(ApiError::Full);
+    }
+    Ok(())
 }
 
 /// This node's websocket URL: the cluster's view of it in cluster mode, else the public URL's.
