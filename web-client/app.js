@@ -5,10 +5,11 @@
 // Modules: config.js (server address), api.js (HTTP), session.js (websocket, request ids,
 // resume/backoff), state.js (the room model), media.js (microphone and voice), views/*.js (drawing).
 
+import { t } from './i18n.js';
 import { Media } from './media.js';
 import { RoomState, Part } from './state.js';
 import { Session, resumeStore } from './session.js';
-import { RESTARTING_TEXT, announce } from './views/dom.js';
+import { announce, restartingText } from './views/dom.js';
 import { endView } from './views/end.js';
 import { joinView } from './views/join.js';
 import { roomView } from './views/room.js';
@@ -18,16 +19,65 @@ import { waitingView } from './views/waiting.js';
 const root = document.getElementById('app');
 const media = new Media();
 
-let view = null; // the view on screen: { el, focus(), destroy(), update?(), setStatus?() }
+let view = null; // the view on screen: { el, focus(), destroy(), update?(), setStatus?(), relabel?() }
 let meeting = null; // { room, session, state } while in a meeting or its waiting room
+let redraw = null; // draws the screen on show again, from what it shows (for a change of language)
+let title = null; // the tab title's key in the catalogue, while it is one of the fixed titles
 
-function show(next) {
+/**
+ * Puts `next` on screen. `again` makes the same screen anew (in another language), keeping what the
+ * person typed; `relabel` (the language changed) keeps the scroll position and the focus.
+ */
+function show(next, again = null, relabel = false) {
   view?.destroy?.();
   view = next;
+  redraw = again;
   root.replaceChildren(next.el);
+  if (relabel) return;
   window.scrollTo(0, 0);
   next.focus?.();
 }
+
+function setTitle(key) {
+  title = key;
+  document.title = key ? t(key) : document.title;
+}
+
+// A new language from the picker: the screen on show is drawn again in it, with the meeting, the
+// typed text, the scroll position and the keyboard focus left as they were.
+window.addEventListener('circle-language', () => {
+  if (title) document.title = t(title);
+  const active = document.activeElement;
+  const focus = { id: active?.id || null, key: active?.closest?.('[data-key]')?.dataset.key ?? null };
+  // (Not the picker itself: it already shows the new language.)
+  const typed = [...root.querySelectorAll('input[id], textarea[id], select[id]')]
+    .filter((el) => !el.closest('.language'))
+    .map((el) => [el.id, el.value, el.checked]);
+  const open = [...root.querySelectorAll('details[open]')].map((d) => [...root.querySelectorAll('details')].indexOf(d));
+  const scroll = window.scrollY;
+  if (view?.relabel) view.relabel();
+  else if (redraw) redraw();
+  else return;
+  for (const [id, value, checked] of typed) {
+    const el = document.getElementById(id);
+    if (!el || !root.contains(el) || el.type === 'file' || el.readOnly) continue;
+    if (el.type === 'checkbox' || el.type === 'radio') {
+      if (el.checked !== checked) {
+        el.checked = checked;
+        el.dispatchEvent(new Event('change'));
+      }
+    } else if (el.value !== value && [...(el.options ?? [{ value }])].some((o) => o.value === value)) {
+      el.value = value;
+      el.dispatchEvent(new Event(el.tagName === 'SELECT' ? 'change' : 'input'));
+    }
+  }
+  const details = [...root.querySelectorAll('details')];
+  for (const i of open) if (details[i]) details[i].open = true;
+  window.scrollTo(0, scroll);
+  if (!active || active === document.body) return;
+  const again = (focus.id && document.getElementById(focus.id)) || (focus.key && root.querySelector(`[data-key="${CSS.escape(focus.key)}"]`));
+  (again ?? view.el.querySelector('h1'))?.focus({ preventScroll: true });
+});
 
 /** The link's parts: `{ room, key }` (either may be null). */
 function readLink() {
@@ -64,7 +114,7 @@ function route() {
     old.session.leave();
   }
   if (!room) {
-    document.title = 'Circle: start a meeting';
+    setTitle('title.start');
     show(startView());
     return;
   }
@@ -100,21 +150,26 @@ const nameStore = {
   save: (room, name) => sessionStorage.setItem(`circle.name.${room}`, name),
 };
 
-function showJoin(room, notice) {
-  document.title = 'Circle: join a meeting';
+// `notice`: a key in the catalogue.
+// `typed`: the name typed so far (drawn again in another language, the page loads anew).
+function showJoin(room, notice, relabel = false, typed = null) {
+  setTitle('title.join');
   const secret = keyStore.load(room);
   show(
     joinView({
       room,
       facilitator: !!secret,
       media,
-      notice,
-      name: nameStore.load(room),
+      notice: notice && t(notice),
+      name: typed ?? nameStore.load(room),
+      again: relabel,
       onJoin: async (name) => {
         await enterMeeting(room, (session) => session.join({ name, secret, device: deviceId(room) }));
         nameStore.save(room, name);
       },
     }),
+    () => showJoin(room, notice, true, document.getElementById('name')?.value ?? null),
+    relabel,
   );
 }
 
@@ -124,11 +179,11 @@ async function resumeMeeting(room, token) {
   } catch (e) {
     if (e.code === 'unreachable' || e.code === 'disconnected') {
       // Keep the token: reloading the page once the server answers still brings you back.
-      showJoin(room, 'Could not reach the meeting server to bring you back. Check your connection and reload the page.');
+      showJoin(room, 'app.resume_unreachable');
       return;
     }
     resumeStore.clear(room);
-    showJoin(room, 'Your earlier place in this meeting has ended. Please join again.');
+    showJoin(room, 'app.resume_ended');
   }
 }
 
@@ -143,15 +198,18 @@ async function enterMeeting(room, start) {
   const here = { room, session, state };
   let shown = null; // 'waiting' | 'room'
 
-  const showForState = () => {
+  const showForState = (relabel = false) => {
     const want = state.waiting ? 'waiting' : 'room';
-    if (want === shown) return;
+    if (want === shown && !relabel) return;
     shown = want;
+    setTitle(null);
     document.title = `${state.title} · Circle`;
     show(
       want === 'waiting'
         ? waitingView({ state, session, onLeave: () => session.leave() })
         : roomView({ state, session, media, onLeave: () => session.leave() }),
+      () => showForState(true),
+      relabel,
     );
   };
 
@@ -172,7 +230,7 @@ async function enterMeeting(room, start) {
     }
     if (meeting !== here) return;
     for (const line of lines) announce(line);
-    if (rejoined && state.waiting) announce('You are back, in the waiting room.');
+    if (rejoined && state.waiting) announce(t('app.back_waiting'));
     if (changed.has(Part.VIEW)) showForState();
     if (rejoined && wasLive) view?.restoreUnmute?.();
     view?.update?.(changed);
@@ -180,9 +238,9 @@ async function enterMeeting(room, start) {
   session.addEventListener('status', (ev) => {
     if (meeting !== here) return;
     view?.setStatus?.(ev.detail);
-    if (ev.detail === 'reconnecting') announce('Connection lost. Reconnecting…');
-    if (ev.detail === 'restarting') announce(RESTARTING_TEXT);
-    if (ev.detail === 'open' && shown) announce('Reconnected.');
+    if (ev.detail === 'reconnecting') announce(t('app.connection_lost'));
+    if (ev.detail === 'restarting') announce(restartingText());
+    if (ev.detail === 'open' && shown) announce(t('app.reconnected'));
   });
   session.addEventListener('end', (ev) => {
     media.detach(session);
@@ -193,8 +251,9 @@ async function enterMeeting(room, start) {
     if (meeting !== here) return;
     meeting = null;
     const end = ev.detail;
-    document.title = 'Circle';
-    show(endView({ end, onRejoin: () => showJoin(room) }));
+    setTitle('title.end');
+    const showEnd = (relabel = false) => show(endView({ end, onRejoin: () => showJoin(room) }), () => showEnd(true), relabel);
+    showEnd();
   });
 
   meeting = here;

@@ -29,6 +29,8 @@
 // The speaking dots follow the server's `speakers` events (state.js). `stats()` sums up the
 // connection's `getStats()` per remote stream, for diagnostics and the browser tests.
 
+import { t } from './i18n.js';
+
 const SPEAKING_LEVEL = 0.06; // RMS above which the local voice counts as speaking
 // A voice connection that failed (or an offer the server refused) is offered afresh after this,
 // doubling up to the maximum, while the websocket is open.
@@ -170,7 +172,7 @@ export class Media extends EventTarget {
     const pick = (kind) =>
       list
         .filter((d) => d.kind === kind && d.deviceId)
-        .map((d, i) => ({ id: d.deviceId, label: d.label || `${kind === 'audioinput' ? 'Microphone' : 'Speaker'} ${i + 1}` }));
+        .map((d, i) => ({ id: d.deviceId, label: d.label || t(kind === 'audioinput' ? 'sound.mic_n' : 'sound.speaker_n', { n: i + 1 }) }));
     return { inputs: pick('audioinput'), outputs: canChooseSpeaker() ? pick('audiooutput') : [] };
   }
 

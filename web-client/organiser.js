@@ -8,66 +8,78 @@
 // tab is visible; redraws keep keyboard focus where it was (dom.js `swap`).
 
 import { organiserApi } from './api.js';
+import { locales, t, tn } from './i18n.js';
 import { announce, confirmDialog, copyText, formatTime, h, swap } from './views/dom.js';
 import { brand } from './views/start.js';
 
 const KEY_STORE = 'circle.organiser.key';
 // How often the list (its live counts and next meetings) is fetched again while the tab is visible.
 const REFRESH_MS = 20_000;
-const WEEKDAYS = [
-  ['mon', 'Monday'],
-  ['tue', 'Tuesday'],
-  ['wed', 'Wednesday'],
-  ['thu', 'Thursday'],
-  ['fri', 'Friday'],
-  ['sat', 'Saturday'],
-  ['sun', 'Sunday'],
-];
+const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+
+/** The days of the week in the page's language, as `[key, name]` (1 January 2024 was a Monday). */
+const weekdays = () =>
+  WEEKDAYS.map((k, i) => [k, new Date(Date.UTC(2024, 0, 1 + i)).toLocaleDateString(locales(), { weekday: 'long', timeZone: 'UTC' })]);
 
 const root = document.getElementById('app');
+let redraw = null; // draws the screen on show again (in another language)
+
+// A new language from the picker: the screen again, with what was typed and the focus kept.
+window.addEventListener('circle-language', () => {
+  document.title = t('org.page_title');
+  if (!redraw) return;
+  const focus = document.activeElement?.id;
+  const typed = [...root.querySelectorAll('input[id], select[id]')]
+    .filter((el) => !el.closest('.language') && !el.readOnly)
+    .map((el) => [el.id, el.value, el.checked]);
+  redraw();
+  for (const [id, value, checked] of typed) {
+    const el = document.getElementById(id);
+    if (!el) continue;
+    if (el.type === 'checkbox') el.checked = checked;
+    else el.value = value;
+  }
+  if (focus) document.getElementById(focus)?.focus();
+});
 
 /** What each of the API's error codes means to an organiser; `what` names the thing being changed. */
 function errorText(e, what = 'request') {
   switch (e.code) {
     case 'unauthorized':
-      return 'The server did not accept this organiser key. Check it with whoever runs your Circle server, and try again.';
     case 'organiser_disabled':
-      return 'The organiser page is turned off on this server, because it has no operator key. Whoever runs the server can set one ([rooms] operator_key in its configuration) and restart it.';
-    case 'storage_unavailable':
-      return `The server cannot reach its list of rooms just now (${e.message}). Nothing was changed, and meetings in progress go on. Please try again in a minute.`;
     case 'duplicate_title':
-      return 'There is already a room with this name. Please choose another one, so that no one mixes the two groups up.';
-    case 'bad_request':
-      return `Please check the ${what}: ${e.message}`;
     case 'standing_room_not_found':
-      return 'This room no longer exists: someone may have deleted it. The list is up to date now.';
     case 'origin_not_allowed':
-      return 'The server does not accept requests from this page’s address (it is not in its allowed origins), so rooms cannot be managed from here.';
     case 'unreachable':
-      return 'Could not reach the server. Check your connection and try again.';
+      return t(`org.error.${e.code}`);
+    case 'storage_unavailable':
+      return t('org.error.storage_unavailable', { detail: e.message });
+    case 'bad_request':
+      return t('org.error.bad_request', { what: t(`org.what.${what}`), detail: e.message });
     default:
-      return e.message || 'Something went wrong. Please try again.';
+      return e.message || t('org.error.other');
   }
 }
 
 // ---- sign in ------------------------------------------------------------------------------------
 
 function showSignIn(notice) {
-  document.title = 'Circle: standing rooms';
+  document.title = t('org.page_title');
+  redraw = () => showSignIn(notice);
   const error = h('div', { class: 'alert alert-error', role: 'alert', hidden: !notice }, notice ?? '');
   const key = h('input', { id: 'operator-key', name: 'key', type: 'password', autocomplete: 'off', 'aria-describedby': 'operator-key-hint', required: true });
-  const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Sign in');
+  const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, t('org.sign_in'));
   const form = h(
     'form',
     { class: 'card', novalidate: true, 'aria-labelledby': 'signin-title' },
-    h('h1', { id: 'signin-title', tabindex: '-1' }, 'Standing rooms'),
-    h('p', { class: 'lead' }, 'Sign in to see and manage your groups’ rooms: the same link every week.'),
+    h('h1', { id: 'signin-title', tabindex: '-1' }, t('org.title')),
+    h('p', { class: 'lead' }, t('org.sign_in_lead')),
     h(
       'div',
       { class: 'field' },
-      h('label', { for: 'operator-key' }, 'Organiser key'),
+      h('label', { for: 'operator-key' }, t('org.key')),
       key,
-      h('p', { class: 'hint', id: 'operator-key-hint' }, 'The server’s operator key. It stays in this tab only, until you sign out or close the tab.'),
+      h('p', { class: 'hint', id: 'operator-key-hint' }, t('org.key_hint')),
     ),
     error,
     h('div', { class: 'actions' }, submit),
@@ -77,20 +89,20 @@ function showSignIn(notice) {
     const value = key.value.trim();
     error.hidden = true;
     if (!value) {
-      error.textContent = 'Please enter the organiser key.';
+      error.textContent = t('org.key_missing');
       error.hidden = false;
       key.focus();
       return;
     }
     submit.disabled = true;
-    submit.textContent = 'Signing in…';
+    submit.textContent = t('org.signing_in');
     try {
       const rooms = await organiserApi(value).list();
       sessionStorage.setItem(KEY_STORE, value);
       showRooms(value, rooms);
     } catch (e) {
       submit.disabled = false;
-      submit.textContent = 'Sign in';
+      submit.textContent = t('org.sign_in');
       error.textContent = errorText(e);
       error.hidden = false;
       key.focus();
@@ -105,15 +117,17 @@ function showSignIn(notice) {
 
 let stopRefresh = () => {};
 
-function showRooms(key, rooms = null) {
-  document.title = 'Circle: standing rooms';
+// `fresh`: links made just now, still to show (when drawn again in another language).
+function showRooms(key, rooms = null, fresh = null) {
+  document.title = t('org.page_title');
   stopRefresh();
   const api = organiserApi(key);
-  const model = { rooms: rooms ?? [], meetings: [], loaded: rooms !== null, fresh: null, problem: null };
+  const model = { rooms: rooms ?? [], meetings: [], loaded: rooms !== null, fresh, problem: null };
+  redraw = () => showRooms(key, model.loaded ? model.rooms : null, model.fresh);
   const list = h('div', { class: 'org-list' });
   const problem = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
-  const signOut = h('button', { type: 'button', class: 'btn btn-small', onclick: () => leave() }, 'Sign out');
-  const refreshBtn = h('button', { type: 'button', class: 'btn btn-small', onclick: () => refresh(true) }, 'Refresh');
+  const signOut = h('button', { type: 'button', class: 'btn btn-small', onclick: () => leave() }, t('org.sign_out'));
+  const refreshBtn = h('button', { type: 'button', class: 'btn btn-small', onclick: () => refresh(true) }, t('org.refresh'));
   const main = h(
     'main',
     { id: 'main', class: 'page page-organiser' },
@@ -121,8 +135,8 @@ function showRooms(key, rooms = null) {
     h(
       'section',
       { class: 'card', 'aria-labelledby': 'rooms-title' },
-      h('div', { class: 'section-head' }, h('h1', { id: 'rooms-title', tabindex: '-1' }, 'Standing rooms'), refreshBtn),
-      h('p', { class: 'lead' }, 'Each group keeps its link every week. Times are shown in your own time. Circle keeps only each room’s name, settings and schedule: never who came or what was said.'),
+      h('div', { class: 'section-head' }, h('h1', { id: 'rooms-title', tabindex: '-1' }, t('org.title')), refreshBtn),
+      h('p', { class: 'lead' }, t('org.lead')),
       problem,
       list,
     ),
@@ -155,7 +169,7 @@ function showRooms(key, rooms = null) {
       model.loaded = true;
       if (byHand) problem.hidden = true;
       render();
-      if (byHand) announce('The list is up to date.');
+      if (byHand) announce(t('org.up_to_date'));
     } catch (e) {
       fail(e);
     }
@@ -210,11 +224,9 @@ function roomActions({ api, model, render, run }) {
     async rotate(room, which) {
       const members = which === 'members';
       const ok = await confirmDialog({
-        title: members ? `Replace the members’ link of “${room.title}”?` : `Replace the facilitator link of “${room.title}”?`,
-        body: members
-          ? 'The old link stops working at once: no one can join with it any more. People in a meeting now stay. Send the new link to the group.'
-          : 'The old facilitator link stops working at once. Facilitators in a meeting now stay. The new link is shown once, here.',
-        confirm: 'Replace the link',
+        title: members ? t('org.replace_members_title', { title: room.title }) : t('org.replace_facilitator_title', { title: room.title }),
+        body: members ? t('org.replace_members_body') : t('org.replace_facilitator_body'),
+        confirm: t('fac.replace_confirm'),
         danger: true,
       });
       if (!ok) return;
@@ -232,28 +244,28 @@ function roomActions({ api, model, render, run }) {
     },
     async remove(room) {
       const ok = await confirmDialog({
-        title: `Delete “${room.title}”?`,
-        body: 'Its links stop working for good, and a meeting in it now ends for everyone. This cannot be undone.',
-        confirm: 'Delete the room',
+        title: t('org.delete_title', { title: room.title }),
+        body: t('org.delete_body'),
+        confirm: t('org.delete_confirm'),
         danger: true,
       });
       if (!ok) return;
       if (await run('room', () => api.remove(room.id))) {
         if (model.fresh?.id === room.id) model.fresh = null;
         render();
-        announce(`“${room.title}” was deleted.`);
+        announce(t('org.deleted', { title: room.title }));
         document.getElementById('rooms-title')?.focus();
       }
     },
     async end(meeting) {
       const ok = await confirmDialog({
-        title: `End the meeting in “${meeting.title}” now?`,
-        body: 'Everyone in it is disconnected, and its chat is gone. A standing room stays, ready for its next meeting.',
-        confirm: 'End the meeting',
+        title: t('org.end_title', { title: meeting.title }),
+        body: t('org.end_body'),
+        confirm: t('fac.end_confirm'),
         danger: true,
       });
       if (!ok) return;
-      if (await run('meeting', () => api.endMeeting(meeting.meeting))) announce(`The meeting in “${meeting.title}” has ended.`);
+      if (await run('meeting', () => api.endMeeting(meeting.meeting))) announce(t('org.ended', { title: meeting.title }));
     },
   };
 
@@ -261,16 +273,16 @@ function roomActions({ api, model, render, run }) {
 
 /** The rooms, the links shown once, and the meetings going on now. */
 function roomList(model, actions) {
-  if (!model.loaded) return h('p', { class: 'empty' }, 'Loading the rooms…');
+  if (!model.loaded) return h('p', { class: 'empty' }, t('org.loading'));
   const adhoc = model.meetings.filter((m) => !m.standing);
   return [
     model.fresh ? freshLinks(model.fresh, actions) : null,
     model.rooms.length
       ? h('ul', { class: 'plain-list org-rooms', 'aria-labelledby': 'rooms-title' }, model.rooms.map((r) => roomItem(r, model, actions)))
-      : h('p', { class: 'empty' }, 'No standing rooms yet. Create the first one below.'),
+      : h('p', { class: 'empty' }, t('org.none')),
     adhoc.length
       ? [
-          h('h2', { id: 'adhoc-title' }, 'Other meetings now'),
+          h('h2', { id: 'adhoc-title' }, t('org.other_meetings')),
           h('ul', { class: 'plain-list org-rooms', 'aria-labelledby': 'adhoc-title' }, adhoc.map((m) => meetingItem(m, actions))),
         ]
       : null,
@@ -287,17 +299,17 @@ function roomItem(room, model, actions) {
     h('h2', { class: 'org-room-title', id: `${slug}-title` }, room.title),
     h('p', { class: 'org-schedule' }, scheduleText(room)),
     h('p', { class: 'org-next' }, nextText(room)),
-    live ? h('p', { class: 'org-live' }, h('span', { class: 'badge badge-live' }, 'Meeting now'), ` ${liveText(live)}`) : null,
-    copyField(`${slug}-link`, 'Members’ link', room.join_url, null),
+    live ? h('p', { class: 'org-live' }, h('span', { class: 'badge badge-live' }, t('org.meeting_now')), ` ${liveText(live)}`) : null,
+    copyField(`${slug}-link`, t('link.members'), room.join_url, null),
     h(
       'div',
       { class: 'button-row org-actions' },
-      h('button', { type: 'button', class: 'btn btn-small', key: `${slug}-rotate-members`, onclick: () => actions.rotate(room, 'members') }, 'Replace the members’ link…'),
-      h('button', { type: 'button', class: 'btn btn-small', key: `${slug}-rotate-fac`, onclick: () => actions.rotate(room, 'facilitator') }, 'Replace the facilitator link…'),
+      h('button', { type: 'button', class: 'btn btn-small', key: `${slug}-rotate-members`, onclick: () => actions.rotate(room, 'members') }, t('link.replace_members')),
+      h('button', { type: 'button', class: 'btn btn-small', key: `${slug}-rotate-fac`, onclick: () => actions.rotate(room, 'facilitator') }, t('link.replace_facilitator')),
       meeting
-        ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', key: `${slug}-end`, onclick: () => actions.end(meeting) }, 'End the meeting now…')
+        ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', key: `${slug}-end`, onclick: () => actions.end(meeting) }, t('org.end_now'))
         : null,
-      h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', key: `${slug}-delete`, onclick: () => actions.remove(room) }, 'Delete the room…'),
+      h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', key: `${slug}-delete`, onclick: () => actions.remove(room) }, t('org.delete')),
     ),
   );
 }
@@ -308,35 +320,36 @@ function meetingItem(m, actions) {
     { class: 'org-room', key: `meeting-${m.meeting}` },
     h('p', { class: 'org-room-title' }, m.title),
     h('p', { class: 'org-live' }, liveText(m)),
-    h('div', { class: 'button-row' }, h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', key: `end-${m.meeting}`, onclick: () => actions.end(m) }, 'End the meeting now…')),
+    h('div', { class: 'button-row' }, h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', key: `end-${m.meeting}`, onclick: () => actions.end(m) }, t('org.end_now'))),
   );
 }
 
 /** The links just made (a new room, or a replaced link): the facilitator link is never shown again. */
 function freshLinks(fresh, actions) {
   const heading = {
-    created: `“${fresh.title}” is ready`,
-    members: `New members’ link for “${fresh.title}”`,
-    facilitator: `New facilitator link for “${fresh.title}”`,
+    created: t('org.fresh_created', { title: fresh.title }),
+    members: t('org.fresh_members', { title: fresh.title }),
+    facilitator: t('org.fresh_facilitator', { title: fresh.title }),
   }[fresh.why];
   return h(
     'section',
     { class: 'org-fresh', key: 'fresh', 'aria-labelledby': 'fresh-title' },
     h('h2', { id: 'fresh-title', tabindex: '-1' }, heading),
-    fresh.why === 'members' ? h('p', null, 'The old members’ link no longer works. Send this one to the group.') : null,
-    copyField('fresh-members', 'Members’ link', fresh.join, 'Send this link to the group. It works for every meeting.'),
+    fresh.why === 'members' ? h('p', null, t('org.old_members_gone')) : null,
+    copyField('fresh-members', t('link.members'), fresh.join, t('org.fresh_members_hint')),
     fresh.facilitator
       ? [
-          copyField('fresh-facilitator', 'Facilitator link', fresh.facilitator, null),
+          copyField('fresh-facilitator', t('join.facilitator_link'), fresh.facilitator, null),
           h(
             'div',
             { class: 'alert alert-caution', role: 'note' },
-            h('strong', null, 'This is the only time the facilitator link is shown. '),
-            'Copy it now and give it only to the group’s facilitators: anyone with it can run the meetings. If it is lost or leaks, replace it to get a new one.',
+            h('strong', null, t('org.only_once')),
+            ' ',
+            t('org.only_once_body'),
           ),
         ]
       : null,
-    h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', key: 'fresh-done', onclick: () => actions.dismissFresh() }, 'Done')),
+    h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', key: 'fresh-done', onclick: () => actions.dismissFresh() }, t('org.done'))),
   );
 }
 
@@ -345,9 +358,9 @@ function copyField(id, label, url, hint) {
   const copy = async (ev) => {
     const button = ev.currentTarget;
     const ok = await copyText(url, document.getElementById(id));
-    button.textContent = ok ? 'Copied' : 'Select and copy';
-    announce(ok ? `${label} copied.` : 'Could not copy. Select the link and copy it.');
-    setTimeout(() => (button.textContent = 'Copy'), 2500);
+    button.textContent = ok ? t('copy.copied') : t('copy.select');
+    announce(ok ? t('copy.done', { label }) : t('copy.failed'));
+    setTimeout(() => (button.textContent = t('copy.copy')), 2500);
   };
   return h(
     'div',
@@ -357,7 +370,7 @@ function copyField(id, label, url, hint) {
       'div',
       { class: 'copy-row' },
       h('input', { id, key: id, type: 'text', readonly: true, value: url, spellcheck: 'false', onfocus: (ev) => ev.target.select() }),
-      h('button', { type: 'button', class: 'btn btn-small', key: `${id}-copy`, 'aria-describedby': id, onclick: copy }, 'Copy'),
+      h('button', { type: 'button', class: 'btn btn-small', key: `${id}-copy`, 'aria-describedby': id, onclick: copy }, t('copy.copy')),
     ),
     hint ? h('p', { class: 'hint' }, hint) : null,
   );
@@ -367,36 +380,38 @@ function copyField(id, label, url, hint) {
 
 function scheduleText(room) {
   const s = room.schedule;
-  if (!s) return 'No fixed schedule: open whenever someone arrives.';
-  const days = s.weekdays.map((d) => WEEKDAYS.find(([k]) => k === d)?.[1] ?? d);
-  const which = days.length === 7 ? 'Every day' : `Every ${joinWords(days)}`;
+  if (!s) return t('org.no_schedule');
+  const names = weekdays();
+  const days = s.weekdays.map((d) => names.find(([k]) => k === d)?.[1] ?? d);
   const own = localZone() === s.time_zone;
-  return `${which} at ${s.start}${own ? '' : ` (${s.time_zone} time)`}, for ${minutes(s.duration_mins)}.`;
+  const params = { days: joinWords(days), start: s.start, zone: s.time_zone, length: minutes(s.duration_mins) };
+  const key = days.length === 7 ? 'org.schedule_daily' : 'org.schedule';
+  return t(own ? key : `${key}_zone`, params);
 }
 
 function nextText(room) {
   const n = room.next_meeting;
-  if (!n) return room.schedule ? '' : 'The link works at any time.';
+  if (!n) return room.schedule ? '' : t('org.any_time');
   const now = Date.now();
-  const day = new Date(n.starts_at).toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' });
+  const day = new Date(n.starts_at).toLocaleDateString(locales(), { weekday: 'long', day: 'numeric', month: 'long' });
   const span = `${formatTime(n.starts_at)}–${formatTime(n.ends_at)}`;
-  if (n.starts_at <= now && now < n.ends_at) return `Meeting time now, until ${formatTime(n.ends_at)} (your time).`;
-  const doors = n.opens_at < n.starts_at ? ` The waiting room opens at ${formatTime(n.opens_at)}.` : '';
-  return `Next meeting: ${day}, ${span} (your time).${doors}`;
+  if (n.starts_at <= now && now < n.ends_at) return t('org.now_until', { time: formatTime(n.ends_at) });
+  const next = t('org.next', { day, span });
+  return n.opens_at < n.starts_at ? `${next} ${t('org.doors', { time: formatTime(n.opens_at) })}` : next;
 }
 
 function liveText(live) {
-  const here = `${live.participants} ${live.participants === 1 ? 'person' : 'people'} in the meeting`;
-  return live.waiting ? `${here}, ${live.waiting} waiting to be let in.` : `${here}.`;
+  const here = tn('org.in_meeting', live.participants);
+  return live.waiting ? tn('org.and_waiting', live.waiting, { here }) : t('org.sentence', { here });
 }
 
 function minutes(n) {
-  if (n % 60 === 0) return `${n / 60} hour${n === 60 ? '' : 's'}`;
-  return `${n} minutes`;
+  if (n % 60 === 0) return tn('org.hours', n / 60);
+  return tn('timer.minutes', n);
 }
 
 function joinWords(words) {
-  return words.length < 2 ? words.join('') : `${words.slice(0, -1).join(', ')} and ${words.at(-1)}`;
+  return new Intl.ListFormat(locales(), { type: 'conjunction' }).format(words);
 }
 
 function localZone() {
@@ -407,37 +422,37 @@ function localZone() {
 
 function createForm(api, { created, fail }) {
   const error = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
-  const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create the room');
+  const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, t('org.create'));
   const form = h(
     'form',
     { class: 'card org-create', novalidate: true, 'aria-labelledby': 'create-title' },
-    h('h2', { id: 'create-title', tabindex: '-1' }, 'Create a weekly room'),
-    field('new-title', 'Name of the group', h('input', { id: 'new-title', name: 'title', type: 'text', maxlength: '80', autocomplete: 'off', 'aria-describedby': 'new-title-hint' }), 'Everyone with the link sees it. Each room’s name is its own.'),
+    h('h2', { id: 'create-title', tabindex: '-1' }, t('org.create_title')),
+    field('new-title', t('org.group_name'), h('input', { id: 'new-title', name: 'title', type: 'text', maxlength: '80', autocomplete: 'off', 'aria-describedby': 'new-title-hint' }), t('org.group_name_hint')),
     h(
       'fieldset',
       { class: 'org-weekdays' },
-      h('legend', null, 'Meets every'),
-      h('div', { class: 'weekday-grid' }, WEEKDAYS.map(([value, label]) => check(`day-${value}`, 'weekday', label, value))),
+      h('legend', null, t('org.meets_every')),
+      h('div', { class: 'weekday-grid' }, weekdays().map(([value, label]) => check(`day-${value}`, 'weekday', label, value))),
     ),
     h(
       'div',
       { class: 'org-row' },
-      field('new-start', 'Starts at', h('input', { id: 'new-start', name: 'start', type: 'time', value: '19:00', required: true })),
-      field('new-duration', 'Length, in minutes', h('input', { id: 'new-duration', name: 'duration', type: 'number', min: '5', max: '720', step: '5', value: '90', inputmode: 'numeric' })),
+      field('new-start', t('org.starts_at'), h('input', { id: 'new-start', name: 'start', type: 'time', value: '19:00', required: true })),
+      field('new-duration', t('org.length'), h('input', { id: 'new-duration', name: 'duration', type: 'number', min: '5', max: '720', step: '5', value: '90', inputmode: 'numeric' })),
     ),
-    field('new-zone', 'Time zone', zoneSelect(), 'The start time is in this time zone; each person sees it in their own.'),
+    field('new-zone', t('org.zone'), zoneSelect(), t('org.zone_hint')),
     field(
       'new-early',
-      'Open the waiting room this many minutes before the start',
+      t('org.early'),
       h('input', { id: 'new-early', name: 'early', type: 'number', min: '0', max: '120', step: '1', value: '15', inputmode: 'numeric', 'aria-describedby': 'new-early-hint' }),
-      'Members who come earlier are told when it opens. A facilitator can open it at any time.',
+      t('org.early_hint'),
     ),
     h(
       'fieldset',
       null,
-      h('legend', null, 'Joining'),
-      check('new-waiting', 'waitingRoom', 'Waiting room: a facilitator lets each person in', 'on', true),
-      check('new-mute', 'muteOnEntry', 'New members need permission to unmute', 'on', true),
+      h('legend', null, t('start.joining')),
+      check('new-waiting', 'waitingRoom', t('org.waiting_room'), 'on', true),
+      check('new-mute', 'muteOnEntry', t('settings.mute_on_entry'), 'on', true),
     ),
     error,
     h('div', { class: 'actions' }, submit),
@@ -448,7 +463,7 @@ function createForm(api, { created, fail }) {
     const body = readForm(form);
     if (body.problem) return show(body.problem, body.focus);
     submit.disabled = true;
-    submit.textContent = 'Creating…';
+    submit.textContent = t('start.creating');
     try {
       const view = await api.create(body.request);
       form.reset();
@@ -459,7 +474,7 @@ function createForm(api, { created, fail }) {
       show(errorText(e, 'schedule'), e.code === 'duplicate_title' ? 'new-title' : null);
     } finally {
       submit.disabled = false;
-      submit.textContent = 'Create the room';
+      submit.textContent = t('org.create');
     }
   });
   function show(text, focusId) {
@@ -478,15 +493,15 @@ function readForm(form) {
   const start = String(data.get('start') ?? '');
   const duration = Number(data.get('duration'));
   const early = Number(data.get('early'));
-  if (!title) return { problem: 'Please give the room a name.', focus: 'new-title' };
-  if ([...title].length > 80) return { problem: 'Please keep the name to 80 characters.', focus: 'new-title' };
-  if (!weekdays.length) return { problem: 'Please choose at least one day of the week.', focus: 'day-mon' };
-  if (!/^\d{2}:\d{2}$/.test(start)) return { problem: 'Please give a start time, such as 19:00.', focus: 'new-start' };
+  if (!title) return { problem: t('org.problem.name'), focus: 'new-title' };
+  if ([...title].length > 80) return { problem: t('org.problem.name_long'), focus: 'new-title' };
+  if (!weekdays.length) return { problem: t('org.problem.days'), focus: 'day-mon' };
+  if (!/^\d{2}:\d{2}$/.test(start)) return { problem: t('org.problem.start'), focus: 'new-start' };
   if (!Number.isInteger(duration) || duration < 5 || duration > 720) {
-    return { problem: 'Please give a length between 5 and 720 minutes.', focus: 'new-duration' };
+    return { problem: t('org.problem.length'), focus: 'new-duration' };
   }
   if (!Number.isInteger(early) || early < 0 || early > 120) {
-    return { problem: 'The waiting room can open between 0 and 120 minutes before the start.', focus: 'new-early' };
+    return { problem: t('org.problem.early'), focus: 'new-early' };
   }
   return {
     request: {

@@ -3,6 +3,8 @@
 // `apply(msg)` folds one server message into the model and says what changed (so the view redraws
 // only those parts) and what a screen reader should hear. No DOM, no network: a plain module.
 
+import { t, tn } from './i18n.js';
+
 /** The parts of the view a change touches. */
 export const Part = Object.freeze({
   ALL: 'all', // a new snapshot: redraw everything
@@ -124,8 +126,8 @@ export class RoomState {
         changed.add(Part.ALL).add(Part.VIEW);
         say(
           this.mutedOnEntry(this.me)
-            ? 'You are in the meeting. You can speak when a facilitator gives you a turn; raise your hand to ask.'
-            : 'You are in the meeting. You are muted.',
+            ? t('say.admitted_wait_turn')
+            : t('say.admitted_muted'),
         );
         break;
       case 'room_state': {
@@ -133,7 +135,7 @@ export class RoomState {
         this.load(msg.room);
         this.role = this.me?.role ?? this.role;
         if (before !== this.role) {
-          say(this.isFacilitator ? 'You are now a co-facilitator.' : 'You are now a member.');
+          say(this.isFacilitator ? t('say.now_cofacilitator') : t('say.now_member'));
         }
         changed.add(Part.ALL);
         break;
@@ -158,7 +160,7 @@ export class RoomState {
         const p = msg.participant;
         this.noteMute(this.participants.get(p.id), p);
         this.participants.set(p.id, p);
-        if (p.presence === 'waiting' && this.isFacilitator) say(`${p.name} is in the waiting room.`);
+        if (p.presence === 'waiting' && this.isFacilitator) say(t('say.in_waiting_room', { name: p.name }));
         changed.add(Part.PEOPLE);
         break;
       }
@@ -170,12 +172,12 @@ export class RoomState {
         if (p.id === this.you) {
           this.role = p.role;
           if (before && !before.muted_by_facilitator && p.muted_by_facilitator) {
-            say('A facilitator muted you.');
+            say(t('say.muted_you'));
           } else if (before?.muted_by_facilitator && !p.muted_by_facilitator) {
-            say('You may speak now. Unmute when you are ready.');
+            say(t('say.may_speak'));
           }
-          if (before && before.chat_allowed && !p.chat_allowed) say('A facilitator paused your chat.');
-          if (before && !before.chat_allowed && p.chat_allowed) say('You can write in the chat again.');
+          if (before && before.chat_allowed && !p.chat_allowed) say(t('say.chat_paused'));
+          if (before && !before.chat_allowed && p.chat_allowed) say(t('say.chat_again'));
           changed.add(Part.ME);
         }
         changed.add(Part.PEOPLE);
@@ -201,24 +203,27 @@ export class RoomState {
           if (after) this.clockOffset = after.since - Date.now();
         }
         if (before?.participant !== after?.participant) {
-          if (!after) say('No one has the floor now.');
-          else if (after.participant === this.you) say('You have the floor. Unmute when you are ready.');
-          else say(`${after.name} has the floor.`);
+          if (!after) say(t('say.no_floor'));
+          else if (after.participant === this.you) say(t('say.your_floor'));
+          else say(t('say.has_floor', { name: after.name }));
         }
         changed.add(Part.FLOOR).add(Part.PEOPLE);
         break;
       }
       case 'share_warning': {
         this.share.warned = true;
-        const who = msg.participant === this.you ? 'You have' : `${this.floor.speaker?.name ?? 'The speaker'} has`;
-        say(`${who} ${msg.remaining_secs} seconds left.`);
+        say(
+          msg.participant === this.you
+            ? tn('say.you_left', msg.remaining_secs)
+            : tn('say.they_left', msg.remaining_secs, { name: this.floor.speaker?.name ?? t('say.the_speaker') }),
+        );
         changed.add(Part.FLOOR);
         break;
       }
       case 'share_expired': {
         this.share.warned = true;
         this.share.expired = true;
-        say(msg.participant === this.you ? 'Your time is up.' : `Time is up for ${this.floor.speaker?.name ?? 'the speaker'}.`);
+        say(msg.participant === this.you ? t('say.your_time_up') : t('say.their_time_up', { name: this.floor.speaker?.name ?? t('say.the_speaker_mid') }));
         changed.add(Part.FLOOR);
         break;
       }
@@ -228,7 +233,7 @@ export class RoomState {
         if (this.chat.length > MAX_CHAT) this.chat.splice(0, this.chat.length - MAX_CHAT);
         this.chatAdded.push(m);
         this.clockOffset = m.at - Date.now();
-        if (m.from !== this.you) say(`${m.private ? 'Private message from ' : ''}${m.name}: ${m.text}`);
+        if (m.from !== this.you) say(t(m.private ? 'say.private_chat' : 'say.chat', { name: m.name, text: m.text }));
         changed.add(Part.CHAT);
         break;
       }
@@ -241,10 +246,10 @@ export class RoomState {
         const before = this.settings;
         this.settings = msg.settings;
         const s = msg.settings;
-        if (before.locked !== s.locked) say(s.locked ? 'The room is now locked.' : 'The room is now open to new joiners.');
-        if (before.chat_enabled !== s.chat_enabled) say(s.chat_enabled ? 'Chat is on.' : 'Chat is turned off.');
+        if (before.locked !== s.locked) say(s.locked ? t('say.locked') : t('say.unlocked'));
+        if (before.chat_enabled !== s.chat_enabled) say(s.chat_enabled ? t('say.chat_on') : t('say.chat_off'));
         if (before.one_speaker !== s.one_speaker) {
-          say(s.one_speaker ? 'One speaker at a time: only the person with the floor can be heard.' : 'Everyone may speak.');
+          say(s.one_speaker ? t('say.one_speaker') : t('say.everyone_speaks'));
         }
         changed.add(Part.SETTINGS).add(Part.FLOOR).add(Part.ME).add(Part.CHAT);
         break;

@@ -123,25 +123,86 @@ export async function newPage(p) {
   return page;
 }
 
+// Every screen is checked (axe) and saved in each language and theme (web-client/locales/*.js).
+const LANGUAGES = ['en', 'es'];
+const THEMES = ['light', 'dark'];
+
 /**
- * Saves the page at desktop and phone widths (`NAME-desktop.png`, `NAME-phone.png`,
- * `NAME-phone-full.png`), checks that at the narrowest phone width nothing makes the page scroll
- * sideways, and runs axe-core on the screen (any violation fails).
+ * Runs `fn(lang, theme)` with the page in each language and colour scheme, starting with the ones it
+ * is in (so the first call sees the page exactly as the test left it), and puts both back after.
+ * The language is switched through the page's own picker (`#language`), which draws the screen again
+ * in place; a page without one, or with a modal dialog open (the page behind it is inert), is
+ * checked in its own language only, in both themes. The theme is Chromium's emulated
+ * `prefers-color-scheme`.
+ */
+export async function inEachLook(page, fn) {
+  const start = await page.evaluate(() => ({
+    lang: document.documentElement.lang || 'en',
+    theme: matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light',
+    picker: !!document.getElementById('language') && !document.querySelector('dialog[open]'),
+  }));
+  const first = (list, x) => [x, ...list.filter((y) => y !== x)];
+  const langs = start.picker ? first(LANGUAGES, start.lang) : [start.lang];
+  let lang = start.lang;
+  try {
+    for (const want of langs) {
+      if (want !== lang) {
+        await chooseLanguage(page, want);
+        lang = want;
+      }
+      for (const theme of first(THEMES, start.theme)) {
+        await page.emulateMedia({ colorScheme: theme });
+        await fn(lang, theme);
+      }
+    }
+  } finally {
+    await page.emulateMedia({ colorScheme: start.theme });
+    if (lang !== start.lang) await chooseLanguage(page, start.lang);
+  }
+}
+
+/**
+ * Chooses `lang` in the page's language picker, as a person would, and waits for the page to follow.
+ * `focus`: the keyboard's way, from the picker (else the focus stays wherever the test left it).
+ */
+export async function chooseLanguage(page, lang, { focus = false } = {}) {
+  const picker = page.locator('#language');
+  if (focus) await picker.focus();
+  await picker.selectOption(lang);
+  await until(page, `the page in "${lang}"`, (l) => document.documentElement.lang === l && document.getElementById('language')?.value === l, lang);
+}
+
+/**
+ * Saves the page at desktop and phone widths in each language and theme (`NAME-LANG-THEME-desktop.png`,
+ * `NAME-LANG-THEME-phone.png`, and `NAME-LANG-THEME-phone-full.png` as the test left it), checks that
+ * at the narrowest phone width nothing makes the page scroll sideways (in each language: some are
+ * longer), and runs axe-core on each (any violation fails).
  */
 export async function screenshots(page, name) {
-  await axe(page, name);
   const before = page.viewportSize();
-  // What a person sees in the window (a full-page capture would draw the sticky controls bar in
-  // the middle of the page); on a phone also the whole page scrolled through.
-  await page.setViewportSize(DESKTOP);
-  await page.screenshot({ path: join(SHOTS, `${name}-desktop.png`) });
-  await page.setViewportSize(PHONE);
-  await page.screenshot({ path: join(SHOTS, `${name}-phone.png`) });
-  await page.screenshot({ path: join(SHOTS, `${name}-phone-full.png`), fullPage: true });
-  await page.setViewportSize({ width: NARROWEST, height: PHONE.height });
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  await page.setViewportSize(before);
-  if (overflow > 0) throw new Error(`${name}: at ${NARROWEST} px the page is ${overflow} px too wide`);
+  let firstLook = true;
+  try {
+    await inEachLook(page, async (lang, theme) => {
+      const look = `${name}-${lang}-${theme}`;
+      await runAxe(page, `${name} (${lang}, ${theme})`);
+      // What a person sees in the window (a full-page capture would draw the sticky controls bar in
+      // the middle of the page); on a phone also the whole page scrolled through.
+      await page.setViewportSize(DESKTOP);
+      await page.screenshot({ path: join(SHOTS, `${look}-desktop.png`) });
+      await page.setViewportSize(PHONE);
+      await page.screenshot({ path: join(SHOTS, `${look}-phone.png`) });
+      if (firstLook) await page.screenshot({ path: join(SHOTS, `${look}-phone-full.png`), fullPage: true });
+      firstLook = false;
+      if (theme === 'light') {
+        await page.setViewportSize({ width: NARROWEST, height: PHONE.height });
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        if (overflow > 0) throw new Error(`${name} (${lang}): at ${NARROWEST} px the page is ${overflow} px too wide`);
+      }
+      await page.setViewportSize(before);
+    });
+  } finally {
+    await page.setViewportSize(before);
+  }
 }
 
 /** Waits until `fn(arg)` in the page returns a truthy value; fails with `what` and the last value. */
@@ -290,10 +351,15 @@ export async function ownServer(name, env = {}) {
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 /**
- * Runs axe-core on the page as it is now (WCAG 2.x A and AA, best practices, and the label-in-name
- * check of WCAG 2.5.3); any violation fails with its rule and the elements it found.
+ * Runs axe-core on the page as it is now, in each language and theme (`inEachLook`): WCAG 2.x A and
+ * AA (colour contrast too), best practices, and the label-in-name check of WCAG 2.5.3; any violation
+ * fails with its rule and the elements it found.
  */
 export async function axe(page, screen) {
+  await inEachLook(page, (lang, theme) => runAxe(page, `${screen} (${lang}, ${theme})`));
+}
+
+async function runAxe(page, screen) {
   if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE_SOURCE); // past any content security policy
   const violations = await page.evaluate(async () => {
     const r = await window.axe.run(document, {

@@ -2,7 +2,9 @@
 // screen-reader announcer, the confirmation dialog, copying to the clipboard.
 //
 // User text (names, chat, titles) only ever enters the page as text nodes or attribute values, never
-// as HTML.
+// as HTML. The page's own words come from the catalogue (`t`, ../i18n.js).
+
+import { language, languages, locales, setLanguage, t } from '../i18n.js';
 
 /**
  * Builds an element. `props`: `class`, `key` (a stable key: focus and open disclosures survive
@@ -74,13 +76,32 @@ function byKey(root, key) {
 }
 
 /** What the page says while the server restarts under a standing room's meeting. */
-export const RESTARTING_TEXT = 'The server is restarting. You will be back in a moment.';
+export function restartingText() {
+  return t('status.restarting');
+}
 
 /** The connection line's words for a session status ('open' shows nothing). */
 export function statusText(status) {
-  if (status === 'reconnecting') return 'Reconnecting…';
-  if (status === 'restarting') return RESTARTING_TEXT;
+  if (status === 'reconnecting') return t('status.reconnecting');
+  if (status === 'restarting') return restartingText();
   return '';
+}
+
+/**
+ * The language picker (each language named in its own words); a choice is kept on this device, and
+ * the screen is drawn again in it (app.js, on `circle-language`). One per page: its id is `language`.
+ */
+export function languagePicker() {
+  return h(
+    'div',
+    { class: 'language' },
+    h('label', { for: 'language' }, t('language.label')),
+    h(
+      'select',
+      { id: 'language', key: 'language', onchange: (ev) => setLanguage(ev.target.value, { remember: true }) },
+      languages().map(([code, name]) => h('option', { value: code, lang: code, selected: code === language() }, name)),
+    ),
+  );
 }
 
 /** Says something to screen readers (and keeps the last few lines, which the tests read too). */
@@ -95,7 +116,7 @@ export function announce(text) {
  * Asks for confirmation in a modal dialog. Resolves to true if confirmed. `danger` styles the
  * confirming button as destructive; focus starts on "Cancel" so Enter never destroys by accident.
  */
-export function confirmDialog({ title, body, confirm, cancel = 'Cancel', danger = false }) {
+export function confirmDialog({ title, body, confirm, cancel = t('dialog.cancel'), danger = false }) {
   const dialog = document.getElementById('confirm');
   const heading = h('h2', { id: 'confirm-title' }, title);
   const cancelBtn = h('button', { type: 'button', class: 'btn', value: 'cancel' }, cancel);
@@ -128,7 +149,7 @@ export function confirmDialog({ title, body, confirm, cancel = 'Cancel', danger 
  */
 export function infoDialog({ title, content, onClose }) {
   const dialog = document.getElementById('confirm');
-  const closeBtn = h('button', { type: 'button', class: 'btn btn-primary' }, 'Close');
+  const closeBtn = h('button', { type: 'button', class: 'btn btn-primary' }, t('dialog.close'));
   dialog.replaceChildren(h('h2', { id: 'confirm-title' }, title), h('div', { id: 'confirm-body' }, content), h('div', { class: 'dialog-actions' }, closeBtn));
   dialog.setAttribute('aria-labelledby', 'confirm-title');
   dialog.removeAttribute('aria-describedby');
@@ -205,9 +226,9 @@ export function formatDuration(ms) {
   return `${m}:${String(s).padStart(2, '0')}`;
 }
 
-/** "14:05", in the reader's own locale. */
+/** "14:05", in the reader's own locale (for the page's language). */
 export function formatTime(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return new Date(ms).toLocaleTimeString(locales(), { hour: '2-digit', minute: '2-digit' });
 }
 
 /**
@@ -219,8 +240,8 @@ export function formatWhen(ms, now = Date.now()) {
   const time = formatTime(ms);
   const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
   const days = Math.round((day(at) - day(new Date(now))) / 86_400_000);
-  if (days <= 0) return `at ${time}`;
-  if (days === 1) return `tomorrow at ${time}`;
-  if (days < 7) return `on ${at.toLocaleDateString([], { weekday: 'long' })} at ${time}`;
-  return `on ${at.toLocaleDateString([], { day: 'numeric', month: 'long' })} at ${time}`;
+  if (days <= 0) return t('when.today', { time });
+  if (days === 1) return t('when.tomorrow', { time });
+  if (days < 7) return t('when.weekday', { day: at.toLocaleDateString(locales(), { weekday: 'long' }), time });
+  return t('when.date', { date: at.toLocaleDateString(locales(), { day: 'numeric', month: 'long' }), time });
 }

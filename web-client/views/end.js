@@ -3,6 +3,7 @@
 
 // A namespace import: a config.js from an older release, without the optional settings, still loads.
 import * as config from '../config.js';
+import { t } from '../i18n.js';
 import { brand } from './start.js';
 import { h } from './dom.js';
 import { endText } from './messages.js';
@@ -20,7 +21,7 @@ export function endView({ end, onRejoin }) {
       h('p', { class: 'end-message' }, text.body),
       text.next ? h('p', { class: 'end-next' }, text.next) : null,
       text.rejoin && onRejoin
-        ? h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn btn-primary', onclick: onRejoin }, text.rejoinLabel ?? 'Rejoin the meeting'))
+        ? h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn btn-primary', onclick: onRejoin }, text.rejoinLabel ?? t('end.rejoin')))
         : null,
     ),
     supportCard(),
@@ -36,7 +37,7 @@ export function supportCard() {
   return h(
     'aside',
     { class: 'card support', 'aria-labelledby': 'support-title' },
-    h('h2', { id: 'support-title' }, 'Support'),
+    h('h2', { id: 'support-title' }, t('end.support')),
     h('p', null, url ? h('a', { href: url, target: '_blank', rel: 'noopener noreferrer' }, text) : text),
   );
 }

@@ -2,22 +2,11 @@
 // settings and the end of the meeting. Drawn inside the room view; every handler reads the model at
 // click time, so a redraw never leaves a stale button behind.
 
+import { t, tn } from '../i18n.js';
 import { announce, copyText, h } from './dom.js';
 
-const TIMER_CHOICES = [
-  [0, 'No timer'],
-  [60, '1 minute'],
-  [120, '2 minutes'],
-  [180, '3 minutes'],
-  [300, '5 minutes'],
-  [600, '10 minutes'],
-];
-const WARNING_CHOICES = [
-  [10, '10 seconds'],
-  [15, '15 seconds'],
-  [30, '30 seconds'],
-  [60, '1 minute'],
-];
+const timerChoices = () => [[0, t('timer.none')], ...[1, 2, 3, 5, 10].map((m) => [m * 60, tn('timer.minutes', m)])];
+const warningChoices = () => [...[10, 15, 30].map((s) => [s, tn('timer.seconds', s)]), [60, tn('timer.minutes', 1)]];
 
 /** The waiting room list, at the top of "People". */
 export function waitingList({ state, act }) {
@@ -28,9 +17,9 @@ export function waitingList({ state, act }) {
     h(
       'div',
       { class: 'section-head' },
-      h('h2', { id: 'waiting-title', tabindex: '-1' }, `Waiting room (${waiting.length})`),
+      h('h2', { id: 'waiting-title', tabindex: '-1' }, t('fac.waiting_room', { count: waiting.length })),
       waiting.length > 1
-        ? h('button', { type: 'button', class: 'btn btn-small btn-primary', key: 'admit-all', onclick: () => act('admit_all') }, 'Admit all')
+        ? h('button', { type: 'button', class: 'btn btn-small btn-primary', key: 'admit-all', onclick: () => act('admit_all') }, t('fac.admit_all'))
         : null,
     ),
     waiting.length
@@ -48,20 +37,20 @@ export function waitingList({ state, act }) {
                 h(
                   'button',
                   { type: 'button', class: 'btn btn-small btn-primary', key: `admit-${p.id}`, onclick: () => act('admit', { participant: p.id }) },
-                  'Admit',
+                  t('fac.admit'),
                   hidden(` ${p.name}`),
                 ),
                 h(
                   'button',
                   { type: 'button', class: 'btn btn-small', key: `deny-${p.id}`, onclick: () => act('deny', { participant: p.id }) },
-                  'Deny',
+                  t('fac.deny'),
                   hidden(` ${p.name}`),
                 ),
               ),
             ),
           ),
         )
-      : h('p', { class: 'empty' }, 'No one is waiting.'),
+      : h('p', { class: 'empty' }, t('fac.no_one_waiting')),
   );
 }
 
@@ -75,17 +64,17 @@ export function floorControls({ state, act }) {
     h(
       'button',
       { type: 'button', class: 'btn btn-small btn-primary', key: 'next-speaker', disabled: !hasQueue, onclick: () => act('next_speaker') },
-      'Next speaker',
+      t('fac.next_speaker'),
     ),
     h(
       'button',
       { type: 'button', class: 'btn btn-small', key: 'take-floor', disabled: !speaker, onclick: () => act('take_floor') },
-      'Take the floor back',
+      t('fac.take_floor'),
     ),
     h(
       'button',
       { type: 'button', class: 'btn btn-small', key: 'lower-all', disabled: !hasQueue, onclick: () => act('lower_all_hands') },
-      'Lower all hands',
+      t('fac.lower_all'),
     ),
   );
 }
@@ -99,24 +88,24 @@ export function queueActions({ act }, entry, index, length) {
     { class: 'button-row queue-actions' },
     // Each name is the visible text plus words only a screen reader needs (WCAG 2.5.3: the
     // accessible name contains the label you see); the arrows are symbols, read as words.
-    h('button', { type: 'button', class: 'btn btn-small', key: `qg-${id}`, onclick: () => act('give_floor', { participant: id }) }, 'Give floor', hidden(` to ${name}`)),
+    h('button', { type: 'button', class: 'btn btn-small', key: `qg-${id}`, onclick: () => act('give_floor', { participant: id }) }, t('fac.give_floor'), hidden(` ${t('fac.give_floor_to', { name })}`)),
     h(
       'button',
-      { type: 'button', class: 'btn btn-small btn-icon', key: `qu-${id}`, title: `Move ${name} up`, disabled: index === 0, onclick: () => act('move_hand', { participant: id, position: Math.max(0, index - 1) }) },
+      { type: 'button', class: 'btn btn-small btn-icon', key: `qu-${id}`, title: t('fac.move_up', { name }), disabled: index === 0, onclick: () => act('move_hand', { participant: id, position: Math.max(0, index - 1) }) },
       symbol('↑'),
-      hidden(`Move ${name} up`),
+      hidden(t('fac.move_up', { name })),
     ),
     h(
       'button',
-      { type: 'button', class: 'btn btn-small btn-icon', key: `qd-${id}`, title: `Move ${name} down`, disabled: index === length - 1, onclick: () => act('move_hand', { participant: id, position: index + 1 }) },
+      { type: 'button', class: 'btn btn-small btn-icon', key: `qd-${id}`, title: t('fac.move_down', { name }), disabled: index === length - 1, onclick: () => act('move_hand', { participant: id, position: index + 1 }) },
       symbol('↓'),
-      hidden(`Move ${name} down`),
+      hidden(t('fac.move_down', { name })),
     ),
     h(
       'button',
-      { type: 'button', class: 'btn btn-small btn-icon', key: `ql-${id}`, title: `Lower ${name}’s hand`, onclick: () => act('lower_hand', { participant: id }) },
+      { type: 'button', class: 'btn btn-small btn-icon', key: `ql-${id}`, title: t('fac.lower_hand_of', { name }), onclick: () => act('lower_hand', { participant: id }) },
       symbol('×'),
-      hidden(`Lower ${name}’s hand`),
+      hidden(t('fac.lower_hand_of', { name })),
     ),
   );
 }
@@ -149,30 +138,30 @@ export function personActions({ state, act, confirm }, p) {
   const items = [];
   const hasFloor = state.floor.speaker?.participant === id;
   if (p.presence !== 'waiting') {
-    items.push(hasFloor ? b('floor', 'Take the floor back', () => act('take_floor')) : b('floor', 'Give the floor', () => act('give_floor', { participant: id })));
+    items.push(hasFloor ? b('floor', t('fac.take_floor'), () => act('take_floor')) : b('floor', t('fac.give_the_floor'), () => act('give_floor', { participant: id })));
   }
   if (p.role === 'member') {
     items.push(
       p.muted_by_facilitator
-        ? b('mute', 'Allow to speak', () => act('allow_speak', { participant: id }))
-        : b('mute', 'Mute', () => act('mute', { participant: id })),
+        ? b('mute', t('fac.allow_speak'), () => act('allow_speak', { participant: id }))
+        : b('mute', t('fac.mute'), () => act('mute', { participant: id })),
     );
-    if (p.hand_raised_at != null) items.push(b('lower', 'Lower hand', () => act('lower_hand', { participant: id })));
+    if (p.hand_raised_at != null) items.push(b('lower', t('fac.lower_hand'), () => act('lower_hand', { participant: id })));
     items.push(
       p.chat_allowed
-        ? b('chat', 'Pause their chat', () => act('set_chat_allowed', { participant: id, allowed: false }))
-        : b('chat', 'Let them chat again', () => act('set_chat_allowed', { participant: id, allowed: true })),
+        ? b('chat', t('fac.pause_chat'), () => act('set_chat_allowed', { participant: id, allowed: false }))
+        : b('chat', t('fac.resume_chat'), () => act('set_chat_allowed', { participant: id, allowed: true })),
     );
-    items.push(b('promote', 'Make co-facilitator', () => act('promote', { participant: id })));
+    items.push(b('promote', t('fac.promote'), () => act('promote', { participant: id })));
     items.push(
       b(
         'remove',
-        'Remove from meeting…',
+        t('fac.remove'),
         async () => {
           const ok = await confirm({
-            title: `Remove ${name}?`,
-            body: `${name} leaves the meeting now. They can join again with the link.`,
-            confirm: 'Remove',
+            title: t('fac.remove_title', { name }),
+            body: t('fac.remove_body', { name }),
+            confirm: t('fac.remove_confirm'),
             danger: true,
           });
           if (ok) act('remove', { participant: id });
@@ -183,12 +172,12 @@ export function personActions({ state, act, confirm }, p) {
     items.push(
       b(
         'ban',
-        'Ban from meeting…',
+        t('fac.ban'),
         async () => {
           const ok = await confirm({
-            title: `Ban ${name}?`,
-            body: `${name} leaves the meeting now and cannot come back to it, not even with the link.`,
-            confirm: 'Ban',
+            title: t('fac.ban_title', { name }),
+            body: t('fac.ban_body', { name }),
+            confirm: t('fac.ban_confirm'),
             danger: true,
           });
           if (ok) act('ban', { participant: id });
@@ -197,7 +186,7 @@ export function personActions({ state, act, confirm }, p) {
       ),
     );
   } else {
-    items.push(b('demote', 'Make member', () => act('demote', { participant: id })));
+    items.push(b('demote', t('fac.demote'), () => act('demote', { participant: id })));
   }
   return h(
     'details',
@@ -213,8 +202,8 @@ export function personActions({ state, act, confirm }, p) {
         ev.currentTarget.querySelector('summary').focus();
       },
     },
-    h('summary', { class: 'btn btn-small', key: `summary-${id}`, 'aria-label': `Actions for ${name}` }, 'Actions'),
-    h('div', { class: 'menu', role: 'group', 'aria-label': `Actions for ${name}` }, items),
+    h('summary', { class: 'btn btn-small', key: `summary-${id}`, 'aria-label': t('fac.actions_for', { name }) }, t('fac.actions')),
+    h('div', { class: 'menu', role: 'group', 'aria-label': t('fac.actions_for', { name }) }, items),
   );
 }
 
@@ -253,7 +242,7 @@ export function facilitatorPanel(ctx) {
     );
   const select = (key, field, label, choices, current) => {
     const options = [...choices];
-    if (!options.some(([v]) => v === current)) options.push([current, `${current} seconds`]);
+    if (!options.some(([v]) => v === current)) options.push([current, tn('timer.seconds', current)]);
     return h(
       'div',
       { class: 'field field-inline' },
@@ -266,49 +255,49 @@ export function facilitatorPanel(ctx) {
     );
   };
   return [
-    h('h2', { id: 'fac-title', tabindex: '-1' }, 'Running the meeting'),
+    h('h2', { id: 'fac-title', tabindex: '-1' }, t('fac.title')),
     h(
       'section',
       { class: 'fac-section', 'aria-labelledby': 'fac-mics' },
-      h('h3', { id: 'fac-mics' }, 'Microphones'),
+      h('h3', { id: 'fac-mics' }, t('fac.mics')),
       h(
         'button',
         { type: 'button', class: 'btn btn-small', key: 'mute-all', onclick: () => act('mute_all') },
-        'Mute all members',
+        t('fac.mute_all'),
       ),
-      h('p', { class: 'hint' }, 'Muted members can unmute again only when you allow them to speak (in each person’s actions).'),
+      h('p', { class: 'hint' }, t('fac.mute_all_hint')),
     ),
     h(
       'section',
       { class: 'fac-section', 'aria-labelledby': 'fac-settings' },
-      h('h3', { id: 'fac-settings' }, 'Room settings'),
-      toggle('locked', 'locked', 'Lock the room', 'No one new can join. People already here stay.'),
-      toggle('waiting', 'waiting_room', 'Waiting room'),
-      toggle('mute-entry', 'mute_on_entry', 'New members need permission to unmute'),
-      toggle('one-speaker', 'one_speaker', 'One speaker at a time', 'Only the person with the floor and facilitators can be heard.'),
-      toggle('chat', 'chat_enabled', 'Room chat on'),
-      toggle('privacy', 'roster_privacy', 'Private roster', 'Members see the facilitators and a head count, not each other’s names.'),
-      select('timer', 'share_secs', 'Share timer', TIMER_CHOICES, s.share_secs ?? 0),
+      h('h3', { id: 'fac-settings' }, t('fac.settings')),
+      toggle('locked', 'locked', t('fac.lock'), t('fac.lock_hint')),
+      toggle('waiting', 'waiting_room', t('fac.waiting')),
+      toggle('mute-entry', 'mute_on_entry', t('settings.mute_on_entry')),
+      toggle('one-speaker', 'one_speaker', t('fac.one_speaker'), t('fac.one_speaker_hint')),
+      toggle('chat', 'chat_enabled', t('fac.chat')),
+      toggle('privacy', 'roster_privacy', t('fac.privacy'), t('fac.privacy_hint')),
+      select('timer', 'share_secs', t('settings.share_timer'), timerChoices(), s.share_secs ?? 0),
       s.share_secs
         ? [
-            select('warning', 'share_warning_secs', 'Warning before the end', WARNING_CHOICES, s.share_warning_secs),
-            toggle('auto-end', 'auto_end_share', 'Take the floor back when the time is up'),
+            select('warning', 'share_warning_secs', t('fac.warning'), warningChoices(), s.share_warning_secs),
+            toggle('auto-end', 'auto_end_share', t('settings.auto_end')),
           ]
         : null,
     ),
     h(
       'section',
       { class: 'fac-section', 'aria-labelledby': 'fac-alerts' },
-      h('h3', { id: 'fac-alerts' }, 'When someone is waiting'),
-      pref(ctx, 'arrival-sound', 'arrivalSound', 'Play a soft chime'),
-      pref(ctx, 'arrival-title', 'arrivalTitle', 'Show it in the tab’s title'),
-      h('p', { class: 'hint' }, 'On this device only.'),
+      h('h3', { id: 'fac-alerts' }, t('fac.alerts')),
+      pref(ctx, 'arrival-sound', 'arrivalSound', t('fac.alert_sound')),
+      pref(ctx, 'arrival-title', 'arrivalTitle', t('fac.alert_title')),
+      h('p', { class: 'hint' }, t('fac.alert_hint')),
     ),
     state.standing ? linksSection(ctx) : null,
     h(
       'section',
       { class: 'fac-section', 'aria-labelledby': 'fac-end' },
-      h('h3', { id: 'fac-end' }, 'End'),
+      h('h3', { id: 'fac-end' }, t('fac.end')),
       h(
         'button',
         {
@@ -317,15 +306,15 @@ export function facilitatorPanel(ctx) {
           key: 'end-meeting',
           onclick: async () => {
             const ok = await confirm({
-              title: 'End the meeting for everyone?',
-              body: 'Everyone is disconnected, and the meeting, its chat and its links are gone for good.',
-              confirm: 'End the meeting',
+              title: t('fac.end_title'),
+              body: t('fac.end_body'),
+              confirm: t('fac.end_confirm'),
               danger: true,
             });
             if (ok) act('end_meeting');
           },
         },
-        'End the meeting',
+        t('fac.end_confirm'),
       ),
     ),
   ];
@@ -342,30 +331,28 @@ function linksSection(ctx) {
   const replace = async (which) => {
     const members = which === 'members';
     const ok = await confirm({
-      title: members ? 'Replace the members’ link?' : 'Replace the facilitator link?',
-      body: members
-        ? 'The old link stops working at once: no one can join with it any more. People already here stay. You get a new link here to send to the group.'
-        : 'The old facilitator link stops working at once. Facilitators already here stay. You get a new facilitator link here: keep it private.',
-      confirm: 'Replace the link',
+      title: members ? t('fac.replace_members_title') : t('fac.replace_facilitator_title'),
+      body: members ? t('fac.replace_members_body') : t('fac.replace_facilitator_body'),
+      confirm: t('fac.replace_confirm'),
       danger: true,
     });
-    if (ok && (await act('rotate_link', { link: which }))) announce(members ? 'The members’ link was replaced. The new one is under Links.' : 'The facilitator link was replaced. The new one is under Links.');
+    if (ok && (await act('rotate_link', { link: which }))) announce(members ? t('fac.replaced_members') : t('fac.replaced_facilitator'));
   };
   return h(
     'section',
     { class: 'fac-section', 'aria-labelledby': 'fac-links' },
-    h('h3', { id: 'fac-links' }, 'Links'),
-    copyField('links-members', 'Members’ link', join, 'The group’s link for every meeting.'),
+    h('h3', { id: 'fac-links' }, t('fac.links')),
+    copyField('links-members', t('link.members'), join, t('fac.members_link_hint')),
     facilitator
-      ? copyField('links-facilitator', 'Your facilitator link', facilitator, 'Keep it private: anyone with it can run the meeting.')
-      : h('p', { class: 'hint' }, 'You are a co-facilitator for this meeting, so you have no facilitator link of your own.'),
+      ? copyField('links-facilitator', t('link.yours'), facilitator, t('fac.facilitator_link_hint'))
+      : h('p', { class: 'hint' }, t('fac.co_no_link')),
     h(
       'div',
       { class: 'button-row' },
-      h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', key: 'replace-members', onclick: () => replace('members') }, 'Replace the members’ link…'),
-      h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', key: 'replace-facilitator', onclick: () => replace('facilitator') }, 'Replace the facilitator link…'),
+      h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', key: 'replace-members', onclick: () => replace('members') }, t('link.replace_members')),
+      h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', key: 'replace-facilitator', onclick: () => replace('facilitator') }, t('link.replace_facilitator')),
     ),
-    h('p', { class: 'hint' }, 'Replace a link that reached someone it should not: the old one stops working at once, and everyone here stays.'),
+    h('p', { class: 'hint' }, t('fac.replace_hint')),
   );
 }
 
@@ -375,9 +362,9 @@ function copyField(id, label, url, hint) {
     const button = ev.currentTarget;
     const input = document.getElementById(id);
     const ok = await copyText(url, input);
-    button.textContent = ok ? 'Copied' : 'Select and copy';
-    announce(ok ? `${label} copied.` : 'Could not copy. Select the link and copy it.');
-    setTimeout(() => (button.textContent = 'Copy'), 2500);
+    button.textContent = ok ? t('copy.copied') : t('copy.select');
+    announce(ok ? t('copy.done', { label }) : t('copy.failed'));
+    setTimeout(() => (button.textContent = t('copy.copy')), 2500);
   };
   return h(
     'div',
@@ -387,7 +374,7 @@ function copyField(id, label, url, hint) {
       'div',
       { class: 'copy-row' },
       h('input', { id, key: id, type: 'text', readonly: true, value: url, spellcheck: 'false', 'aria-describedby': `${id}-hint`, onfocus: (ev) => ev.target.select() }),
-      h('button', { type: 'button', class: 'btn btn-small', key: `${id}-copy`, 'aria-describedby': id, onclick: copy }, 'Copy'),
+      h('button', { type: 'button', class: 'btn btn-small', key: `${id}-copy`, 'aria-describedby': id, onclick: copy }, t('copy.copy')),
     ),
     h('p', { class: 'hint', id: `${id}-hint` }, hint),
   );

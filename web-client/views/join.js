@@ -1,12 +1,17 @@
 // The join page: the meeting's title, a pseudonym, an optional microphone check, and join (muted).
 
 import { roomInfo } from '../api.js';
+import { t } from '../i18n.js';
 import { brand } from './start.js';
 import { formatWhen, h } from './dom.js';
 import { joinErrorText } from './messages.js';
 
 // The server's limit on a pseudonym, in characters (PROTOCOL.md `join`).
 const MAX_NAME_CHARS = 32;
+
+// The meeting last shown here, `{ room, info }`: drawn again in another language, the page shows it
+// at once rather than asking the server again.
+let shown = null;
 
 /**
  * @param {object} o
@@ -16,9 +21,10 @@ const MAX_NAME_CHARS = 32;
  * @param {(name: string) => Promise<void>} o.onJoin joins; rejects with a SessionError
  * @param {string} [o.notice] a message to show first (e.g. why a resume did not work)
  * @param {string} [o.name] the name to fill in (the one last used here)
+ * @param {boolean} [o.again] the same page drawn again (in another language)
  */
-export function joinView({ room, facilitator, media, onJoin, notice, name: lastName = '' }) {
-  const heading = h('h1', { id: 'join-title', tabindex: '-1' }, 'Opening the meeting…');
+export function joinView({ room, facilitator, media, onJoin, notice, name: lastName = '', again = false }) {
+  const heading = h('h1', { id: 'join-title', tabindex: '-1' }, t('join.opening'));
   const card = h('section', { class: 'card', 'aria-labelledby': 'join-title' }, heading);
   const main = h('main', { id: 'main', class: 'page page-narrow' }, brand(), card);
   let destroyed = false;
@@ -29,24 +35,25 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
   async function load() {
     let info;
     try {
-      info = await roomInfo(room);
+      info = again && shown?.room === room ? shown.info : await roomInfo(room);
+      shown = { room, info };
     } catch {
       if (destroyed) return;
-      heading.textContent = 'Could not reach the meeting server';
+      heading.textContent = t('join.unreachable');
       card.append(
-        h('p', null, 'Check your internet connection, then try again.'),
-        h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn btn-primary', onclick: () => location.reload() }, 'Try again')),
+        h('p', null, t('join.unreachable_body')),
+        h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn btn-primary', onclick: () => location.reload() }, t('join.try_again'))),
       );
       return;
     }
     if (destroyed) return;
     if (!info) {
-      heading.textContent = 'This meeting does not exist or has ended';
-      card.append(h('p', null, 'Check the link with the person who sent it to you. A meeting’s link stops working when the meeting ends, or when its organiser replaces it.'));
+      heading.textContent = t('join.not_found');
+      card.append(h('p', null, t('join.not_found_body')));
       return;
     }
     heading.textContent = info.title;
-    heading.before(h('p', { class: 'eyebrow' }, 'You are invited to'));
+    heading.before(h('p', { class: 'eyebrow' }, t('join.invited')));
     card.append(...opening(info), ...joinForm());
   }
 
@@ -60,8 +67,9 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
       h(
         'p',
         { class: 'opens-at', id: 'opens-at' },
-        h('strong', null, `The meeting opens ${when}.`),
-        ' You can join now and wait; you will be let in then.',
+        h('strong', null, t('join.opens', { when })),
+        ' ',
+        t('join.opens_wait'),
       ),
     ];
   }
@@ -85,26 +93,26 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
     name.addEventListener('input', () => {
       const n = [...name.value.trim()].length;
       nameLimit.hidden = n <= MAX_NAME_CHARS;
-      nameLimit.textContent = `${n} characters: a name can have at most ${MAX_NAME_CHARS}.`;
+      nameLimit.textContent = t('join.name_limit', { count: n, max: MAX_NAME_CHARS });
       name.setAttribute('aria-describedby', n > MAX_NAME_CHARS ? 'name-hint name-limit' : 'name-hint');
       name.toggleAttribute('aria-invalid', n > MAX_NAME_CHARS);
     });
-    const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Join muted');
+    const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, t('join.submit'));
     const form = h(
       'form',
       { novalidate: true, class: 'join-form' },
       h(
         'div',
         { class: 'field' },
-        h('label', { for: 'name' }, 'Your name in this meeting'),
+        h('label', { for: 'name' }, t('join.name')),
         name,
-        h('p', { class: 'hint', id: 'name-hint' }, 'A first name or a pseudonym. Everyone in the meeting sees it; no account is needed.'),
+        h('p', { class: 'hint', id: 'name-hint' }, t('join.name_hint')),
         nameLimit,
       ),
       micCheck(),
       error,
       h('div', { class: 'actions' }, submit),
-      h('p', { class: 'hint' }, 'You join with your microphone off. Nothing is recorded.'),
+      h('p', { class: 'hint' }, t('join.muted_hint')),
     );
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
@@ -116,13 +124,13 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
         return;
       }
       submit.disabled = true;
-      submit.textContent = 'Joining…';
+      submit.textContent = t('join.joining');
       try {
         await onJoin(chosen);
       } catch (e) {
         if (destroyed) return;
         submit.disabled = false;
-        submit.textContent = 'Join muted';
+        submit.textContent = t('join.submit');
         showError(joinErrorText(e.code, e.message));
         if (e.code === 'name_taken' || e.code === 'invalid_name') name.focus();
       }
@@ -133,7 +141,7 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
     }
     const parts = [];
     if (facilitator) {
-      parts.push(h('p', { class: 'badge-line' }, h('span', { class: 'badge badge-role' }, 'Facilitator link'), ' You will join as a facilitator.'));
+      parts.push(h('p', { class: 'badge-line' }, h('span', { class: 'badge badge-role' }, t('join.facilitator_link')), ' ', t('join.as_facilitator')));
     }
     if (notice) parts.push(h('div', { class: 'alert alert-caution', role: 'status' }, notice));
     parts.push(form);
@@ -141,14 +149,14 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
   }
 
   function micCheck() {
-    const status = h('p', { class: 'hint', id: 'mic-status', role: 'status' }, 'Optional: check that others will hear you. It stays on this device.');
+    const status = h('p', { class: 'hint', id: 'mic-status', role: 'status' }, t('mic.optional'));
     const bar = h('div', { class: 'meter-bar' });
     const meter = h(
       'div',
-      { class: 'meter', role: 'meter', 'aria-label': 'Microphone level', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0', hidden: true },
+      { class: 'meter', role: 'meter', 'aria-label': t('mic.level'), 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0', hidden: true },
       bar,
     );
-    const button = h('button', { type: 'button', class: 'btn', 'aria-describedby': 'mic-status' }, 'Check my microphone');
+    const button = h('button', { type: 'button', class: 'btn', 'aria-describedby': 'mic-status' }, t('mic.check'));
     let heard = false;
     const onLevel = (ev) => {
       const pct = Math.round(ev.detail * 100);
@@ -156,7 +164,7 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
       meter.setAttribute('aria-valuenow', String(pct));
       if (!heard && ev.detail > 0.06) {
         heard = true;
-        status.textContent = 'We can hear you. The bar moves when you speak.';
+        status.textContent = t('mic.heard');
       }
     };
     cleanups.push(() => media.removeEventListener('level', onLevel));
@@ -166,7 +174,7 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
         return;
       }
       button.disabled = true;
-      status.textContent = 'Asking your browser for the microphone…';
+      status.textContent = t('mic.asking');
       const ok = await media.open();
       button.disabled = false;
       if (destroyed) return;
@@ -174,13 +182,14 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
         heard = false;
         media.addEventListener('level', onLevel);
         meter.hidden = false;
-        button.textContent = 'Stop the check';
-        status.textContent = 'Say something: the bar should move.';
+        button.textContent = t('mic.stop');
+        status.textContent = t('mic.say');
       } else {
         status.textContent = '';
         status.append(
-          h('strong', null, media.permission === 'denied' ? 'Your browser did not allow the microphone. ' : 'No microphone was found. '),
-          'You can still join to listen and chat. To speak later, allow the microphone for this site in your browser’s settings.',
+          h('strong', null, media.permission === 'denied' ? t('mic.denied') : t('mic.none')),
+          ' ',
+          t('mic.still_join'),
         );
         status.classList.add('caution-text');
       }
@@ -190,10 +199,10 @@ export function joinView({ room, facilitator, media, onJoin, notice, name: lastN
       media.close();
       meter.hidden = true;
       bar.style.width = '0%';
-      button.textContent = 'Check my microphone';
-      status.textContent = 'Microphone check stopped.';
+      button.textContent = t('mic.check');
+      status.textContent = t('mic.stopped');
     }
-    return h('fieldset', { class: 'mic-check' }, h('legend', null, 'Microphone'), h('div', { class: 'mic-row' }, button, meter), status);
+    return h('fieldset', { class: 'mic-check' }, h('legend', null, t('mic.legend')), h('div', { class: 'mic-row' }, button, meter), status);
   }
 
   return {

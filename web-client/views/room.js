@@ -8,9 +8,10 @@
 // what is shown (`swap`), keeping keyboard focus where it was. The chat log is the exception: it grows
 // message by message, so reading and scrolling are never disturbed. The share timer ticks on its own.
 
+import { t, tn } from '../i18n.js';
 import { Part } from '../state.js';
 import { canChooseSpeaker } from '../media.js';
-import { confirmDialog, formatDuration, formatTime, h, icon, infoDialog, statusText, swap } from './dom.js';
+import { confirmDialog, formatDuration, formatTime, h, icon, infoDialog, languagePicker, statusText, swap } from './dom.js';
 import { requestErrorText } from './messages.js';
 import { facilitatorPanel, personActions, queueActions, floorControls, waitingList } from './facilitator.js';
 
@@ -30,7 +31,7 @@ export function roomView({ state, session, media, onLeave }) {
     role: 'log',
     // The announcer already reads new messages out; a second live region would read them twice.
     'aria-live': 'off',
-    'aria-label': 'Chat messages',
+    'aria-label': t('room.chat_log'),
     tabindex: '0',
   });
   const chatState = h('div', { class: 'chat-state' });
@@ -38,7 +39,7 @@ export function roomView({ state, session, media, onLeave }) {
   const chat = h(
     'section',
     { class: 'panel chat', 'aria-labelledby': 'chat-title' },
-    h('h2', { id: 'chat-title', tabindex: '-1' }, icon('chat'), 'Chat'),
+    h('h2', { id: 'chat-title', tabindex: '-1' }, icon('chat'), t('room.chat')),
     chatLog,
     chatState,
     chatForm.el,
@@ -46,7 +47,7 @@ export function roomView({ state, session, media, onLeave }) {
   const facilitator = h('aside', { class: 'panel facilitator', 'aria-labelledby': 'fac-title' });
   const controls = h('div', { class: 'controls-inner' });
   const toast = h('div', { class: 'toast', role: 'alert', hidden: true });
-  const footer = h('footer', { class: 'controls', id: 'your-controls', 'aria-label': 'Your controls' }, toast, controls);
+  const footer = h('footer', { class: 'controls', id: 'your-controls', 'aria-label': t('room.your_controls') }, toast, controls);
   const grid = h('div', { class: 'room-grid' }, stage, people, chat, facilitator);
   const main = h('main', { id: 'main', class: 'room' }, header, grid, footer);
 
@@ -118,7 +119,7 @@ export function roomView({ state, session, media, onLeave }) {
     const c = state.counts;
     const bits = [];
     if (c) {
-      bits.push(plural(c.members, 'member'), plural(c.facilitators, 'facilitator'));
+      bits.push(tn('room.members', c.members), tn('room.facilitators', c.facilitators));
     }
     const waiting = state.isFacilitator ? state.waitingList().length : 0;
     return [
@@ -130,15 +131,15 @@ export function roomView({ state, session, media, onLeave }) {
         h(
           'button',
           { type: 'button', class: 'skip-link', key: 'skip', onclick: () => controls.querySelector('button:not(:disabled)')?.focus() },
-          'Skip to your controls',
+          t('room.skip'),
         ),
         h(
           'p',
           { class: 'counts' },
           icon('people'),
           h('span', { class: 'counts-text' }, bits.join(' · ')),
-          state.settings.locked ? h('span', { class: 'badge badge-quiet' }, icon('lock'), 'Locked') : null,
-          state.settings.one_speaker ? h('span', { class: 'badge badge-quiet' }, 'One speaker') : null,
+          state.settings.locked ? h('span', { class: 'badge badge-quiet' }, icon('lock'), t('room.locked')) : null,
+          state.settings.one_speaker ? h('span', { class: 'badge badge-quiet' }, t('room.one_speaker')) : null,
         ),
       ),
       media.playbackBlocked
@@ -147,7 +148,7 @@ export function roomView({ state, session, media, onLeave }) {
             // The browser held the room's voices back until a tap or a key (after a reload).
             { type: 'button', class: 'btn btn-primary btn-hear', key: 'hear', onclick: () => media.resumePlayback() },
             icon('speaker'),
-            'Tap to hear the meeting',
+            t('room.tap_to_hear'),
           )
         : null,
       waiting > 0
@@ -159,7 +160,7 @@ export function roomView({ state, session, media, onLeave }) {
               key: 'waiting-jump',
               onclick: () => document.getElementById('waiting-title')?.focus(),
             },
-            `${waiting} waiting to join`,
+            tn('room.waiting_to_join', waiting),
           )
         : null,
       h(
@@ -183,24 +184,24 @@ export function roomView({ state, session, media, onLeave }) {
       card = h(
         'div',
         { class: `floor-card${mine ? ' is-me' : ''}`, 'data-floor': speaker.participant },
-        h('p', { class: 'floor-label' }, mine ? 'You have the floor' : 'Has the floor'),
-        h('p', { class: 'floor-name' }, mine ? `${speaker.name} (you)` : speaker.name),
-        speaker.ends_at != null ? timerBlock(speaker) : h('p', { class: 'floor-untimed' }, 'Untimed share'),
+        h('p', { class: 'floor-label' }, mine ? t('room.you_have_floor') : t('room.has_floor')),
+        h('p', { class: 'floor-name' }, mine ? t('room.name_you', { name: speaker.name }) : speaker.name),
+        speaker.ends_at != null ? timerBlock(speaker) : h('p', { class: 'floor-untimed' }, t('room.untimed')),
         mine ? floorHint(speaker) : null,
       );
     } else {
       card = h(
         'div',
         { class: 'floor-card is-empty' },
-        h('p', { class: 'floor-label' }, 'No one has the floor'),
-        h('p', { class: 'floor-hint' }, queue.length ? 'The facilitator will give the floor to the next person.' : 'Raise your hand to ask to share.'),
+        h('p', { class: 'floor-label' }, t('room.no_floor')),
+        h('p', { class: 'floor-hint' }, queue.length ? t('room.next_hint') : t('room.raise_hint')),
       );
     }
     return [
-      h('h2', { id: 'speaking-title', tabindex: '-1' }, 'Speaking'),
+      h('h2', { id: 'speaking-title', tabindex: '-1' }, t('room.speaking')),
       card,
       fac ? floorControls(ctx) : null,
-      h('h3', { id: 'queue-title' }, `Raised hands (${queue.length})`),
+      h('h3', { id: 'queue-title' }, t('room.raised_hands', { count: queue.length })),
       queue.length
         ? h(
             'ol',
@@ -211,12 +212,12 @@ export function roomView({ state, session, media, onLeave }) {
                 'li',
                 { class: `queue-item${mine ? ' is-me' : ''}`, key: `q-${entry.participant ?? `anon-${i}`}` },
                 h('span', { class: 'queue-pos', 'aria-hidden': 'true' }, String(i + 1)),
-                h('span', { class: 'queue-name' }, entry.name ?? 'A member', mine ? h('span', { class: 'you' }, ' (you)') : null),
+                h('span', { class: 'queue-name' }, entry.name ?? t('room.a_member'), mine ? h('span', { class: 'you' }, ` ${t('room.you')}`) : null),
                 fac && entry.participant ? queueActions(ctx, entry, i, queue.length) : null,
               );
             }),
           )
-        : h('p', { class: 'empty' }, 'No hands raised.'),
+        : h('p', { class: 'empty' }, t('room.no_hands')),
     ];
   }
 
@@ -228,9 +229,9 @@ export function roomView({ state, session, media, onLeave }) {
     const me = state.me;
     let text = null;
     if (speaker.ends_at != null && (state.share.expired || state.shareRemainingMs() === 0)) {
-      text = 'Your time is up. Please bring your share to a close.';
+      text = t('room.time_up_hint');
     } else if (me?.self_muted && !me.muted_by_facilitator) {
-      text = 'Unmute when you are ready to speak.';
+      text = t('room.unmute_hint');
     }
     return text ? h('p', { class: 'floor-hint' }, text) : null;
   }
@@ -253,7 +254,7 @@ export function roomView({ state, session, media, onLeave }) {
     const warning = !expired && (state.share.warned || (warnMs > 0 && left <= warnMs));
     return {
       cls: expired ? ' is-expired' : warning ? ' is-warning' : '',
-      text: expired ? 'Time is up' : `${formatDuration(left)} left`,
+      text: expired ? t('room.time_up') : t('room.time_left', { time: formatDuration(left) }),
       pct: Math.round((left / total) * 100),
     };
   }
@@ -279,15 +280,15 @@ export function roomView({ state, session, media, onLeave }) {
     const hidden = state.settings.roster_privacy && !fac;
     return [
       fac ? waitingList(ctx) : null,
-      h('h2', { id: 'people-title', tabindex: '-1' }, icon('people'), `People here (${here})`),
-      hidden ? h('p', { class: 'hint' }, 'In this meeting, members’ names are private: you see the facilitators and yourself.') : null,
+      h('h2', { id: 'people-title', tabindex: '-1' }, icon('people'), t('room.people_here', { count: here })),
+      hidden ? h('p', { class: 'hint' }, t('room.private_roster')) : null,
       h(
         'ul',
         { class: 'roster', 'aria-labelledby': 'people-title' },
         roster.map((p) => personRow(p)),
       ),
       hidden && here > roster.length
-        ? h('p', { class: 'hint' }, `and ${plural(here - roster.length, 'other member')}`)
+        ? h('p', { class: 'hint' }, tn('room.others', here - roster.length))
         : null,
     ];
   }
@@ -297,23 +298,23 @@ export function roomView({ state, session, media, onLeave }) {
     const hasFloor = state.floor.speaker?.participant === p.id;
     const reconnecting = p.presence === 'reconnecting';
     const badges = [];
-    if (p.role === 'facilitator') badges.push(h('span', { class: 'badge badge-role' }, 'Facilitator'));
-    if (hasFloor) badges.push(h('span', { class: 'badge badge-floor' }, 'Has the floor'));
-    if (p.hand_raised_at != null) badges.push(h('span', { class: 'badge badge-hand' }, icon('hand'), 'Hand raised'));
+    if (p.role === 'facilitator') badges.push(h('span', { class: 'badge badge-role' }, t('badge.facilitator')));
+    if (hasFloor) badges.push(h('span', { class: 'badge badge-floor' }, t('badge.floor')));
+    if (p.hand_raised_at != null) badges.push(h('span', { class: 'badge badge-hand' }, icon('hand'), t('badge.hand')));
     if (state.mutedOnEntry(p)) {
       // The room's rule for newcomers, not a sanction.
-      badges.push(h('span', { class: 'badge badge-quiet' }, icon('mic-off'), 'Waiting for a turn'));
+      badges.push(h('span', { class: 'badge badge-quiet' }, icon('mic-off'), t('badge.waiting_turn')));
     } else if (p.muted_by_facilitator) {
-      badges.push(h('span', { class: 'badge badge-caution' }, icon('mic-off'), 'Muted by facilitator'));
+      badges.push(h('span', { class: 'badge badge-caution' }, icon('mic-off'), t('badge.muted_by_facilitator')));
     } else if (p.self_muted) {
-      badges.push(h('span', { class: 'badge badge-quiet' }, icon('mic-off'), 'Muted'));
+      badges.push(h('span', { class: 'badge badge-quiet' }, icon('mic-off'), t('badge.muted')));
     } else if (!mayBeHeard(p)) {
-      badges.push(h('span', { class: 'badge badge-quiet', title: 'Only the person with the floor can be heard' }, icon('mic'), 'Not heard now'));
+      badges.push(h('span', { class: 'badge badge-quiet', title: t('badge.not_heard_title') }, icon('mic'), t('badge.not_heard')));
     } else {
-      badges.push(h('span', { class: 'badge badge-live' }, icon('mic'), 'Mic on'));
+      badges.push(h('span', { class: 'badge badge-live' }, icon('mic'), t('badge.mic_on')));
     }
-    if (!p.chat_allowed) badges.push(h('span', { class: 'badge badge-quiet' }, 'Chat paused'));
-    if (reconnecting) badges.push(h('span', { class: 'badge badge-caution' }, 'Reconnecting…'));
+    if (!p.chat_allowed) badges.push(h('span', { class: 'badge badge-quiet' }, t('badge.chat_paused')));
+    if (reconnecting) badges.push(h('span', { class: 'badge badge-caution' }, t('badge.reconnecting')));
     const cls = ['person'];
     if (mine) cls.push('is-me');
     if (reconnecting) cls.push('is-reconnecting');
@@ -324,11 +325,11 @@ export function roomView({ state, session, media, onLeave }) {
       { class: cls.join(' '), key: `p-${p.id}`, 'data-participant': p.id },
       // Lit while they speak: from your own microphone's level, and from the server's `speakers`
       // events once the voice relay sends them.
-      h('span', { class: 'speaking-dot', 'aria-hidden': 'true', title: 'Speaking' }),
+      h('span', { class: 'speaking-dot', 'aria-hidden': 'true', title: t('room.speaking_dot') }),
       h(
         'div',
         { class: 'person-main' },
-        h('span', { class: 'person-name' }, p.name, mine ? h('span', { class: 'you' }, ' (you)') : null),
+        h('span', { class: 'person-name' }, p.name, mine ? h('span', { class: 'you' }, ` ${t('room.you')}`) : null),
         h('span', { class: 'badges' }, badges),
       ),
       mine ? null : volumeControl(p),
@@ -341,9 +342,9 @@ export function roomView({ state, session, media, onLeave }) {
     const value = Math.round((media.volumes.get(p.id) ?? 1) * 100);
     return h(
       'label',
-      { class: 'volume', title: `Volume for ${p.name}` },
+      { class: 'volume', title: t('room.volume_for', { name: p.name }) },
       icon('speaker'),
-      h('span', { class: 'visually-hidden' }, `Volume for ${p.name}`),
+      h('span', { class: 'visually-hidden' }, t('room.volume_for', { name: p.name })),
       h('input', {
         type: 'range',
         min: '0',
@@ -381,9 +382,9 @@ export function roomView({ state, session, media, onLeave }) {
     const author = state.participants.get(m.from);
     let meta = null;
     if (m.private) {
-      if (m.to) meta = m.to === state.you ? 'Private · from the facilitators to you' : `Private · to ${state.nameOf(m.to) ?? 'a member'}`;
-      else if (author?.role === 'facilitator') meta = 'Private · facilitators only';
-      else meta = 'Private · to the facilitators';
+      if (m.to) meta = m.to === state.you ? t('chat.private_to_you') : t('chat.private_to', { name: state.nameOf(m.to) ?? t('chat.a_member') });
+      else if (author?.role === 'facilitator') meta = t('chat.private_facilitators_only');
+      else meta = t('chat.private_to_facilitators');
     }
     const fac = state.isFacilitator;
     const tools = [];
@@ -394,10 +395,10 @@ export function roomView({ state, session, media, onLeave }) {
           {
             type: 'button',
             class: 'btn-link',
-            'aria-label': `Delete message from ${m.name}`,
+            'aria-label': t('chat.delete_from', { name: m.name }),
             onclick: () => act('delete_chat', { message: m.id }),
           },
-          'Delete',
+          t('chat.delete'),
         ),
       );
     }
@@ -405,8 +406,8 @@ export function roomView({ state, session, media, onLeave }) {
       tools.push(
         h(
           'button',
-          { type: 'button', class: 'btn-link', 'aria-label': `Reply privately to ${m.name}`, onclick: () => ctx.setReplyTo(m.from) },
-          'Reply privately',
+          { type: 'button', class: 'btn-link', 'aria-label': t('chat.reply_to', { name: m.name }), onclick: () => ctx.setReplyTo(m.from) },
+          t('chat.reply'),
         ),
       );
     }
@@ -416,7 +417,7 @@ export function roomView({ state, session, media, onLeave }) {
       h(
         'header',
         { class: 'msg-head' },
-        h('span', { class: 'msg-name' }, mine ? `${m.name} (you)` : m.name),
+        h('span', { class: 'msg-name' }, mine ? t('room.name_you', { name: m.name }) : m.name),
         h('time', { datetime: new Date(m.at).toISOString() }, formatTime(m.at)),
         tools.length ? h('span', { class: 'msg-tools' }, tools) : null,
       ),
@@ -429,7 +430,7 @@ export function roomView({ state, session, media, onLeave }) {
     const nearBottom = chatLog.scrollHeight - chatLog.scrollTop - chatLog.clientHeight < 80;
     if (full) {
       chatLog.replaceChildren(...state.chat.map(chatItem));
-      if (!state.chat.length) chatLog.append(h('p', { class: 'empty chat-empty' }, 'No messages yet.'));
+      if (!state.chat.length) chatLog.append(h('p', { class: 'empty chat-empty' }, t('chat.empty')));
     } else {
       for (const id of state.chatDeleted) chatLog.querySelector(`[data-message="${id}"]`)?.remove();
       if (state.chatAdded.length) chatLog.querySelector('.chat-empty')?.remove();
@@ -451,16 +452,16 @@ export function roomView({ state, session, media, onLeave }) {
       name: 'text',
       rows: '2',
       maxlength: '2000',
-      placeholder: 'Write a message',
+      placeholder: t('chat.placeholder'),
       'aria-describedby': 'chat-to-hint',
     });
     const hint = h('p', { class: 'hint', id: 'chat-to-hint' });
-    const send = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Send');
+    const send = h('button', { type: 'submit', class: 'btn btn-primary' }, t('chat.send'));
     const el = h(
       'form',
       { class: 'chat-form', novalidate: true },
-      h('div', { class: 'chat-to-row' }, h('label', { for: 'chat-to' }, 'Send to'), to),
-      h('label', { for: 'chat-input', class: 'visually-hidden' }, 'Message'),
+      h('div', { class: 'chat-to-row' }, h('label', { for: 'chat-to' }, t('chat.send_to')), to),
+      h('label', { for: 'chat-input', class: 'visually-hidden' }, t('chat.message')),
       h('div', { class: 'chat-input-row' }, input, send),
       hint,
     );
@@ -515,9 +516,9 @@ export function roomView({ state, session, media, onLeave }) {
       const allowed = fac || (me?.chat_allowed ?? true);
       if (replyTo && !state.participants.has(replyTo)) replyTo = null;
       const options = [];
-      if (roomChat) options.push(['room', 'Everyone']);
-      options.push(['facilitators', fac ? 'Facilitators only (private)' : 'The facilitators (private)']);
-      if (fac && replyTo) options.push([`to:${replyTo}`, `${state.nameOf(replyTo)} (private reply)`]);
+      if (roomChat) options.push(['room', t('chat.everyone')]);
+      options.push(['facilitators', fac ? t('chat.facilitators_only') : t('chat.the_facilitators')]);
+      if (fac && replyTo) options.push([`to:${replyTo}`, t('chat.reply_option', { name: state.nameOf(replyTo) })]);
       const previous = replyTo && fac ? `to:${replyTo}` : to.value;
       const signature = JSON.stringify(options);
       if (signature !== to.dataset.options) {
@@ -529,16 +530,16 @@ export function roomView({ state, session, media, onLeave }) {
       send.disabled = !allowed;
       to.disabled = !allowed;
       let note = '';
-      if (!allowed) note = 'A facilitator has paused your chat.';
-      else if (to.value === 'facilitators') note = fac ? 'Only the facilitators will see this.' : 'Only the facilitators will see this. Nobody else in the meeting can read it.';
-      else if (to.value.startsWith('to:')) note = `Only ${state.nameOf(replyTo)} and the facilitators will see this.`;
-      else note = 'Everyone in the meeting will see this.';
+      if (!allowed) note = t('chat.paused');
+      else if (to.value === 'facilitators') note = fac ? t('chat.note_facilitators') : t('chat.note_facilitators_member');
+      else if (to.value.startsWith('to:')) note = t('chat.note_reply', { name: state.nameOf(replyTo) });
+      else note = t('chat.note_everyone');
       hint.textContent = note;
       let stateNote = null;
       if (!state.settings.chat_enabled) {
         stateNote = fac
-          ? 'Room chat is off for members. Facilitators can still write.'
-          : 'The facilitator has turned the room chat off. You can still write privately to the facilitators.';
+          ? t('chat.off_facilitator')
+          : t('chat.off_member');
       }
       swap(chatState, stateNote ? h('p', { class: 'notice' }, stateNote) : []);
     }
@@ -558,14 +559,14 @@ export function roomView({ state, session, media, onLeave }) {
     let note = '';
     if (waitingTurn) {
       note = hand
-        ? 'Waiting for your turn to speak. Your hand is raised: a facilitator will give you a turn.'
-        : 'Waiting for your turn to speak. Raise your hand to ask for one.';
-    } else if (byFac) note = 'A facilitator has muted you. You can unmute when they allow you to speak.';
-    else if (media.permission === 'denied') note = 'Your browser blocked the microphone. You can listen and chat. To speak, allow the microphone for this site and try again.';
-    else if (media.permission === 'unavailable') note = 'No microphone was found. You can listen and chat.';
-    else if (!muted && !state.mayBeHeard && state.settings.one_speaker) note = 'Only the person with the floor can be heard right now.';
-    else if (muted) note = 'You are muted.';
-    else note = 'Your microphone is on.';
+        ? t('controls.waiting_turn_hand')
+        : t('controls.waiting_turn');
+    } else if (byFac) note = t('controls.muted_by_facilitator');
+    else if (media.permission === 'denied') note = t('controls.denied');
+    else if (media.permission === 'unavailable') note = t('controls.no_mic');
+    else if (!muted && !state.mayBeHeard && state.settings.one_speaker) note = t('controls.not_heard');
+    else if (muted) note = t('controls.muted');
+    else note = t('controls.live');
     return [
       h(
         'button',
@@ -578,13 +579,13 @@ export function roomView({ state, session, media, onLeave }) {
           onclick: () => toggleMute(),
         },
         icon(muted ? 'mic-off' : 'mic'),
-        muted ? 'Unmute' : 'Mute',
+        muted ? t('controls.unmute') : t('controls.mute'),
       ),
       // Your own level while the microphone is open: you see that it hears you.
       media.isOpen
         ? h(
             'span',
-            { class: 'mic-level', role: 'meter', 'aria-label': 'Your microphone level', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0' },
+            { class: 'mic-level', role: 'meter', 'aria-label': t('controls.level'), 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0' },
             h('span', { class: 'mic-level-bar' }),
           )
         : null,
@@ -599,16 +600,17 @@ export function roomView({ state, session, media, onLeave }) {
           onclick: () => act(hand ? 'lower_hand' : 'raise_hand'),
         },
         icon('hand'),
-        hand ? 'Lower hand' : 'Raise hand',
+        hand ? t('controls.lower_hand') : t('controls.raise_hand'),
       ),
       h('p', { id: 'mic-note', class: `controls-note${byFac && !waitingTurn ? ' is-caution' : ''}` }, note),
       h(
         'span',
         { class: 'controls-extra' },
-        h('button', { type: 'button', key: 'sound', class: 'btn-link', onclick: () => openSoundSettings() }, 'Sound settings'),
-        h('button', { type: 'button', key: 'shortcuts', class: 'btn-link shortcuts-link', onclick: () => showShortcuts() }, 'Keyboard shortcuts'),
+        h('button', { type: 'button', key: 'sound', class: 'btn-link', onclick: () => openSoundSettings() }, t('controls.sound')),
+        h('button', { type: 'button', key: 'shortcuts', class: 'btn-link shortcuts-link', onclick: () => showShortcuts() }, t('controls.shortcuts')),
+        languagePicker(),
       ),
-      h('button', { type: 'button', key: 'leave', class: 'btn btn-control btn-leave', onclick: () => leave() }, 'Leave'),
+      h('button', { type: 'button', key: 'leave', class: 'btn btn-control btn-leave', onclick: () => leave() }, t('controls.leave')),
     ];
   }
 
@@ -630,8 +632,8 @@ export function roomView({ state, session, media, onLeave }) {
       render(true);
       showToast(
         media.permission === 'denied'
-          ? 'Your browser blocked the microphone. Allow it for this site in your browser’s settings, then try again.'
-          : 'No microphone was found.',
+          ? t('controls.mic_blocked')
+          : t('mic.none'),
       );
       return;
     }
@@ -647,46 +649,46 @@ export function roomView({ state, session, media, onLeave }) {
     const level = h('span', { class: 'mic-level-bar' });
     const meter = h(
       'span',
-      { class: 'mic-level mic-level-wide', role: 'meter', 'aria-label': 'Microphone level', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0' },
+      { class: 'mic-level mic-level-wide', role: 'meter', 'aria-label': t('mic.level'), 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0' },
       level,
     );
     const fill = async () => {
       const { inputs, outputs } = await media.devices();
       const options = (list, chosen, none) =>
         list.length ? list.map((d) => h('option', { value: d.id, selected: d.id === chosen }, d.label)) : [h('option', { value: '' }, none)];
-      micSel.replaceChildren(...options(inputs, media.micDevice, 'The browser’s default microphone'));
-      spkSel.replaceChildren(...options(outputs, media.speakerDevice, 'The browser’s default speaker'));
+      micSel.replaceChildren(...options(inputs, media.micDevice, t('sound.default_mic')));
+      spkSel.replaceChildren(...options(outputs, media.speakerDevice, t('sound.default_speaker')));
     };
     micSel.addEventListener('change', async () => {
       const ok = await media.setMicDevice(micSel.value);
-      status.textContent = ok ? 'Microphone changed.' : 'That microphone could not be opened.';
+      status.textContent = ok ? t('sound.mic_changed') : t('sound.mic_failed');
       if (!ok && !state.me?.self_muted) await setMute(true);
       render(true);
     });
     spkSel.addEventListener('change', async () => {
       await media.setSpeakerDevice(spkSel.value);
-      status.textContent = 'Speaker changed.';
+      status.textContent = t('sound.speaker_changed');
     });
-    const test = h('button', { type: 'button', class: 'btn' }, 'Play a test sound');
+    const test = h('button', { type: 'button', class: 'btn' }, t('sound.test'));
     test.addEventListener('click', async () => {
       test.disabled = true;
-      status.textContent = 'Playing a test sound…';
+      status.textContent = t('sound.playing');
       const ok = await media.chime();
       test.disabled = false;
-      status.textContent = ok ? 'Did you hear a short chime? If not, check the speaker and its volume.' : 'The test sound could not play.';
+      status.textContent = ok ? t('sound.heard') : t('sound.failed');
     });
     const onLevel = (ev) => paintLevel(meter, level, ev.detail);
     media.addEventListener('level', onLevel);
     navigator.mediaDevices?.addEventListener?.('devicechange', fill);
     await fill();
     await infoDialog({
-      title: 'Sound settings',
+      title: t('sound.title'),
       content: [
-        h('div', { class: 'field' }, h('label', { for: 'sound-mic' }, 'Microphone'), micSel),
-        media.isOpen ? meter : h('p', { class: 'hint' }, 'Your microphone is off while you are muted. Unmute to see its level.'),
+        h('div', { class: 'field' }, h('label', { for: 'sound-mic' }, t('sound.mic')), micSel),
+        media.isOpen ? meter : h('p', { class: 'hint' }, t('sound.mic_off')),
         canChooseSpeaker()
-          ? h('div', { class: 'field' }, h('label', { for: 'sound-speaker' }, 'Speaker'), spkSel)
-          : h('p', { class: 'hint' }, 'This browser plays the meeting through its default speaker.'),
+          ? h('div', { class: 'field' }, h('label', { for: 'sound-speaker' }, t('sound.speaker')), spkSel)
+          : h('p', { class: 'hint' }, t('sound.default_only')),
         h('div', { class: 'actions' }, test),
         status,
       ],
@@ -702,17 +704,17 @@ export function roomView({ state, session, media, onLeave }) {
   function showShortcuts() {
     const row = (keys, what) => [h('dt', null, h('kbd', null, keys)), h('dd', null, what)];
     infoDialog({
-      title: 'Keyboard shortcuts',
+      title: t('controls.shortcuts'),
       content: [
         h(
           'dl',
           { class: 'shortcuts' },
-          row('Space (hold)', 'Talk while you hold it, when you may speak'),
-          row('M', 'Mute or unmute'),
-          row('H', 'Raise or lower your hand'),
-          row('?', 'This list'),
+          row(t('keys.space'), t('keys.space_what')),
+          row('M', t('keys.m_what')),
+          row('H', t('keys.h_what')),
+          row('?', t('keys.help_what')),
         ),
-        h('p', { class: 'hint' }, 'They do nothing while you type in the chat, or while a button has the focus (Space presses the button).'),
+        h('p', { class: 'hint' }, t('keys.hint')),
       ],
     });
   }
@@ -769,18 +771,16 @@ export function roomView({ state, session, media, onLeave }) {
     seenWaiting = new Set(waiting.map((p) => p.id));
     if (fresh && prefs.arrivalSound) media.chime();
     const base = `${state.title} · Circle`;
-    document.title = waiting.length && prefs.arrivalTitle ? `(${waiting.length} waiting) ${base}` : base;
+    document.title = waiting.length && prefs.arrivalTitle ? t('room.waiting_title', { count: waiting.length, title: base }) : base;
   }
 
   // Asked first, for everyone: on a phone, Leave is a thumb's slip away from the other controls.
   async function leave() {
     const ok = await confirmDialog({
-      title: 'Leave the meeting?',
-      body: state.isFacilitator
-        ? 'The meeting goes on without you. To end it for everyone, use “End the meeting” instead.'
-        : 'You can come back with the same link while the meeting goes on.',
-      confirm: 'Leave',
-      cancel: 'Stay',
+      title: t('leave.title'),
+      body: state.isFacilitator ? t('leave.body_facilitator') : t('leave.body'),
+      confirm: t('controls.leave'),
+      cancel: t('leave.stay'),
     });
     if (ok) onLeave();
   }
@@ -842,7 +842,7 @@ export function roomView({ state, session, media, onLeave }) {
   const onPlayback = () => queueRender();
   media.addEventListener('playback', onPlayback);
   const onMicLost = async () => {
-    showToast('Your microphone was disconnected, so you are muted. Plug it back in, or choose another one in Sound settings.');
+    showToast(t('controls.mic_lost'));
     if (state.me && !state.me.self_muted) await act('set_self_mute', { muted: true });
     render(true);
   };
@@ -941,6 +941,3 @@ function savePrefs(prefs) {
   localStorage.setItem(PREFS_KEY, JSON.stringify(prefs));
 }
 
-function plural(n, word) {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}

@@ -1,31 +1,32 @@
 // The start page: create a meeting, then hand out its two links.
 
 import { createRoom } from '../api.js';
-import { announce, copyText, h } from './dom.js';
+import { t, tn } from '../i18n.js';
+import { announce, copyText, h, languagePicker } from './dom.js';
 
-const TIMER_CHOICES = [
-  ['', 'No timer'],
-  ['60', '1 minute'],
-  ['120', '2 minutes'],
-  ['180', '3 minutes'],
-  ['300', '5 minutes'],
-  ['600', '10 minutes'],
-  ['other', 'Other length…'],
+const timerChoices = () => [
+  ['', t('timer.none')],
+  ...[1, 2, 3, 5, 10].map((m) => [String(m * 60), tn('timer.minutes', m)]),
+  ['other', t('start.timer_other')],
 ];
 
-export function startView() {
+// The meeting made on a start page (its `main`), while its links are on show.
+const made = new WeakMap();
+
+/** The start page; `main` to draw it again in place (in another language, or to start anew). */
+export function startView(main = h('main', { id: 'main', class: 'page page-narrow' })) {
   const error = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
   const keyDetails = h(
     'details',
     { class: 'server-key' },
-    h('summary', null, 'Server key (only if your server asks for one)'),
-    h('label', { for: 'operator-key' }, 'Server key'),
+    h('summary', null, t('start.server_key_summary')),
+    h('label', { for: 'operator-key' }, t('start.server_key')),
     h('input', { id: 'operator-key', name: 'operatorKey', type: 'password', autocomplete: 'off' }),
   );
   const otherSecs = h(
     'div',
     { class: 'field', hidden: true },
-    h('label', { for: 'share-other' }, 'Share length in seconds'),
+    h('label', { for: 'share-other' }, t('start.share_other')),
     h('input', { id: 'share-other', name: 'shareOther', type: 'number', min: '5', max: '3600', step: '1', value: '90', inputmode: 'numeric' }),
   );
   const timer = h(
@@ -38,7 +39,7 @@ export function startView() {
         timerExtras.hidden = timer.value === '';
       },
     },
-    TIMER_CHOICES.map(([v, label]) => h('option', { value: v }, label)),
+    timerChoices().map(([v, label]) => h('option', { value: v }, label)),
   );
   const timerExtras = h(
     'div',
@@ -46,53 +47,53 @@ export function startView() {
     h(
       'div',
       { class: 'field' },
-      h('label', { for: 'share-warning' }, 'Warn the speaker this many seconds before the end'),
+      h('label', { for: 'share-warning' }, t('start.share_warning')),
       h('input', { id: 'share-warning', name: 'shareWarning', type: 'number', min: '0', max: '600', step: '1', value: '30', inputmode: 'numeric' }),
     ),
-    checkbox('auto-end', 'autoEnd', 'Take the floor back when the time is up', false),
+    checkbox('auto-end', 'autoEnd', t('settings.auto_end'), false),
   );
-  const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create the meeting');
+  const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, t('start.create'));
   const form = h(
     'form',
     { class: 'card', novalidate: true, 'aria-labelledby': 'start-title' },
-    h('h1', { id: 'start-title', tabindex: '-1' }, 'Start a meeting'),
-    h('p', { class: 'lead' }, 'Create a private room for your group. You get a link for members and a link for you, the facilitator. Nothing is recorded, and everything is forgotten when the meeting ends.'),
+    h('h1', { id: 'start-title', tabindex: '-1' }, t('start.title')),
+    h('p', { class: 'lead' }, t('start.lead')),
     h(
       'div',
       { class: 'field' },
-      h('label', { for: 'title' }, 'Meeting name'),
-      h('input', { id: 'title', name: 'title', type: 'text', maxlength: '80', placeholder: 'Tuesday evening circle', autocomplete: 'off' }),
-      h('p', { class: 'hint' }, 'Everyone with the link sees it, even before they join.'),
+      h('label', { for: 'title' }, t('start.name')),
+      h('input', { id: 'title', name: 'title', type: 'text', maxlength: '80', placeholder: t('start.name_placeholder'), autocomplete: 'off' }),
+      h('p', { class: 'hint' }, t('start.name_hint')),
     ),
     h(
       'fieldset',
       null,
-      h('legend', null, 'Joining'),
-      checkbox('waiting-room', 'waitingRoom', 'Waiting room: I let each person in', true),
-      checkbox('mute-on-entry', 'muteOnEntry', 'New members need permission to unmute', true),
+      h('legend', null, t('start.joining')),
+      checkbox('waiting-room', 'waitingRoom', t('start.waiting_room'), true),
+      checkbox('mute-on-entry', 'muteOnEntry', t('settings.mute_on_entry'), true),
     ),
     h(
       'fieldset',
       null,
-      h('legend', null, 'Speaking'),
-      checkbox('one-speaker', 'oneSpeaker', 'One speaker at a time: only the person with the floor (and facilitators) can be heard', false),
-      h('div', { class: 'field' }, h('label', { for: 'share-secs' }, 'Share timer'), timer),
+      h('legend', null, t('start.speaking')),
+      checkbox('one-speaker', 'oneSpeaker', t('start.one_speaker'), false),
+      h('div', { class: 'field' }, h('label', { for: 'share-secs' }, t('settings.share_timer')), timer),
       otherSecs,
       timerExtras,
     ),
     h(
       'fieldset',
       null,
-      h('legend', null, 'Chat and privacy'),
-      checkbox('chat-enabled', 'chatEnabled', 'Chat is on', true),
-      checkbox('roster-privacy', 'rosterPrivacy', 'Members see only the facilitators and a head count, not each other’s names', false),
+      h('legend', null, t('start.chat_privacy')),
+      checkbox('chat-enabled', 'chatEnabled', t('start.chat_on'), true),
+      checkbox('roster-privacy', 'rosterPrivacy', t('start.roster_privacy'), false),
     ),
     keyDetails,
     error,
     h('div', { class: 'actions' }, submit),
   );
 
-  const main = h('main', { id: 'main', class: 'page page-narrow' }, brand(), form);
+  main.replaceChildren(brand(), form);
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -109,36 +110,37 @@ export function startView() {
     if (timerValue) {
       const secs = timerValue === 'other' ? Number(data.get('shareOther')) : Number(timerValue);
       if (!Number.isInteger(secs) || secs < 5 || secs > 3600) {
-        return showError('Please give a share length between 5 and 3600 seconds.');
+        return showError(t('start.error_share'));
       }
       const warn = Number(data.get('shareWarning'));
       if (!Number.isInteger(warn) || warn < 0 || warn > 600) {
-        return showError('Please give a warning between 0 and 600 seconds.');
+        return showError(t('start.error_warning'));
       }
       settings.share_secs = secs;
       settings.share_warning_secs = warn;
       settings.auto_end_share = data.has('autoEnd');
     }
     submit.disabled = true;
-    submit.textContent = 'Creating…';
+    submit.textContent = t('start.creating');
     try {
       const created = await createRoom({
         title: String(data.get('title') ?? '').trim(),
         settings,
         operatorKey: String(data.get('operatorKey') ?? '').trim(),
       });
-      main.replaceChildren(brand(), createdCard(created));
+      made.set(main, created);
+      main.replaceChildren(brand(), createdCard(created, main));
       main.querySelector('h1').focus();
     } catch (e) {
       submit.disabled = false;
-      submit.textContent = 'Create the meeting';
+      submit.textContent = t('start.create');
       if (e.code === 'unauthorized') {
         keyDetails.open = true;
-        showError('This server only lets people with its server key create meetings. Enter the key and try again.');
+        showError(t('start.error_unauthorized'));
       } else if (e.code === 'unreachable') {
-        showError('Could not reach the meeting server. Check your connection and try again.');
+        showError(t('start.error_unreachable'));
       } else {
-        showError(e.message || 'The meeting could not be created.');
+        showError(e.message || t('start.error_other'));
       }
     }
   });
@@ -148,46 +150,54 @@ export function startView() {
     error.hidden = false;
   }
 
-  return { el: main, focus: () => main.querySelector('h1').focus() };
+  return {
+    el: main,
+    focus: () => main.querySelector('h1').focus(),
+    // In another language: the form anew (app.js puts back what was typed), or the links once made.
+    relabel() {
+      if (made.has(main)) main.replaceChildren(brand(), createdCard(made.get(main), main));
+      else startView(main);
+    },
+  };
 }
 
-function createdCard(created) {
+function createdCard(created, main) {
   return h(
     'section',
     { class: 'card', 'aria-labelledby': 'created-title' },
-    h('h1', { id: 'created-title', tabindex: '-1' }, 'Your meeting is ready'),
+    h('h1', { id: 'created-title', tabindex: '-1' }, t('start.ready')),
     h('p', { class: 'lead' }, created.title),
-    linkField('members-link', 'Link for members', created.join_url, 'Send this link to the group. People choose a name when they open it.'),
-    linkField('facilitator-link', 'Your facilitator link', created.facilitator_url, null),
+    linkField('members-link', t('start.members_link'), created.join_url, t('start.members_link_hint')),
+    linkField('facilitator-link', t('link.yours'), created.facilitator_url, null),
     h(
       'div',
       { class: 'alert alert-caution', role: 'note' },
-      h('strong', null, 'Keep the facilitator link private. '),
-      'Anyone who opens it can run this meeting: let people in, mute them, remove them or end it. Do not post it in the chat or send it to members. To share the work, make someone a co-facilitator from inside the meeting.',
+      h('strong', null, t('start.private_strong')),
+      ' ',
+      t('start.private_body'),
     ),
     h(
       'div',
       { class: 'actions' },
-      h('a', { class: 'btn btn-primary', href: created.facilitator_url }, 'Open the meeting as facilitator'),
-      h('button', { type: 'button', class: 'btn', onclick: (ev) => restart(ev.target) }, 'Create another meeting'),
+      h('a', { class: 'btn btn-primary', href: created.facilitator_url }, t('start.open_as_facilitator')),
+      h('button', { type: 'button', class: 'btn', onclick: () => restart(main) }, t('start.another')),
     ),
   );
 }
 
-function restart(button) {
-  const fresh = startView();
-  button.closest('main').replaceWith(fresh.el);
-  fresh.focus();
+function restart(main) {
+  made.delete(main);
+  startView(main).focus();
 }
 
 function linkField(id, label, url, hint) {
   const input = h('input', { id, type: 'text', readonly: true, value: url, spellcheck: 'false' });
-  const button = h('button', { type: 'button', class: 'btn btn-small', 'aria-describedby': id }, 'Copy');
+  const button = h('button', { type: 'button', class: 'btn btn-small', 'aria-describedby': id }, t('copy.copy'));
   button.addEventListener('click', async () => {
     const ok = await copyText(url, input);
-    button.textContent = ok ? 'Copied' : 'Select and copy';
-    announce(ok ? `${label} copied.` : 'Could not copy. Select the link and copy it.');
-    setTimeout(() => (button.textContent = 'Copy'), 2500);
+    button.textContent = ok ? t('copy.copied') : t('copy.select');
+    announce(ok ? t('copy.done', { label }) : t('copy.failed'));
+    setTimeout(() => (button.textContent = t('copy.copy')), 2500);
   });
   input.addEventListener('focus', () => input.select());
   return h(
@@ -208,6 +218,12 @@ function checkbox(id, name, label, checked) {
   );
 }
 
+/** The name at the top of the page, with the language picker beside it. */
 export function brand() {
-  return h('p', { class: 'brand' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }), 'Circle');
+  return h(
+    'div',
+    { class: 'brand-row' },
+    h('p', { class: 'brand' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }), 'Circle'),
+    languagePicker(),
+  );
 }

@@ -2,6 +2,7 @@
 // time it says, calmly, when the meeting opens (in the member's own time); the server lets them in
 // then, and the page changes by itself.
 
+import { t } from '../i18n.js';
 import { brand } from './start.js';
 import { formatWhen, h, statusText } from './dom.js';
 
@@ -20,10 +21,10 @@ export function waitingView({ state, session, onLeave }) {
       heading,
       h('div', { class: 'waiting-pulse', 'aria-hidden': 'true' }),
       words,
-      h('p', null, `You are in the waiting room as “${state.me?.name ?? ''}”. No one in the meeting can see or hear you here.`),
-      h('p', { class: 'hint' }, 'Keep this page open. It changes by itself when you are let in.'),
+      h('p', null, t('waiting.as', { name: state.me?.name ?? '' })),
+      h('p', { class: 'hint' }, t('waiting.keep_open')),
       status,
-      h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', onclick: onLeave }, 'Leave the waiting room')),
+      h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', onclick: onLeave }, t('waiting.leave'))),
     ),
   );
   let opensTimer = 0;
@@ -33,14 +34,14 @@ export function waitingView({ state, session, onLeave }) {
     const left = state.opensAt == null ? 0 : state.opensAt - state.serverNow();
     if (left > 0) {
       const when = formatWhen(state.opensAt - state.clockOffset);
-      heading.textContent = 'The meeting has not started yet';
-      words.textContent = `The meeting opens ${when}. You can wait here; you will be let in then.`;
+      heading.textContent = t('waiting.not_started');
+      words.textContent = t('waiting.opens', { when });
       words.hidden = false;
       // At the open time the server lets you in; should it only open the doors (a facilitator
       // admits each person), the words here change then too.
       opensTimer = setTimeout(render, Math.min(left + 500, 2 ** 31 - 1));
     } else {
-      heading.textContent = 'The facilitator will let you in soon';
+      heading.textContent = t('waiting.soon');
       words.textContent = '';
       words.hidden = true;
     }
