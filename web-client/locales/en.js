@@ -452,4 +452,7 @@ export default {
 
   // --- phone tabs ---
 
+  // --- cluster ---
+  'error.join.cluster_unavailable': 'The meeting server cannot reach the other servers it works with just now. Please try again in a moment.',
+  'error.join.wrong_node': 'The meeting servers could not agree where this meeting is. Please try again in a moment.',
 };

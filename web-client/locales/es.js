@@ -452,4 +452,7 @@ export default {
 
   // --- phone tabs ---
 
+  // --- cluster ---
+  'error.join.cluster_unavailable': 'El servidor de la reunión no puede comunicarse ahora con los otros servidores con los que trabaja. Por favor, inténtalo de nuevo en un momento.',
+  'error.join.wrong_node': 'Los servidores de la reunión no se ponen de acuerdo sobre dónde está esta reunión. Por favor, inténtalo de nuevo en un momento.',
 };
