@@ -634,3 +634,70 @@ async fn a_standing_meeting_starts_on_one_node_only_when_its_first_members_race(
     drop((n1, n2));
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// A node whose Redis is down when it starts still starts (and would serve the meetings it holds),
+/// says it is not ready for new ones, and registers by itself once Redis answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_before_redis_registers_once_redis_answers() {
+    let mut redis = Redis::start(false);
+    redis.kill();
+    let node = Node::start(&redis, "n1");
+    until_ready(&node, "down").await;
+    let (status, body) = readyz(&node.base).await.expect("readyz answers");
+    assert_eq!(status, 503, "{body}");
+    let (status, body) = create(&node).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("cluster_unavailable"))
+    );
+    redis.restart();
+    until_ready(&node, "up").await;
+    assert_eq!(
+        redis.command(&["EXISTS", "circle:node:n1"]).as_deref(),
+        Some(":1")
+    );
+    let (room, url) = created(&node).await;
+    assert_eq!(url, node.ws_url());
+    let (_, _) = join_at(&url, &room, "Ann").await;
+}
+
+/// The operator sees on `/metrics` whether the node is registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_say_whether_the_node_is_registered() {
+    let mut redis = Redis::start(false);
+    let url = redis.url();
+    let srv = circle_tests::server_with(move |c| {
+        c.media.enabled = false;
+        c.admin.listen = "127.0.0.1:0".into();
+        c.auth.token_key = TOKEN_KEY.into();
+        c.cluster.redis_url = url;
+    })
+    .await;
+    let admin = srv.running.admin_addr.expect("admin listener");
+    let registered = || async move {
+        let text = reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("circle_cluster_registered "))
+            .map(str::to_owned)
+    };
+    let until_gauge = |want: &'static str| async move {
+        let deadline = Instant::now() + START_WAIT;
+        while registered().await.as_deref() != Some(want) {
+            assert!(
+                Instant::now() < deadline,
+                "circle_cluster_registered never {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    until_gauge("1").await;
+    redis.kill();
+    until_gauge("0").await;
+    redis.restart();
+    until_gauge("1").await;
+}
