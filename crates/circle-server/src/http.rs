@@ -360,7 +360,7 @@ async fn create_room(
     state.rooms.insert(id.clone(), handle);
     info!(room = %crate::redact::room_tag(&id), "room created");
     if let Some(cluster) = &state.cluster
-        && let Err(e) = cluster.publish(&state).await
+        && let Err(e) = cluster.publish_new(&state, &id).await
     {
         // The registry task records it when Redis answers again.
         tracing::warn!(error = %e, "could not record a new meeting in the cluster registry");

@@ -11,6 +11,7 @@
 
 use super::{Cluster, ClusterError, NODE_TTL, REFRESH_EVERY, ROOM_TTL, load};
 use crate::AppState;
+use circle_protocol::RoomId;
 use serde::{Deserialize, Serialize};
 use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
 use tracing::{info, warn};
@@ -90,8 +91,19 @@ impl Cluster {
     }
 
     /// Writes this node's record, and the placement key of every meeting it holds, with their
-    /// time-to-live: one round trip.
+    /// time-to-live: one round trip, `2 + meetings` commands (the periodic refresh).
     pub async fn publish(&self, state: &AppState) -> Result<(), ClusterError> {
+        let links: Vec<_> = state.rooms.iter().map(|r| r.key().clone()).collect();
+        self.publish_with(state, &links).await
+    }
+
+    /// Writes this node's record and the placement key of one new meeting (right after creating
+    /// it, so the next placement sees the new load): three commands, whatever the node holds.
+    pub async fn publish_new(&self, state: &AppState, link: &RoomId) -> Result<(), ClusterError> {
+        self.publish_with(state, std::slice::from_ref(link)).await
+    }
+
+    async fn publish_with(&self, state: &AppState, links: &[RoomId]) -> Result<(), ClusterError> {
         let record = self.record(state).await;
         let json = serde_json::to_string(&record).unwrap_or_default();
         let mut pipe = redis::pipe();
@@ -102,8 +114,7 @@ impl Cluster {
             .arg(NODE_TTL.as_millis() as u64)
             .ignore();
         pipe.cmd("SADD").arg(NODES_KEY).arg(&self.node_id).ignore();
-        let links: Vec<_> = state.rooms.iter().map(|r| r.key().clone()).collect();
-        for link in &links {
+        for link in links {
             pipe.cmd("SET")
                 .arg(self.room_key(link))
                 .arg(&self.node_id)
