@@ -74,7 +74,11 @@ async fn claim(state: &AppState, link: &RoomId) -> Result<(), LookupError> {
         Ok(Owner::There(node)) => Err(LookupError::Elsewhere(crate::wire::WireError::wrong_node(
             node.ws_url,
         ))),
-        Ok(Owner::Lapsed | Owner::Nobody) | Err(_) => Err(LookupError::Elsewhere(unavailable())),
+        Ok(Owner::Lapsed | Owner::Nobody) => Err(LookupError::Elsewhere(unavailable())),
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster registry claim failed");
+            Err(LookupError::Elsewhere(unavailable()))
+        }
     }
 }
 
