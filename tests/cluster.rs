@@ -575,9 +575,22 @@ async fn a_node_warns_loudly_when_redis_keeps_data_on_disk() {
 /// node starts the meeting (its claim is `SET NX`), the other sends its member there, and both end up
 /// in the same meeting. (Two in-process nodes sharing one SQLite data directory stand in for a
 /// shared PostgreSQL: both read the same standing room.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standing_meeting_starts_on_one_node_only_when_its_first_members_race() {
-    use circle_tests::standing::{OPERATOR_KEY, create_standing};
+/// Two in-process nodes sharing one SQLite data directory (standing for a shared PostgreSQL: both
+/// read the same standing rooms) and a Redis, both registered; the directory is removed on drop.
+struct SharedNodes {
+    nodes: [circle_tests::TestServer; 2],
+    data: PathBuf,
+    _redis: Redis,
+}
+
+impl Drop for SharedNodes {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+async fn shared_nodes() -> SharedNodes {
+    use circle_tests::standing::OPERATOR_KEY;
     let redis = Redis::start(false);
     let data = circle_tests::scratch_dir("circle-cluster-shared-");
     let node = |id: &'static str| {
@@ -592,16 +605,29 @@ async fn a_standing_meeting_starts_on_one_node_only_when_its_first_members_race(
         })
     };
     // One after the other: the first creates the database.
-    let n1 = node("n1").await;
-    let n2 = node("n2").await;
-    for base in [&n1.base, &n2.base] {
+    let nodes = [node("n1").await, node("n2").await];
+    for n in &nodes {
         let deadline = Instant::now() + START_WAIT;
-        while readyz(base).await.map(|(_, b)| b["cluster"] == "up") != Some(true) {
-            assert!(Instant::now() < deadline, "{base} never registered");
+        while readyz(&n.base).await.map(|(_, b)| b["cluster"] == "up") != Some(true) {
+            assert!(Instant::now() < deadline, "{} never registered", n.base);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let standing = create_standing(
+    SharedNodes {
+        nodes,
+        data,
+        _redis: redis,
+    }
+}
+
+/// Two first members of a standing room arrive at the same moment, one at each node: exactly one
+/// node starts the meeting (its claim is `SET NX`), the other sends its member there, and both end up
+/// in the same meeting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standing_meeting_starts_on_one_node_only_when_its_first_members_race() {
+    let shared = shared_nodes().await;
+    let [n1, n2] = &shared.nodes;
+    let standing = circle_tests::standing::create_standing(
         &n1.base,
         json!({ "title": "Tuesday group", "settings": { "waiting_room": false } }),
     )
@@ -631,8 +657,40 @@ async fn a_standing_meeting_starts_on_one_node_only_when_its_first_members_race(
     let first = if here == 0 { &mut ann } else { &mut ben };
     assert_eq!(lj.room.participants.len(), 2, "both in the same meeting");
     chat_reaches(first, &mut late, "one meeting for both of us").await;
-    drop((n1, n2));
-    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A standing room's first member who reaches a draining node is sent to a node that takes
+/// meetings, and the meeting starts there (during a rolling upgrade nobody is turned away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_sends_a_standing_rooms_first_member_to_another_node() {
+    let shared = shared_nodes().await;
+    let [n1, n2] = &shared.nodes;
+    let standing = circle_tests::standing::create_standing(
+        &n1.base,
+        json!({ "title": "Wednesday group", "settings": { "waiting_room": false } }),
+    )
+    .await;
+    n1.running.begin_drain();
+    let deadline = Instant::now() + WAIT;
+    while readyz(&n1.base).await.map(|(s, _)| s) != Some(503) {
+        assert!(Instant::now() < deadline, "n1 never drained");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ann = Client::connect(&n1.ws_url(), None).await.expect("connects");
+    match ann
+        .request(&join_msg(&standing.room, "Ann"))
+        .await
+        .expect("answer")
+    {
+        S::Error {
+            code: ErrorCode::WrongNode,
+            url: Some(url),
+            ..
+        } => assert_eq!(url, n2.ws_url(), "sent to the node that takes meetings"),
+        other => panic!("expected wrong_node, got {other:?}"),
+    }
+    let (_, j) = join_at(&n2.ws_url(), &standing.room, "Ann").await;
+    assert!(j.room.standing, "in the standing room's meeting");
 }
 
 /// A node whose Redis is down when it starts still starts (and would serve the meetings it holds),

@@ -44,7 +44,7 @@ pub async fn find_or_start(
         return Ok(None);
     };
     if state.draining() {
-        return Err(LookupError::Draining);
+        return Err(elsewhere_while_draining(state).await);
     }
     claim(state, link).await?;
     // Another join may have started it while the store answered: the entry decides.
@@ -79,6 +79,20 @@ async fn claim(state: &AppState, link: &RoomId) -> Result<(), LookupError> {
             tracing::warn!(error = %e, "cluster registry claim failed");
             Err(LookupError::Elsewhere(unavailable()))
         }
+    }
+}
+
+/// A draining node starts no meeting; in cluster mode it sends the first member to the least
+/// loaded node that takes meetings (which claims it), so a rolling upgrade does not turn them away.
+async fn elsewhere_while_draining(state: &AppState) -> LookupError {
+    let Some(cluster) = &state.cluster else {
+        return LookupError::Draining;
+    };
+    match cluster.pick(state).await {
+        Ok(Some(node)) if node.id != cluster.node_id => {
+            LookupError::Elsewhere(crate::wire::WireError::wrong_node(node.ws_url))
+        }
+        _ => LookupError::Draining,
     }
 }
 
