@@ -15,11 +15,11 @@ const TOKEN_KEY = 'browser-cluster-token-key-0123456789abcdef';
 /** `redis-server`, from Debian's package when missing. */
 function redisServer() {
   const found = () => spawnSync('redis-server', ['--version']).status === 0;
-  if (!found()) {
-    spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'redis-server'], {
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      stdio: 'ignore',
-    });
+  const install = (args) => spawnSync('apt-get', args, { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: 'ignore' }).status === 0;
+  if (!found() && !install(['install', '-y', '--no-install-recommends', 'redis-server'])) {
+    // The package lists may be missing or stale on a fresh machine.
+    install(['update']);
+    install(['install', '-y', '--no-install-recommends', 'redis-server']);
   }
   assert.ok(found(), 'redis-server is missing and apt-get could not install it (run as root)');
   return 'redis-server';
