@@ -34,8 +34,15 @@ const START_WAIT: Duration = Duration::from_secs(30);
 /// A node's record lapses after 10 s (`NODE_TTL`); this leaves room for a busy machine.
 const LAPSE_WAIT: Duration = Duration::from_secs(40);
 
-/// `redis-server`, installed from Debian when missing.
+/// `redis-server`, installed from Debian when missing (once per test binary: the tests run in
+/// parallel, and two `apt-get`s at once would fight over dpkg's lock).
 fn redis_server() -> &'static str {
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(install_redis);
+    "redis-server"
+}
+
+fn install_redis() {
     let found = || {
         Command::new("redis-server")
             .arg("--version")
@@ -62,7 +69,6 @@ fn redis_server() -> &'static str {
         "redis-server is missing and `apt-get install redis-server` failed: run this test as root \
          with the Debian mirror reachable, or install Debian's `redis-server` package first"
     );
-    "redis-server"
 }
 
 /// A free loopback TCP port (the kernel's pick; the process started on it right after).
