@@ -11,7 +11,9 @@ use serde_json::json;
 async fn error_for(c: &mut Client, text: &str) -> (Option<RequestId>, ErrorCode, String) {
     c.send_raw(text).await;
     c.expect("an error", |m| match m {
-        S::Error { id, code, message } => Some((id.clone(), *code, message.clone())),
+        S::Error {
+            id, code, message, ..
+        } => Some((id.clone(), *code, message.clone())),
         _ => None,
     })
     .await

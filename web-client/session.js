@@ -37,11 +37,15 @@ export const resumeStore = {
   },
 };
 
-/** A refused request: the server's `code` and `message`, or a local code (`unreachable`, `disconnected`). */
+/**
+ * A refused request: the server's `code` and `message`, or a local code (`unreachable`,
+ * `disconnected`); with `wrong_node`, the `url` of the cluster node that holds the meeting.
+ */
 export class SessionError extends Error {
-  constructor(code, message) {
+  constructor(code, message, url = null) {
     super(message);
     this.code = code;
+    this.url = url;
   }
 }
 
@@ -71,7 +75,22 @@ const REJOIN_AFTER_RESUME = new Set(['session_gone', 'invalid_token', 'token_exp
 const CARRY_REFUSED = new Set(['invalid_token', 'token_expired', 'bad_request']);
 // A join refused with one of these may succeed later (the server is still starting or busy); any
 // other refusal is final.
-const PASSING_JOIN_ERRORS = new Set(['rate_limited', 'server_draining', 'server_busy', 'server_full', 'storage_unavailable', 'internal']);
+const PASSING_JOIN_ERRORS = new Set(['rate_limited', 'server_draining', 'server_busy', 'server_full', 'storage_unavailable', 'cluster_unavailable', 'internal']);
+// A server of a cluster that does not hold the meeting answers `wrong_node` with the holder's URL
+// (PROTOCOL.md): the session goes there, at most this many times in a row (a loop between servers
+// that disagree must not spin).
+const MAX_NODE_REDIRECTS = 3;
+
+/** Whether `url` is a websocket URL this page may follow (never from `wss:` down to `ws:`). */
+function followable(url) {
+  try {
+    const u = new URL(url);
+    if (u.protocol === 'wss:') return true;
+    return u.protocol === 'ws:' && location.protocol !== 'https:';
+  } catch {
+    return false;
+  }
+}
 // Backoff between resume tries: the first comes quickly, later ones spread out (with jitter, so a
 // server that restarts is not hit by every client at the same instant).
 const RETRY_FIRST_MS = 400;
@@ -118,6 +137,10 @@ export class Session extends EventTarget {
     this.attemptKind = null;
     /** 'idle' before the first join, then 'open' | 'reconnecting' | 'restarting' | 'closed'. */
     this.status = 'idle';
+    /** The websocket URL of the cluster node holding the meeting, once a server sent us there. */
+    this.nodeUrl = null;
+    /** `wrong_node` answers followed since the last `joined`. */
+    this.redirects = 0;
     this.ws = null;
     this.token = null;
     this.nextId = 1;
@@ -205,7 +228,7 @@ export class Session extends EventTarget {
     return new Promise((resolve, reject) => {
       let ws;
       try {
-        ws = new WebSocket(websocketUrl());
+        ws = new WebSocket(this.nodeUrl ?? websocketUrl());
       } catch {
         reject(new SessionError('unreachable', 'Could not reach the meeting server.'));
         // Resuming: try again later, as after any failed attempt.
@@ -219,6 +242,9 @@ export class Session extends EventTarget {
         clearTimeout(giveUp);
         this.ws = null;
         if (!opened) this.sawUnreachable = true;
+        // The node we were sent to does not answer: the next try asks the server we started from,
+        // which knows where the meeting is now.
+        if (!opened) this.nodeUrl = null;
         this.failPending(
           opened
             ? new SessionError('disconnected', 'The connection was lost.')
@@ -248,6 +274,13 @@ export class Session extends EventTarget {
           reject: (e) => {
             // A refused join or resume leaves the socket open; it is of no further use.
             this.closeQuietly(ws);
+            if (e.code === 'wrong_node' && followable(e.url) && this.redirects < MAX_NODE_REDIRECTS) {
+              // Another server of the cluster holds the meeting: send the same request there.
+              this.redirects += 1;
+              this.nodeUrl = e.url;
+              this.connect(first).then(resolve, reject);
+              return;
+            }
             reject(e);
           },
         });
@@ -280,7 +313,7 @@ export class Session extends EventTarget {
     if (waiter) {
       this.pending.delete(msg.id);
       if (msg.type === 'error') {
-        waiter.reject(new SessionError(msg.code, msg.message));
+        waiter.reject(new SessionError(msg.code, msg.message, msg.url ?? null));
         return;
       }
       if (msg.type !== 'joined') {
@@ -293,6 +326,7 @@ export class Session extends EventTarget {
       this.token = msg.resume_token;
       resumeStore.save(this.room, msg.resume_token);
       this.attempt = 0;
+      this.redirects = 0;
       this.onlineDuringAttempt = false;
       this.standing = !!(msg.standing ?? msg.room?.standing);
       this.name = msg.room?.participants?.find((p) => p.id === msg.you)?.name ?? this.name;

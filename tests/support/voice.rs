@@ -578,6 +578,7 @@ impl Pump {
                 id: Some(id),
                 code,
                 message,
+                ..
             } if self.is_pending(&id) => {
                 let PendingOffer { reply, .. } = self.pending.take().expect("checked pending");
                 let _ = reply.send(Err(format!("{code}: {message}")));
@@ -587,6 +588,7 @@ impl Pump {
                 id: Some(id),
                 code,
                 message,
+                ..
             } if is_pump_id(&id) => self.error(format!("media_answer refused: {code}: {message}")),
             other => {
                 match &other {

@@ -502,4 +502,7 @@ export default {
   'tabs.waiting.one': '{count} person waiting to join',
   'tabs.waiting.other': '{count} people waiting to join',
 
+  // --- cluster ---
+  'error.join.cluster_unavailable': 'The meeting server cannot reach the other servers it works with just now. Please try again in a moment.',
+  'error.join.wrong_node': 'The meeting servers could not agree where this meeting is. Please try again in a moment.',
 };

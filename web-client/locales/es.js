@@ -502,4 +502,7 @@ export default {
   'tabs.waiting.one': '{count} persona esperando para entrar',
   'tabs.waiting.other': '{count} personas esperando para entrar',
 
+  // --- cluster ---
+  'error.join.cluster_unavailable': 'El servidor de la reunión no puede comunicarse ahora con los otros servidores con los que trabaja. Por favor, inténtalo de nuevo en un momento.',
+  'error.join.wrong_node': 'Los servidores de la reunión no se ponen de acuerdo sobre dónde está esta reunión. Por favor, inténtalo de nuevo en un momento.',
 };

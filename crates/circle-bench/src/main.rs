@@ -5,6 +5,8 @@
 //!   time, killed when dropped (so on every exit path, errors and panics included).
 //! - `cpu.rs`: CPU time of the server, this tool and the rest of the machine, from `/proc`.
 //! - `client.rs`: a minimal websocket client: connect, `join`, wait for `joined`.
+//! - `cluster.rs`: `circle-load cluster`: cluster mode's extra join time (a `wrong_node` redirect)
+//!   and Redis's load, against `redis-server` and three nodes.
 //! - `chat.rs`: `circle-load chat`: fan-out latency of room chat to every member.
 //! - `idle.rs`: `circle-load idle`: server memory per idle joined session.
 //! - `soak.rs`: `circle-load soak`: an hour (or `--minutes`) of churn; server memory, descriptors and
@@ -24,6 +26,7 @@
 
 mod chat;
 mod client;
+mod cluster;
 mod cpu;
 mod idle;
 mod procfs;
@@ -50,6 +53,9 @@ struct Args {
 enum Cmd {
     /// Chat fan-out: one sender, N members; latency from send to each member's receipt.
     Chat(chat::ChatArgs),
+    /// Cluster mode: first-join time at the holding node against through a `wrong_node` redirect,
+    /// and Redis commands per second with meetings held (needs `redis-server`).
+    Cluster(cluster::ClusterArgs),
     /// Idle sessions: server RSS per joined websocket session that then stays quiet.
     Idle(idle::IdleArgs),
     /// Soak: bounded churn (joins, leaves, voice, chat, re-offers, drops and resumes) with a canary
@@ -81,6 +87,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Chat(a) => chat::run(a).await,
+        Cmd::Cluster(a) => cluster::run(a).await,
         Cmd::Idle(a) => idle::run(a).await,
         Cmd::Soak(a) => soak::run(a).await,
         Cmd::Standing(a) => standing::run(a).await,

@@ -805,6 +805,10 @@ pub enum ServerMsg {
         code: ErrorCode,
         /// A human-readable explanation (English).
         message: String,
+        /// With `wrong_node`: the websocket URL of the node that holds the meeting (a node of the
+        /// same cluster, from its registry). Send the same `join` / `resume` there.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
     },
     /// You were admitted from the waiting room: here is the room.
     Admitted {
@@ -1034,6 +1038,12 @@ pub enum ErrorCode {
     /// The server's database of standing rooms cannot be reached right now (locked, unreachable
     /// or full); meetings in progress go on. Try again in a minute.
     StorageUnavailable,
+    /// Cluster mode: this meeting is held by another node of the cluster; the error's `url` is that
+    /// node's websocket URL. Send the same `join` / `resume` there.
+    WrongNode,
+    /// Cluster mode: this node cannot reach the cluster's registry (Redis) right now, so it cannot
+    /// tell where a meeting is or start a new one; meetings it holds go on. Try again in a moment.
+    ClusterUnavailable,
     /// The server could not do it for a reason of its own.
     Internal,
 }
@@ -1077,6 +1087,7 @@ mod tests {
             id: Some(RequestId::Str("a".into())),
             code: ErrorCode::RateLimited,
             message: "slow down".into(),
+            url: None,
         })
         .unwrap();
         assert_eq!(

@@ -170,6 +170,14 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "1 while the server drains (no new meetings).",
         u64::from(state.draining()),
     );
+    if let Some(cluster) = &state.cluster {
+        gauge(
+            "circle_cluster_registered",
+            "gauge",
+            "Cluster mode: 1 while this node reaches Redis and is registered, 0 while it does not (it then starts no meeting).",
+            u64::from(cluster.reachable()),
+        );
+    }
     if let Some(stats) = media {
         render_media(&mut out, &stats);
     }

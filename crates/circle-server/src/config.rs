@@ -37,6 +37,8 @@ pub struct Config {
     pub turn: TurnSettings,
     /// Where standing rooms' definitions (and the token key) are kept.
     pub storage: StorageConfig,
+    /// Several nodes sharing meetings through Redis (off unless `redis_url` is set).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// `[storage]`: standing rooms' definitions, never anything about a meeting.
@@ -655,6 +657,7 @@ impl Config {
         self.validate_storage(&mut p);
         self.validate_tls(&mut p);
         self.validate_turn(&mut p);
+        crate::cluster::validate(self, &mut p);
         if p.is_empty() {
             Ok(())
         } else {
@@ -834,7 +837,7 @@ impl Config {
 }
 
 /// Why `url` is not a usable `http://` / `https://` URL that can go into a header, if it is not.
-fn http_url_problem(url: &str) -> Option<&'static str> {
+pub(crate) fn http_url_problem(url: &str) -> Option<&'static str> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"));

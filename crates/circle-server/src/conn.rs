@@ -512,6 +512,11 @@ async fn send_or_ended(room: &RoomHandle, cmd: RoomCmd, conn: &Conn, id: Option<
 
 /// The meeting a `join` goes to: a live one, or a standing room's next one, started now.
 async fn join_target(state: &AppState, link: &RoomId) -> Result<RoomHandle, WireError> {
+    if !state.rooms.contains_key(link)
+        && let crate::cluster::Route::Refused(e) = crate::cluster::route_join(state, link).await
+    {
+        return Err(e);
+    }
     match standing::find_or_start(state, link).await {
         Ok(Some(room)) => Ok(room),
         Ok(None) => Err(WireError::new(
@@ -523,6 +528,7 @@ async fn join_target(state: &AppState, link: &RoomId) -> Result<RoomHandle, Wire
             "this server is about to restart; try again in a minute",
         )),
         Err(LookupError::Storage(e)) => Err(storage_wire_error(&e)),
+        Err(LookupError::Elsewhere(e)) => Err(e),
     }
 }
 
@@ -532,6 +538,9 @@ async fn join_target(state: &AppState, link: &RoomId) -> Result<RoomHandle, Wire
 async fn resume_target(state: &AppState, link: &RoomId) -> Result<RoomHandle, WireError> {
     if let Some(room) = standing::find_for_resume(state, link) {
         return Ok(room);
+    }
+    if let crate::cluster::Route::Refused(e) = crate::cluster::route_join(state, link).await {
+        return Err(e);
     }
     match state.store.by_link(link).await {
         Ok(Some(_)) => Err(WireError::new(

@@ -78,6 +78,9 @@ pub enum ApiError {
     /// The store of standing rooms cannot be used right now; the message says why.
     #[error("{0}")]
     Storage(String),
+    /// Cluster mode: this node cannot reach the registry (Redis), so it starts no meeting.
+    #[error("this server cannot reach the rest of its cluster right now; try again in a moment")]
+    ClusterUnavailable,
 }
 
 /// The message for a store that cannot be used: what is wrong (locked, unreachable, full) and
@@ -128,6 +131,9 @@ impl IntoResponse for ApiError {
             ApiError::StandingNotFound(_) => (StatusCode::NOT_FOUND, "standing_room_not_found"),
             ApiError::DuplicateTitle => (StatusCode::CONFLICT, "duplicate_title"),
             ApiError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            ApiError::ClusterUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable")
+            }
         };
         let body = serde_json::json!({ "code": code, "message": self.to_string() });
         (status, Json(body)).into_response()
@@ -172,8 +178,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// `GET /readyz`: 200 while the server takes new meetings; 503 while it drains or when the voice
-/// relay does not answer or the embedded TURN relay has stopped, so a load balancer sends newcomers
-/// elsewhere.
+/// relay does not answer or the embedded TURN relay has stopped (or, in cluster mode, Redis cannot
+/// be reached), so a load balancer sends newcomers elsewhere.
 async fn ready(State(state): State<AppState>) -> Response {
     let draining = state.draining();
     let relay = match &state.media {
@@ -186,14 +192,22 @@ async fn ready(State(state): State<AppState>) -> Response {
         Some(true) => "alive",
         Some(false) => "down",
     };
-    let ready = !draining && relay != "down" && turn != "down";
+    let cluster = match &state.cluster {
+        None => "off",
+        Some(c) if c.reachable() => "up",
+        Some(_) => "down",
+    };
+    let ready = !draining && relay != "down" && turn != "down" && cluster != "down";
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body =
+    let mut body =
         serde_json::json!({ "ready": ready, "draining": draining, "relay": relay, "turn": turn });
+    if state.cluster.is_some() {
+        body["cluster"] = cluster.into();
+    }
     (status, Json(body)).into_response()
 }
 
@@ -202,7 +216,20 @@ async fn ready(State(state): State<AppState>) -> Response {
 pub fn client_router(dir: &str, state: &AppState) -> Router {
     let api = state.config.public_url();
     // http → ws, https → wss: the websocket follows the page's scheme.
-    let ws = api.replacen("http", "ws", 1);
+    let mut ws = api.replacen("http", "ws", 1);
+    if state.cluster.is_some() {
+        // The other nodes' URLs are known only at run time (from the registry), and a meeting may be
+        // on any of them: any host on the websocket scheme (`wss:` behind TLS). The client follows
+        // only URLs a node of the cluster sent it (web-client/session.js).
+        ws = format!(
+            "{ws} {}",
+            if api.starts_with("https") {
+                "wss:"
+            } else {
+                "ws:"
+            }
+        );
+    }
     // Scripts come only from this folder; styles may also be inline (the views set a few style
     // attributes, e.g. progress bars), which risks no script execution.
     let csp = format!(
@@ -257,7 +284,7 @@ async fn create_room(
     headers: HeaderMap,
     extensions: Extensions,
     body: Result<Json<serde_json::Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<CreatedRoom>), ApiError> {
+) -> Result<Response, ApiError> {
     // A page on another site could otherwise make its visitors' browsers create rooms here.
     check_origin(&state, &headers)?;
     let key = &state.config.rooms.operator_key;
@@ -274,21 +301,29 @@ async fn create_room(
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
-    if let Some(client) = client_address(peer, &headers)
+    // A request another node of the cluster forwarded was counted there, against its sender.
+    let forwarded = state.cluster.as_ref().is_some_and(|c| {
+        c.is_forwarded(
+            headers
+                .get(crate::cluster::FORWARDED_HEADER)
+                .and_then(|v| v.to_str().ok()),
+        )
+    });
+    if !forwarded
+        && let Some(client) = client_address(peer, &headers)
         && !state.room_creation.check(client)
     {
         return Err(ApiError::RateLimited);
     }
-    if state.draining() {
-        return Err(ApiError::Draining);
+    if state.cluster.is_none() {
+        can_hold_another(&state)?;
     }
-    if state.rooms.len() >= state.config.rooms.max_rooms {
-        return Err(ApiError::Full);
-    }
-    let req = match body {
-        Ok(Json(value)) => create_request(value)?,
+    let (req, value) = match body {
+        Ok(Json(value)) => (create_request(value.clone())?, Some(value)),
         // No body at all means "all defaults".
-        Err(JsonRejection::MissingJsonContentType(_)) if no_body(&headers) => CreateRoom::default(),
+        Err(JsonRejection::MissingJsonContentType(_)) if no_body(&headers) => {
+            (CreateRoom::default(), None)
+        }
         Err(e) => return Err(ApiError::BadRequest(e.body_text())),
     };
     let title = req.title.as_deref().unwrap_or("").trim().to_owned();
@@ -301,6 +336,13 @@ async fn create_room(
         return Err(ApiError::BadRequest(format!(
             "a title is at most {MAX_TITLE_CHARS} characters, with no control or invisible characters"
         )));
+    }
+    if let Some(placed) = place_room(&state, forwarded, &headers, value).await? {
+        return Ok(placed);
+    }
+    if state.cluster.is_some() {
+        // A draining or full node of a cluster still places meetings on the others (above).
+        can_hold_another(&state)?;
     }
     let mut room = Room::new(title.clone(), Settings::default(), limits(&state));
     room.apply_initial_settings(req.settings);
@@ -317,21 +359,76 @@ async fn create_room(
     );
     state.rooms.insert(id.clone(), handle);
     info!(room = %crate::redact::room_tag(&id), "room created");
+    if let Some(cluster) = &state.cluster
+        && let Err(e) = cluster.publish_new(&state, &id).await
+    {
+        // The registry task records it when Redis answers again.
+        tracing::warn!(error = %e, "could not record a new meeting in the cluster registry");
+    }
     let client = state.config.client.url.trim_end_matches('/');
-    let public = state.config.public_url();
-    let ws_base = public.replacen("http", "ws", 1);
     Ok((
         StatusCode::CREATED,
         Json(CreatedRoom {
             join_url: format!("{client}/#room={id}"),
             facilitator_url: format!("{client}/#room={id}&key={secret}"),
             facilitator_secret: secret,
-            websocket_url: format!("{ws_base}/ws"),
+            websocket_url: own_websocket_url(&state),
             room: id,
             title,
             settings,
         }),
-    ))
+    )
+        .into_response())
+}
+
+/// Refuses a new meeting on a server that drains or holds `rooms.max_rooms` already.
+fn can_hold_another(state: &AppState) -> Result<(), ApiError> {
+    if state.draining() {
+        return Err(ApiError::Draining);
+    }
+    if state.rooms.len() >= state.config.rooms.max_rooms {
+        return Err(ApiError::Full);
+    }
+    Ok(())
+}
+
+/// This node's websocket URL: the cluster's view of it in cluster mode, else the public URL's.
+fn own_websocket_url(state: &AppState) -> String {
+    match &state.cluster {
+        Some(c) => c.ws_url.clone(),
+        None => format!("{}/ws", state.config.public_url().replacen("http", "ws", 1)),
+    }
+}
+
+/// Cluster mode: sends a new meeting to the least loaded node. `Some(answer)`: that node created it
+/// and this is its answer; `None`: create it here (not in cluster mode, placed here, forwarded here
+/// by another node, or the chosen node did not answer).
+async fn place_room(
+    state: &AppState,
+    forwarded: bool,
+    headers: &HeaderMap,
+    body: Option<serde_json::Value>,
+) -> Result<Option<Response>, ApiError> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(None);
+    };
+    if !cluster.reachable() {
+        return Err(ApiError::ClusterUnavailable);
+    }
+    if forwarded {
+        return Ok(None);
+    }
+    let target = match cluster.pick(state).await {
+        Ok(Some(node)) if node.id != cluster.node_id => node,
+        Ok(_) => return Ok(None),
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster registry lookup failed");
+            return Err(ApiError::ClusterUnavailable);
+        }
+    };
+    Ok(cluster
+        .forward(&target, reqwest::Method::POST, "/api/rooms", headers, body)
+        .await)
 }
 
 /// The body of `POST /api/rooms`: a JSON object (serde would also read a struct from an array, which
@@ -389,14 +486,23 @@ struct RoomPublicInfo {
     locked: bool,
     /// New members cannot join now: the meeting holds as many people as it may.
     full: bool,
+    /// Where to join: the websocket URL of the node that holds the meeting (in cluster mode; this
+    /// node's when it holds it, or when nobody does yet).
+    websocket_url: String,
 }
 
 async fn room_info(
     State(state): State<AppState>,
     Path(room): Path<String>,
-) -> Result<Json<RoomPublicInfo>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let link = RoomId(room);
     let live = state.rooms.get(&link).map(|r| r.value().clone());
+    if live.is_none()
+        && let Some(answer) = crate::cluster::info_elsewhere(&state, &link, &headers).await?
+    {
+        return Ok(answer);
+    }
     if let Some(handle) = &live
         && handle.info.standing.is_none()
     {
@@ -408,7 +514,9 @@ async fn room_info(
             next_meeting: None,
             locked: handle.info.live.locked.load(Ordering::Relaxed),
             full: handle.info.live.full.load(Ordering::Relaxed),
-        }));
+            websocket_url: own_websocket_url(&state),
+        })
+        .into_response());
     }
     let def = state
         .store
@@ -433,7 +541,9 @@ async fn room_info(
         next_meeting: organiser::next_meeting(&def, now),
         locked,
         full,
-    }))
+        websocket_url: own_websocket_url(&state),
+    })
+    .into_response())
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {

@@ -1,6 +1,8 @@
 //! Circle's server: the edge and the glue.
 //!
 //! # Layout
+//! - `cluster/`: cluster mode (`[cluster] redis_url`): the node registry in Redis, placement of
+//!   meetings on nodes, and sending clients to the node that holds their meeting.
 //! - `admin.rs`: the operator's listener (`/metrics`), off the public port.
 //! - `config.rs`: the configuration (defaults, file, environment) and its validation.
 //! - `listen.rs`: the accept loop: connection cap, header timeout and size limit, TLS, draining.
@@ -25,6 +27,7 @@
 pub mod admin;
 pub mod auth;
 pub mod client_limit;
+pub mod cluster;
 pub mod config;
 mod conn;
 pub mod http;
@@ -139,6 +142,8 @@ pub struct AppState {
     pub drain: CancellationToken,
     /// The cap on open connections and its gauges.
     pub connections: Arc<Connections>,
+    /// This node's place in a cluster, in cluster mode (`[cluster] redis_url`).
+    pub cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl AppState {
@@ -175,6 +180,7 @@ impl AppState {
             tasks: TaskTracker::new(),
             drain: CancellationToken::new(),
             connections,
+            cluster: None,
         })
     }
 
@@ -345,6 +351,9 @@ pub enum StartError {
     /// The TURN relay did not start.
     #[error("turn: {0}")]
     Turn(#[from] turn::TurnStartError),
+    /// Cluster mode could not be set up.
+    #[error("cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
@@ -414,6 +423,13 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let mut state = AppState::new(config, media, &token_key, store.clone())?;
     info!(storage = store.backend_name(), "standing rooms' store open");
     state.turn = turn;
+    if state.config.cluster.enabled() {
+        let public = state.config.public_url();
+        let node = cluster::Cluster::new(&state.config, &public, &token_key)?;
+        info!(node = %node.node_id, "cluster mode: registering with Redis");
+        state.cluster = Some(Arc::new(node));
+    }
+    cluster::spawn_registry(&state);
     let limits = &state.config.limits;
     let serving = |app: Router, tls: Option<tls::TlsAcceptor>| Listener {
         app,

@@ -26,6 +26,9 @@ pub enum LookupError {
     /// The server is draining: it starts no new meeting.
     #[error("the server is draining")]
     Draining,
+    /// Cluster mode: the meeting is held by another node, or the registry cannot tell.
+    #[error("the meeting is elsewhere in the cluster")]
+    Elsewhere(crate::wire::WireError),
 }
 
 /// The live meeting at `link`: the one in the directory, or, for a standing room's link, a new
@@ -41,8 +44,9 @@ pub async fn find_or_start(
         return Ok(None);
     };
     if state.draining() {
-        return Err(LookupError::Draining);
+        return Err(elsewhere_while_draining(state).await);
     }
+    claim(state, link).await?;
     // Another join may have started it while the store answered: the entry decides.
     let handle = match state.rooms.entry(link.clone()) {
         Entry::Occupied(live) => live.get().clone(),
@@ -53,6 +57,43 @@ pub async fn find_or_start(
         }
     };
     Ok(Some(handle))
+}
+
+/// Cluster mode: claims the meeting at `link` for this node before starting it, so two nodes
+/// never start the same meeting.
+async fn claim(state: &AppState, link: &RoomId) -> Result<(), LookupError> {
+    use crate::cluster::{Owner, unavailable};
+    let Some(cluster) = &state.cluster else {
+        return Ok(());
+    };
+    if !cluster.reachable() {
+        return Err(LookupError::Elsewhere(unavailable()));
+    }
+    match cluster.claim(link).await {
+        Ok(Owner::Here) => Ok(()),
+        Ok(Owner::There(node)) => Err(LookupError::Elsewhere(crate::wire::WireError::wrong_node(
+            node.ws_url,
+        ))),
+        Ok(Owner::Lapsed | Owner::Nobody) => Err(LookupError::Elsewhere(unavailable())),
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster registry claim failed");
+            Err(LookupError::Elsewhere(unavailable()))
+        }
+    }
+}
+
+/// A draining node starts no meeting; in cluster mode it sends the first member to the least
+/// loaded node that takes meetings (which claims it), so a rolling upgrade does not turn them away.
+async fn elsewhere_while_draining(state: &AppState) -> LookupError {
+    let Some(cluster) = &state.cluster else {
+        return LookupError::Draining;
+    };
+    match cluster.pick(state).await {
+        Ok(Some(node)) if node.id != cluster.node_id => {
+            LookupError::Elsewhere(crate::wire::WireError::wrong_node(node.ws_url))
+        }
+        _ => LookupError::Draining,
+    }
 }
 
 /// The live meeting a resume token for `link` belongs to: under the link now, or under a link

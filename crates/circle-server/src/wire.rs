@@ -15,6 +15,8 @@ pub struct WireError {
     pub code: ErrorCode,
     /// A human-readable explanation.
     pub message: String,
+    /// With `wrong_node`: where the meeting is (a registered node's websocket URL).
+    pub url: Option<String>,
 }
 
 impl WireError {
@@ -23,6 +25,18 @@ impl WireError {
         Self {
             code,
             message: message.into(),
+            url: None,
+        }
+    }
+
+    /// `wrong_node`: the meeting is held by the node at `url` (its websocket URL).
+    pub fn wrong_node(url: String) -> Self {
+        Self {
+            url: Some(url),
+            ..Self::new(
+                ErrorCode::WrongNode,
+                "this meeting is held by another server of this cluster: connect to `url`",
+            )
         }
     }
 
@@ -32,6 +46,7 @@ impl WireError {
             id,
             code: self.code,
             message: self.message.clone(),
+            url: self.url.clone(),
         }
     }
 }
