@@ -342,3 +342,38 @@ async fn the_waiting_room_is_told_when_no_facilitator_is_here() {
     })
     .await;
 }
+
+/// The server remembers each live session's latest token (so that an older one cannot take the
+/// session over), not every session it ever had: a session that ends, by `leave`, by timing out, or
+/// by `leave` after a resume, is forgotten. Before, every session stayed remembered until its
+/// token expired (6 hours), and a one-hour soak's 17 000 joins grew the server by 3.5 MiB.
+#[tokio::test]
+async fn sessions_that_end_leave_no_resume_token_behind() {
+    let srv = server_with(|c| c.rooms.grace_secs = 1).await;
+    let keys = &srv.running.state.keys;
+    let room = srv.create_room(open_room()).await;
+    let (mut fac, _) = srv.join(&room, "Robin", true).await;
+    for round in 0..4 {
+        // One leaves, one times out, one leaves after resuming.
+        let (mut ann, _) = srv.join(&room, &format!("Ann {round}"), false).await;
+        ann.ok(C::Leave { id: None }).await;
+
+        let (bea, bj) = srv.join(&room, &format!("Bea {round}"), false).await;
+        bea.drop_connection().await;
+        fac.expect("Bea timed out", |m| {
+            matches!(m, S::ParticipantLeft { participant, reason: LeaveReason::TimedOut } if *participant == bj.you)
+                .then_some(())
+        })
+        .await;
+
+        let (cai, cj) = srv.join(&room, &format!("Cai {round}"), false).await;
+        cai.drop_connection().await;
+        let mut back = srv.connect().await;
+        back.resume(&room.room, &cj.token).await.expect("resume");
+        back.ok(C::Leave { id: None }).await;
+    }
+    // The room handles requests in order: once Robin's is answered, every departure before it has
+    // been carried out.
+    fac.ok(C::RaiseHand { id: None }).await;
+    assert_eq!(keys.remembered(), 1, "only Robin's session is remembered");
+}

@@ -157,8 +157,10 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     /// Token lifetime in seconds.
     ttl_secs: u64,
-    /// Each session's latest token: session id → (`jti`, expiry in Unix seconds). Entries past their
-    /// expiry are swept when the map grows past [`SWEEP_AT`] (doubling the threshold while live).
+    /// Each session's latest token: session id → (`jti`, expiry in Unix seconds). A session's entry
+    /// goes when the session ends ([`TokenKeys::forget`]); any left behind (a room that stopped
+    /// without ending its sessions) are swept once past their expiry, when the map grows past
+    /// [`SWEEP_AT`] (doubling the threshold while live).
     latest: Mutex<Latest>,
 }
 
@@ -235,6 +237,19 @@ impl TokenKeys {
             latest.sweep_at = (latest.by_session.len() * 2).max(SWEEP_AT);
         }
         token
+    }
+
+    /// Forgets an ended session's latest token. Nothing can resume a session its room no longer
+    /// has (a resume of it is refused as gone), so there is nothing left to supersede; without this
+    /// every session of the last `ttl_secs` stays remembered, which on a busy server is most of its
+    /// memory growth (a soak's thousands of joins an hour each left one entry here).
+    pub fn forget(&self, session: &ParticipantId) {
+        self.latest().by_session.remove(&session.0);
+    }
+
+    /// Sessions whose latest token is remembered now (for tests: ended sessions are forgotten).
+    pub fn remembered(&self) -> usize {
+        self.latest().by_session.len()
     }
 
     /// The session a token resumes in `room`, if it is genuine, unexpired, for that room, and the

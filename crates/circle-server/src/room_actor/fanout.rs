@@ -34,6 +34,8 @@ impl RoomActor {
                         close_with_reason(&conn, reason);
                     }
                     self.links_of.remove(&who);
+                    // They are out for good: no token of theirs can resume them any more.
+                    self.state.keys.forget(&who);
                     self.voice.todo.push(MediaTodo::Close(who));
                 }
                 Output::Hearing { who, may_be_heard } => self.voice.set_gate(&who, may_be_heard),
