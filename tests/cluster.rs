@@ -38,37 +38,8 @@ const LAPSE_WAIT: Duration = Duration::from_secs(40);
 /// parallel, and two `apt-get`s at once would fight over dpkg's lock).
 fn redis_server() -> &'static str {
     static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    INSTALLED.get_or_init(install_redis);
+    INSTALLED.get_or_init(|| circle_tests::debian_tool("redis-server", "redis-server"));
     "redis-server"
-}
-
-fn install_redis() {
-    let found = || {
-        Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !found() {
-        let install = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let args = ["install", "-y", "--no-install-recommends", "redis-server"];
-        if !install(&args) {
-            let _ = install(&["update"]);
-            install(&args);
-        }
-    }
-    assert!(
-        found(),
-        "redis-server is missing and `apt-get install redis-server` failed: run this test as root \
-         with the Debian mirror reachable, or install Debian's `redis-server` package first"
-    );
 }
 
 /// A free loopback TCP port (the kernel's pick; the process started on it right after).

@@ -28,32 +28,7 @@ const CHAT: &str = "my tangerine secret";
 /// `promtool`, installed from Debian's `prometheus` package when missing (this needs root and the
 /// Debian mirror). Panics saying so when it cannot be had: the check must not pass without it.
 fn promtool() -> &'static str {
-    let found = || {
-        Command::new("promtool")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !found() {
-        let install = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let args = ["install", "-y", "--no-install-recommends", "prometheus"];
-        if !install(&args) {
-            let _ = install(&["update"]);
-            install(&args);
-        }
-    }
-    assert!(
-        found(),
-        "promtool is missing and `apt-get install prometheus` failed: run this test as root with \
-         the Debian mirror reachable, or install Debian's `prometheus` package first"
-    );
+    circle_tests::debian_tool("promtool", "prometheus");
     "promtool"
 }
 

@@ -48,6 +48,39 @@ pub fn scratch_dir(label: &str) -> std::path::PathBuf {
     ))
 }
 
+/// Makes sure `program` runs here, installing Debian's `package` with apt-get when it does not (CI
+/// runs as root on a clean machine; `apt-get update` only when the first try fails). Panics saying
+/// so when it still cannot be had: a test that needs it must not pass without it.
+pub fn debian_tool(program: &str, package: &str) {
+    use std::process::{Command, Stdio};
+    let found = || {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !found() {
+        let install = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let args = ["install", "-y", "--no-install-recommends", package];
+        if !install(&args) {
+            let _ = install(&["update"]);
+            install(&args);
+        }
+    }
+    assert!(
+        found(),
+        "{program} is missing and `apt-get install {package}` failed: run this test as root with \
+         the Debian mirror reachable, or install Debian's `{package}` package first"
+    );
+}
+
 /// A config for tests: loopback, free port, no served client, a data directory of its own.
 pub fn test_config() -> Config {
     let mut c = Config::default();
