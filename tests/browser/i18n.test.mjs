@@ -9,19 +9,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { API_URL, CLIENT_URL, PHONE, axe, chooseLanguage, launch, person, personAction, screenshots, seeText, until } from './lib.mjs';
+import { CLIENT_URL, PHONE, axe, chooseLanguage, createRoom, launch, person, personAction, screenshots, seeText, until } from './lib.mjs';
 
 const CLIENT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'web-client');
-
-async function createRoom(title, settings = {}) {
-  const res = await fetch(`${API_URL}/api/rooms`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ title, settings }),
-  });
-  assert.equal(res.status, 201);
-  return res.json();
-}
 
 /** Opens `url`, joins as `p.name` with the join button's words in the page's language. */
 async function enter(p, url, button, { waitFor = '#room-title' } = {}) {

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { API_URL, axe, expectQueue, launch, person, row, seeText, until } from './lib.mjs';
+import { axe, createRoom, expectQueue, launch, person, row, seeText, until } from './lib.mjs';
 
 /** Presses Tab until the focused element matches `selector` (fails after `max` presses). */
 async function tabTo(page, selector, max = 80) {
@@ -15,13 +15,7 @@ async function tabTo(page, selector, max = 80) {
 }
 
 test('keyboard alone: join, raise a hand, chat, a facilitator mutes from the roster; a reload resumes', async () => {
-  const res = await fetch(`${API_URL}/api/rooms`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ title: 'Keyboard circle', settings: { waiting_room: false, mute_on_entry: false } }),
-  });
-  assert.equal(res.status, 201);
-  const room = await res.json();
+  const room = await createRoom('Keyboard circle', { waiting_room: false, mute_on_entry: false });
   const browser = await launch();
   try {
     const dana = await person(browser, 'Dana');

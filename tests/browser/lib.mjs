@@ -38,6 +38,17 @@ const FLAGS = [
   '--allow-loopback-in-peer-connection',
 ];
 
+/** Creates an ad-hoc room through the HTTP API (on `api`, the test server's by default); its JSON. */
+export async function createRoom(title, settings = {}, api = API_URL) {
+  const res = await fetch(`${api}/api/rooms`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ title, settings }),
+  });
+  if (res.status !== 201) throw new Error(`creating a room: HTTP ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
 /**
  * Starts Chromium. `options` are Playwright's launch options: `args` are flags beyond those (e.g.
  * `--autoplay-policy=user-gesture-required`); the netns tests (tests/netns) run a wrapper as

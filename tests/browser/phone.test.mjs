@@ -4,17 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { join } from 'node:path';
-import { API_URL, DESKTOP, PHONE, SHOTS, axe, chooseLanguage, expectQueue, launch, person, personAction, screenshots, seeText, until } from './lib.mjs';
-
-async function createRoom(title, settings = {}) {
-  const res = await fetch(`${API_URL}/api/rooms`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ title, settings }),
-  });
-  assert.equal(res.status, 201);
-  return res.json();
-}
+import { DESKTOP, PHONE, SHOTS, axe, chooseLanguage, createRoom, expectQueue, launch, person, personAction, screenshots, seeText, until } from './lib.mjs';
 
 /** Opens `url`, joins as `p.name`, and waits for the room (or the waiting room). */
 async function enter(p, url, { waiting = false } = {}) {

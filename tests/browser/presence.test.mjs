@@ -5,17 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { API_URL, axe, launch, newPage, ownServer, person, personAction, row, screenshots, seeText, until } from './lib.mjs';
-
-async function createRoom(title, settings = {}, api = API_URL) {
-  const res = await fetch(`${api}/api/rooms`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ title, settings }),
-  });
-  assert.equal(res.status, 201);
-  return res.json();
-}
+import { axe, createRoom, launch, newPage, ownServer, person, personAction, row, screenshots, seeText, until } from './lib.mjs';
 
 /** Opens `url` on `page`, types `name`, presses Join, and waits for the room, the waiting room or an error. */
 async function enter(page, url, name) {

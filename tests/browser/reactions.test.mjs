@@ -16,7 +16,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { API_URL, announced, axe, launch, person, row, screenshots, seeText, until } from './lib.mjs';
+import { announced, axe, createRoom, launch, person, row, screenshots, seeText, until } from './lib.mjs';
 import { THRESHOLDS, classify } from '../../web-client/quality.js';
 import { Part, RoomState } from '../../web-client/state.js';
 
@@ -103,13 +103,7 @@ test('a facilitator’s model keeps the levels that are not good: from the snaps
 const received = (p, type) => p.page.evaluate((type) => window.__received.filter((t) => t === type).length, type);
 
 test('reactions next to names, never in the waiting room, off by a setting, kindly limited; connection quality for oneself and for facilitators only', async (t) => {
-  const res = await fetch(`${API_URL}/api/rooms`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ title: 'Thursday circle', settings: { waiting_room: false } }),
-  });
-  assert.equal(res.status, 201);
-  const room = await res.json();
+  const room = await createRoom('Thursday circle', { waiting_room: false });
   const browser = await launch();
   let dana, sam, kim, robin;
   try {

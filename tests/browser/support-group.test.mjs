@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  API_URL,
   PHONE,
   axe,
+  createRoom,
   dropConnection,
   expectQueue,
   holdServer,
@@ -25,16 +25,6 @@ import {
 } from './lib.mjs';
 
 const SUPPORT = { SUPPORT_TEXT: 'Need to talk now? The helpline is open day and night.', SUPPORT_URL: 'https://support.example.org/help' };
-
-async function createRoom(title, settings = {}) {
-  const res = await fetch(`${API_URL}/api/rooms`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ title, settings }),
-  });
-  assert.equal(res.status, 201);
-  return res.json();
-}
 
 /** Opens `url`, joins as `p.name`, and waits for the room (or the waiting room). */
 async function enter(p, url, { waiting = false } = {}) {
