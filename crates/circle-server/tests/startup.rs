@@ -18,9 +18,10 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Runs `circle` with only these environment variables; its exit status (`None` if it was still
 /// running after [`WAIT`], i.e. it started) and standard error lines.
 fn run(env: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
+    let data = scratch_dir();
     let mut child = Command::new(env!("CARGO_BIN_EXE_circle"))
         .env_clear()
-        .env("CIRCLE_STORAGE__DATA_DIR", scratch_dir())
+        .env("CIRCLE_STORAGE__DATA_DIR", data.path())
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -46,15 +47,13 @@ fn run(env: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
 }
 
 /// A data directory of its own for one `circle` started here, under the system's temporary folder
-/// (never in the source tree); the operating system's cleaning of that folder removes it.
-fn scratch_dir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!(
-        "circle-startup-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
+/// (never in the source tree), removed when the returned guard is dropped: keep it until the
+/// process has exited.
+fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("circle-startup-")
+        .tempdir()
+        .expect("a temporary data directory")
 }
 
 /// Loopback, free ports: only the setting under test can be wrong.
@@ -187,9 +186,10 @@ fn a_missing_tls_key_is_refused() {
 
 #[test]
 fn logs_go_to_standard_error() {
+    let data = scratch_dir();
     let mut child = Command::new(env!("CARGO_BIN_EXE_circle"))
         .env_clear()
-        .env("CIRCLE_STORAGE__DATA_DIR", scratch_dir())
+        .env("CIRCLE_STORAGE__DATA_DIR", data.path())
         .envs(FREE_PORTS)
         .env("CIRCLE_MEDIA__ENABLED", "false")
         .env("RUST_LOG", "info")
@@ -230,17 +230,23 @@ fn logs_go_to_standard_error() {
 }
 
 /// Starts `circle` under a shell `ulimit -n` of `files`, with `env`; the child and, once it is
-/// listening, its API address (read from the line it prints on standard output).
+/// listening, its API address (read from the line it prints on standard output), and its data
+/// directory's guard (keep it until the child has exited).
 fn start_limited(
     files: u32,
     env: &[(&str, &str)],
-) -> (std::process::Child, Option<std::net::SocketAddr>) {
+) -> (
+    std::process::Child,
+    Option<std::net::SocketAddr>,
+    tempfile::TempDir,
+) {
+    let data = scratch_dir();
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!("ulimit -n {files} && exec \"$0\""))
         .arg(env!("CARGO_BIN_EXE_circle"))
         .env_clear()
-        .env("CIRCLE_STORAGE__DATA_DIR", scratch_dir())
+        .env("CIRCLE_STORAGE__DATA_DIR", data.path())
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -258,7 +264,7 @@ fn start_limited(
         let rest = line.split("://").nth(1)?;
         rest.split(';').next()?.parse().ok()
     });
-    (child, addr)
+    (child, addr, data)
 }
 
 /// A new connection, with `GET /healthz` sent if `ask`: the first line the server sends, or `None` if
@@ -279,7 +285,7 @@ fn first_line(addr: std::net::SocketAddr, ask: bool) -> Option<String> {
 
 #[test]
 fn a_connection_cap_above_the_descriptor_limit_is_refused() {
-    let (mut child, addr) = start_limited(256, &FREE_PORTS);
+    let (mut child, addr, _data) = start_limited(256, &FREE_PORTS);
     let status = {
         let deadline = std::time::Instant::now() + WAIT;
         loop {
@@ -308,7 +314,7 @@ fn with_few_descriptors_idle_sockets_cannot_lock_out_health_checks() {
     let mut env = FREE_PORTS.to_vec();
     env.push(("CIRCLE_LIMITS__MAX_CONNECTIONS", "100"));
     env.push(("CIRCLE_MEDIA__ENABLED", "false"));
-    let (mut child, addr) = start_limited(256, &env);
+    let (mut child, addr, _data) = start_limited(256, &env);
     let Some(addr) = addr else {
         let _ = child.kill();
         let _ = child.wait();
@@ -370,7 +376,7 @@ fn open_websocket(addr: std::net::SocketAddr) -> std::net::TcpStream {
 fn sigusr1_drains_and_the_process_exits_when_the_last_member_leaves() {
     let mut env = FREE_PORTS.to_vec();
     env.push(("CIRCLE_MEDIA__ENABLED", "false"));
-    let (mut child, addr) = start_limited(8192, &env);
+    let (mut child, addr, _data) = start_limited(8192, &env);
     let Some(addr) = addr else {
         let _ = child.kill();
         let _ = child.wait();
@@ -512,7 +518,7 @@ fn sighup_reloads_a_renewed_certificate() {
     env.push(("CIRCLE_TLS__KEY", &key_s));
     // No polling within the test's time: only SIGHUP can bring the new certificate in.
     env.push(("CIRCLE_TLS__WATCH_SECS", "3600"));
-    let (mut child, addr) = start_limited(8192, &env);
+    let (mut child, addr, _data) = start_limited(8192, &env);
     let result = addr.map(|addr| {
         let before = ca.presented(addr);
         let second = ca.issue(&cert, &key);
