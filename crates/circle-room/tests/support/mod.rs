@@ -19,6 +19,8 @@ use circle_room::{
 };
 use std::collections::BTreeMap;
 
+pub mod ops;
+
 /// Where the simulated clock starts: any fixed value, far from zero.
 pub const T0: Millis = 1_700_000_000_000;
 
@@ -90,6 +92,23 @@ impl Sim {
             now: T0,
             next_id: 0,
             host: None,
+            inbox: BTreeMap::new(),
+            closed: Vec::new(),
+            hearing: Vec::new(),
+            ended: false,
+            log: Vec::new(),
+        }
+    }
+
+    /// A driver for `room`, rebuilt from the state of `earlier`'s room on "another node", that goes
+    /// on where `earlier` left off: the same clock, the same next fresh id and host, nothing
+    /// delivered yet.
+    pub fn continuing(earlier: &Sim, room: Room) -> Self {
+        Self {
+            room,
+            now: earlier.now,
+            next_id: earlier.next_id,
+            host: earlier.host.clone(),
             inbox: BTreeMap::new(),
             closed: Vec::new(),
             hearing: Vec::new(),
