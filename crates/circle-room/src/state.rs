@@ -28,6 +28,11 @@ pub const STATE_VERSION: u32 = 1;
 /// message (a `chat_deleted` for the new one would delete the old one on their screen).
 pub const MESSAGE_ID_BLOCK: u64 = 1024;
 
+/// The largest join number or chat id a state may hold: a browser reads numbers above 2^53
+/// inexactly, and no meeting comes near it, so a state beyond it was not written by a room (and
+/// counting on from it could overflow).
+const MOST_IDS: u64 = 1 << 53;
+
 /// Everything a meeting's members would miss if its node died, and nothing else; serialised as JSON
 /// and sealed by the server before it leaves the node. Millis are Unix milliseconds, the clock the
 /// room runs on. Lists are in a fixed order (participants by join order, bans sorted), so two
@@ -168,12 +173,15 @@ impl Room {
         if state.ended {
             return Err(RoomError::Ended);
         }
+        if state.next_seq > MOST_IDS || state.next_message_id > MOST_IDS {
+            return Err(RoomError::BadState("ids beyond any a room hands out"));
+        }
         let grace_until = now.saturating_add(limits.grace_ms);
         let mut room = Room::new(state.title, state.settings, limits);
         room.standing = state.standing;
         room.opens_at = state.opens_at;
         room.next_seq = state.next_seq;
-        room.next_message_id = next_block(state.next_message_id)?;
+        room.next_message_id = next_block(state.next_message_id);
         let mut seqs = HashSet::new();
         let mut names = HashSet::new();
         let mut hands: Vec<(u32, ParticipantId)> = Vec::new();
@@ -278,12 +286,9 @@ impl Room {
 }
 
 /// The first id of the block after the one `next` is in: ids handed out on the old node after the
-/// state was written are all below it.
-fn next_block(next: MessageId) -> Result<MessageId, RoomError> {
-    (next / MESSAGE_ID_BLOCK)
-        .checked_add(1)
-        .and_then(|b| b.checked_mul(MESSAGE_ID_BLOCK))
-        .ok_or(RoomError::BadState("chat ids run out"))
+/// state was written are all below it. `next` is at most [`MOST_IDS`], so this cannot overflow.
+fn next_block(next: MessageId) -> MessageId {
+    (next / MESSAGE_ID_BLOCK + 1) * MESSAGE_ID_BLOCK
 }
 
 /// One participant as the rebuilt room holds them, connection down; refuses one whose parts

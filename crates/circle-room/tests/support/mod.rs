@@ -15,7 +15,7 @@ use circle_protocol::{
 };
 use circle_room::{
     Audience, CarryOver, ChatText, Command, JoinRequest, Joined, Output, Pseudonym, Room,
-    RoomError, RoomLimits,
+    RoomError, RoomLimits, RoomState,
 };
 use std::collections::BTreeMap;
 
@@ -115,6 +115,17 @@ impl Sim {
             ended: false,
             log: Vec::new(),
         }
+    }
+
+    /// The meeting rebuilt on "another node" at the same time from its state as JSON, with these
+    /// limits, its first outputs (to the relay) delivered.
+    pub fn rebuilt(&self, limits: RoomLimits) -> Sim {
+        let state = through_json(&self.room.state());
+        let room =
+            Room::from_state(state, limits, self.now).expect("a state the room made is taken");
+        let mut sim = Sim::continuing(self, room);
+        sim.pump();
+        sim
     }
 
     fn fresh_id(&mut self) -> ParticipantId {
@@ -391,6 +402,12 @@ impl Default for Sim {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The state through JSON, as the node that writes it and the node that claims it see it.
+pub fn through_json(state: &RoomState) -> RoomState {
+    let json = serde_json::to_string(state).expect("a state serialises");
+    serde_json::from_str(&json).expect("and parses back")
 }
 
 /// The `joined` reply in a participant's messages.
