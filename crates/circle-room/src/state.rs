@@ -16,7 +16,7 @@
 use crate::{CarryOver, Floor, Output, Participant, Pseudonym, Room, RoomError, RoomLimits};
 use circle_protocol::{MessageId, Millis, ParticipantId, Role, Settings};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The version of [`RoomState`] this build writes, and the only one it reads.
 pub const STATE_VERSION: u32 = 1;
@@ -112,7 +112,13 @@ impl Room {
     /// The state as it is now (see [`RoomState`]). O(n log n) in the participants, no chat:
     /// cheap enough to take after every change.
     pub fn state(&self) -> RoomState {
-        let place = |id: &ParticipantId| self.queue.iter().position(|q| q == id);
+        let places: HashMap<&ParticipantId, usize> = self
+            .queue
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id, i))
+            .collect();
+        let place = |id: &ParticipantId| places.get(id).copied();
         let mut participants: Vec<ParticipantState> = self
             .participants
             .iter()
