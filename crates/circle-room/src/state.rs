@@ -188,55 +188,9 @@ impl Room {
         room.opens_at = state.opens_at;
         room.next_seq = state.next_seq;
         room.next_message_id = next_block(state.next_message_id);
-        let mut seqs = HashSet::new();
-        let mut names = HashSet::new();
-        let mut hands: Vec<(u32, ParticipantId)> = Vec::new();
-        for ps in state.participants {
-            let id = ps.id.clone();
-            let place = ps.carry.place.hand_place;
-            let p = participant(ps, grace_until)?;
-            if p.seq >= state.next_seq || !seqs.insert(p.seq) {
-                return Err(RoomError::BadState("a join sequence number out of order"));
-            }
-            if !names.insert(p.folded_name.clone()) {
-                return Err(RoomError::BadState("two participants with one name"));
-            }
-            if let Some(place) = place {
-                hands.push((place, id.clone()));
-            }
-            if room.participants.insert(id, p).is_some() {
-                return Err(RoomError::BadState("one participant id twice"));
-            }
-        }
-        // The speaking order is the hands' places, which must be 0, 1, 2, ... once each.
-        hands.sort();
-        if hands
-            .iter()
-            .enumerate()
-            .any(|(i, (place, _))| *place as usize != i)
-        {
-            return Err(RoomError::BadState("hands out of order"));
-        }
-        room.queue = hands.into_iter().map(|(_, id)| id).collect();
-        if let Some(f) = state.floor {
-            if !room
-                .participants
-                .get(&f.speaker)
-                .is_some_and(|p| p.admitted)
-            {
-                return Err(RoomError::BadState(
-                    "the floor held by someone not in the room",
-                ));
-            }
-            room.floor = Some(Floor {
-                speaker: f.speaker,
-                since: f.since,
-                ends_at: f.ends_at,
-                warn_at: f.warn_at,
-                warned: f.warned,
-                expired: f.expired,
-            });
-        }
+        let hands = room.take_participants(state.participants, grace_until)?;
+        room.queue = speaking_order(hands)?;
+        room.floor = state.floor.map(|f| room.floor_from(f)).transpose()?;
         for id in &state.banned_sessions {
             if room.participants.contains_key(id) {
                 return Err(RoomError::BadState("a banned session still in the room"));
@@ -273,6 +227,57 @@ impl Room {
         self.generation += 1;
     }
 
+    /// Takes in the participants of a state, each with their connection down; returns the raised
+    /// hands with their places.
+    fn take_participants(
+        &mut self,
+        list: Vec<ParticipantState>,
+        grace_until: Millis,
+    ) -> Result<Vec<(u32, ParticipantId)>, RoomError> {
+        let mut seqs = HashSet::new();
+        let mut names = HashSet::new();
+        let mut hands = Vec::new();
+        for ps in list {
+            let id = ps.id.clone();
+            let place = ps.carry.place.hand_place;
+            let p = participant(ps, grace_until)?;
+            if p.seq >= self.next_seq || !seqs.insert(p.seq) {
+                return Err(RoomError::BadState("a join sequence number out of order"));
+            }
+            if !names.insert(p.folded_name.clone()) {
+                return Err(RoomError::BadState("two participants with one name"));
+            }
+            if let Some(place) = place {
+                hands.push((place, id.clone()));
+            }
+            if self.participants.insert(id, p).is_some() {
+                return Err(RoomError::BadState("one participant id twice"));
+            }
+        }
+        Ok(hands)
+    }
+
+    /// The floor of a state, if its holder is admitted here.
+    fn floor_from(&self, f: FloorState) -> Result<Floor, RoomError> {
+        if !self
+            .participants
+            .get(&f.speaker)
+            .is_some_and(|p| p.admitted)
+        {
+            return Err(RoomError::BadState(
+                "the floor held by someone not in the room",
+            ));
+        }
+        Ok(Floor {
+            speaker: f.speaker,
+            since: f.since,
+            ends_at: f.ends_at,
+            warn_at: f.warn_at,
+            warned: f.warned,
+            expired: f.expired,
+        })
+    }
+
     /// Sets what a running room keeps besides its state, as a driver that just started it expects:
     /// the head counts and "a facilitator is here" as everyone would be shown them (nobody is
     /// connected to be told), and the relay told that nobody may be heard.
@@ -289,6 +294,19 @@ impl Room {
             });
         }
     }
+}
+
+/// The speaking order from the hands' places, which must be 0, 1, 2, ... once each.
+fn speaking_order(mut hands: Vec<(u32, ParticipantId)>) -> Result<Vec<ParticipantId>, RoomError> {
+    hands.sort();
+    if hands
+        .iter()
+        .enumerate()
+        .any(|(i, (place, _))| usize::try_from(*place).ok() != Some(i))
+    {
+        return Err(RoomError::BadState("hands out of order"));
+    }
+    Ok(hands.into_iter().map(|(_, id)| id).collect())
 }
 
 /// The first id of the block after the one `next` is in: ids handed out on the old node after the
