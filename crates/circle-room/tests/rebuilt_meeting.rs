@@ -361,3 +361,38 @@ fn settings_changed_before_the_rebuild_hold_after_it() {
     assert_eq!(new.join("Late").map(|_| ()), Err(RoomError::Locked));
     assert_eq!(new.room.role_of(&host), Some(Role::Facilitator));
 }
+
+#[test]
+fn hands_carried_over_a_graceful_restart_keep_their_places_across_a_rebuild() {
+    // Before a graceful restart: Ann, Ben and Cas raised their hands in that order.
+    let mut before = Sim::with(open_room(), limits());
+    before.room.set_standing(None);
+    let _host = before.facilitator("Host");
+    let hands: Vec<ParticipantId> = ["Ann", "Ben", "Cas"]
+        .into_iter()
+        .map(|n| before.member(n))
+        .collect();
+    for id in &hands {
+        before.ok(id, Command::RaiseHand);
+    }
+    let carries: Vec<_> = hands
+        .iter()
+        .map(|id| before.room.carry_over(id).expect("here"))
+        .collect();
+
+    // The next meeting: Ann and Cas are back with their carry-overs, Ben not yet. Then its node dies.
+    let mut sim = Sim::with(open_room(), limits());
+    sim.room.set_standing(None);
+    let host = sim.facilitator("Host");
+    let (ann, _) = sim.join_carried(&carries[0]).expect("carried join");
+    let (cas, _) = sim.join_carried(&carries[2]).expect("carried join");
+    let mut new = rebuild(&sim);
+    resume_all(&mut new, &[&host, &ann, &cas]);
+
+    // Ben arrives on the new node: his hand goes back between theirs, where it was.
+    let (ben, _) = new.join_carried(&carries[1]).expect("carried join");
+    assert_eq!(
+        queue_ids(&new.snapshot(&host).floor),
+        vec![Some(ann), Some(ben), Some(cas)]
+    );
+}
