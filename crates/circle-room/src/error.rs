@@ -62,4 +62,8 @@ pub enum RoomError {
     /// A facilitator muted this member.
     #[error("a facilitator muted you; wait until you are allowed to speak")]
     MutedByFacilitator,
+    /// A meeting's saved state cannot be trusted (another version, or it contradicts itself), so
+    /// the meeting cannot be rebuilt from it.
+    #[error("this meeting's saved state cannot be used: {0}")]
+    BadState(&'static str),
 }

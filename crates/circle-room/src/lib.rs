@@ -13,6 +13,8 @@
 //! - `standing.rs`: a standing room's meeting: not open before its time (members wait with
 //!   `opens_at`), opened by a facilitator or the clock; carry-over across a graceful restart; who may
 //!   rotate its links.
+//! - `state.rs`: the meeting's live state as one value ([`RoomState`]), to rebuild it on another
+//!   node when its own dies.
 //!
 //! # Driving it
 //! Every input takes `now` (milliseconds on the server's clock). After each input, drain
@@ -30,6 +32,7 @@ mod participants;
 mod settings;
 mod signals;
 mod standing;
+mod state;
 mod view;
 
 pub use error::RoomError;
@@ -37,6 +40,7 @@ pub use input::{ChatText, Command, JoinRequest, MAX_NAME_CHARS, Pseudonym, has_h
 pub use participants::Joined;
 pub use signals::{QUALITY_BURST, QUALITY_INTERVAL_MS, REACTION_BURST, REACTION_INTERVAL_MS};
 pub use standing::{Carried, CarryOver};
+pub use state::{FloorState, MESSAGE_ID_BLOCK, ParticipantState, RoomState, STATE_VERSION};
 
 use circle_protocol::{
     Counts, LeaveReason, MessageId, Millis, ParticipantId, Role, ServerMsg, Settings,
@@ -236,6 +240,8 @@ pub struct Room {
     opens_at: Option<Millis>,
     /// What the driver should do next.
     outbox: VecDeque<Queued>,
+    /// Moves with every change of [`Room::state`] (see [`Room::state_generation`]).
+    generation: u64,
 }
 
 /// What waits in the outbox: an output, or a snapshot for one participant that is built only when the
@@ -282,6 +288,7 @@ impl Room {
             standing: false,
             opens_at: None,
             outbox: VecDeque::new(),
+            generation: 0,
         }
     }
 
@@ -384,6 +391,8 @@ impl Room {
                 | Command::React(_)
                 | Command::ReportQuality(_)
         );
+        let queued = self.outbox.len();
+        let id_block = self.next_message_id / MESSAGE_ID_BLOCK;
         match cmd {
             Command::Leave => self.leave(from),
             Command::RaiseHand => self.raise_hand(now, from),
@@ -427,6 +436,17 @@ impl Room {
         if !is_chat {
             self.after_change();
         }
+        // Every change a command makes tells someone (an output, even to nobody connected), so a
+        // command that queued nothing changed nothing. Chat changes only the next message id,
+        // which counts once per block.
+        let changed = if is_chat {
+            self.next_message_id / MESSAGE_ID_BLOCK != id_block
+        } else {
+            self.outbox.len() > queued
+        };
+        if changed {
+            self.state_changed();
+        }
         Ok(())
     }
 
@@ -454,13 +474,17 @@ impl Room {
         if self.ended {
             return;
         }
-        let expired: Vec<ParticipantId> = self
+        let queued = self.outbox.len();
+        // In join order, so that the same room (or one rebuilt from its state) says the same
+        // things in the same order.
+        let mut expired: Vec<(u64, ParticipantId)> = self
             .participants
             .iter()
             .filter(|(_, p)| p.grace_deadline.is_some_and(|d| d <= now))
-            .map(|(id, _)| id.clone())
+            .map(|(id, p)| (p.seq, id.clone()))
             .collect();
-        for who in expired {
+        expired.sort();
+        for (_, who) in expired {
             self.drop_participant(&who, LeaveReason::TimedOut);
         }
         if self.opens_at.is_some_and(|at| at <= now) {
@@ -468,6 +492,9 @@ impl Room {
         }
         self.share_timer_due(now);
         self.after_change();
+        if self.outbox.len() > queued {
+            self.state_changed();
+        }
     }
 
     /// Ends the meeting: everyone is told and disconnected, and the room asks to be dropped.
@@ -496,6 +523,7 @@ impl Room {
         self.chat.clear();
         self.hearing.clear();
         self.ended = true;
+        self.state_changed();
         self.emit(Output::Ended);
     }
 

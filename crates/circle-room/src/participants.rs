@@ -123,6 +123,7 @@ impl Room {
             self.open();
         }
         self.after_change();
+        self.state_changed();
         Ok(Joined {
             id,
             role,
@@ -158,6 +159,7 @@ impl Room {
         // A reconnecting participant's return already told everyone how they are now.
         if was_live && was_connected {
             self.participant_updated(earlier);
+            self.state_changed();
         }
         Ok(joined)
     }
@@ -185,6 +187,7 @@ impl Room {
         };
         if !was_connected {
             self.participant_updated(id);
+            self.state_changed();
         }
         self.after_change();
         Ok(joined)
@@ -204,6 +207,7 @@ impl Room {
         p.grace_deadline = Some(now + grace);
         self.participant_updated(id);
         self.after_change();
+        self.state_changed();
     }
 
     pub(crate) fn leave(&mut self, id: &ParticipantId) -> Result<(), RoomError> {

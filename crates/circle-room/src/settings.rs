@@ -60,5 +60,6 @@ impl Room {
     pub fn apply_initial_settings(&mut self, patch: SettingsPatch) {
         let _ = self.update_settings(0, patch);
         self.outbox.clear();
+        self.state_changed();
     }
 }

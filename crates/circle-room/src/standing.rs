@@ -10,11 +10,13 @@
 //!   timer do not carry over: the facilitator gives the floor again.
 //! - Who may rotate the room's links: an admitted facilitator, in a standing room.
 
-use crate::{Room, RoomError};
+use crate::{Participant, Room, RoomError};
 use circle_protocol::{Millis, ParticipantId, Role};
+use serde::{Deserialize, Serialize};
 
-/// A participant's place in a meeting, as carried across a graceful restart.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A participant's place in a meeting, as carried across a graceful restart (and, inside a
+/// [`crate::RoomState`], to another node).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Carried {
     /// Member or facilitator.
     pub role: Role,
@@ -30,7 +32,7 @@ pub struct Carried {
 }
 
 /// Everything a carry-over token holds about one participant.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CarryOver {
     /// Their pseudonym.
     pub name: String,
@@ -47,6 +49,7 @@ impl Room {
     pub fn set_standing(&mut self, opens_at: Option<Millis>) {
         self.standing = true;
         self.opens_at = opens_at;
+        self.state_changed();
     }
 
     /// `true` for a standing room's meeting.
@@ -77,21 +80,7 @@ impl Room {
     /// What `who` takes across a graceful restart, if they are here.
     pub fn carry_over(&self, who: &ParticipantId) -> Option<CarryOver> {
         let p = self.participants.get(who)?;
-        Some(CarryOver {
-            name: p.name.as_str().to_owned(),
-            device: p.device.clone(),
-            place: Carried {
-                role: p.role,
-                admitted: p.admitted,
-                hand_raised_at: p.hand_raised_at,
-                hand_place: self
-                    .queue
-                    .iter()
-                    .position(|q| q == who)
-                    .and_then(|i| u32::try_from(i).ok()),
-                muted_by_facilitator: p.muted_by_facilitator,
-            },
-        })
+        Some(carry_of(p, self.queue.iter().position(|q| q == who)))
     }
 
     /// Opens the meeting: members waiting only for the opening come in, unless the waiting-room
@@ -100,6 +89,7 @@ impl Room {
         if self.opens_at.take().is_none() {
             return;
         }
+        self.state_changed();
         let waiting = self.waiting_in_arrival_order();
         if self.settings.waiting_room {
             for id in &waiting {
@@ -125,5 +115,21 @@ impl Room {
             .unwrap_or(self.queue.len());
         self.queue.insert(at, who.clone());
         self.floor_changed();
+    }
+}
+
+/// A participant's carry-over, their hand at `hand_place` in the speaking order (0 is next) while it
+/// is up.
+pub(crate) fn carry_of(p: &Participant, hand_place: Option<usize>) -> CarryOver {
+    CarryOver {
+        name: p.name.as_str().to_owned(),
+        device: p.device.clone(),
+        place: Carried {
+            role: p.role,
+            admitted: p.admitted,
+            hand_raised_at: p.hand_raised_at,
+            hand_place: hand_place.and_then(|i| u32::try_from(i).ok()),
+            muted_by_facilitator: p.muted_by_facilitator,
+        },
     }
 }

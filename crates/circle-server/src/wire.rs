@@ -73,6 +73,8 @@ impl From<&RoomError> for WireError {
             RoomError::NotStanding => ErrorCode::NotStanding,
             RoomError::ReactionsDisabled => ErrorCode::ReactionsDisabled,
             RoomError::RateLimited => ErrorCode::RateLimited,
+            // A meeting whose saved state could not be used is gone, as far as a member can tell.
+            RoomError::BadState(_) => ErrorCode::RoomNotFound,
         };
         Self::new(code, e.to_string())
     }

@@ -15,9 +15,11 @@ use circle_protocol::{
 };
 use circle_room::{
     Audience, CarryOver, ChatText, Command, JoinRequest, Joined, Output, Pseudonym, Room,
-    RoomError, RoomLimits,
+    RoomError, RoomLimits, RoomState,
 };
 use std::collections::BTreeMap;
+
+pub mod ops;
 
 /// Where the simulated clock starts: any fixed value, far from zero.
 pub const T0: Millis = 1_700_000_000_000;
@@ -96,6 +98,34 @@ impl Sim {
             ended: false,
             log: Vec::new(),
         }
+    }
+
+    /// A driver for `room`, rebuilt from the state of `earlier`'s room on "another node", that goes
+    /// on where `earlier` left off: the same clock, the same next fresh id and host, nothing
+    /// delivered yet.
+    pub fn continuing(earlier: &Sim, room: Room) -> Self {
+        Self {
+            room,
+            now: earlier.now,
+            next_id: earlier.next_id,
+            host: earlier.host.clone(),
+            inbox: BTreeMap::new(),
+            closed: Vec::new(),
+            hearing: Vec::new(),
+            ended: false,
+            log: Vec::new(),
+        }
+    }
+
+    /// The meeting rebuilt on "another node" at the same time from its state as JSON, with these
+    /// limits, its first outputs (to the relay) delivered.
+    pub fn rebuilt(&self, limits: RoomLimits) -> Sim {
+        let state = through_json(&self.room.state());
+        let room =
+            Room::from_state(state, limits, self.now).expect("a state the room made is taken");
+        let mut sim = Sim::continuing(self, room);
+        sim.pump();
+        sim
     }
 
     fn fresh_id(&mut self) -> ParticipantId {
@@ -372,6 +402,12 @@ impl Default for Sim {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The state through JSON, as the node that writes it and the node that claims it see it.
+pub fn through_json(state: &RoomState) -> RoomState {
+    let json = serde_json::to_string(state).expect("a state serialises");
+    serde_json::from_str(&json).expect("and parses back")
 }
 
 /// The `joined` reply in a participant's messages.
