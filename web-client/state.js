@@ -114,7 +114,7 @@ export class RoomState {
         this.role = msg.role;
         this.waiting = msg.waiting;
         this.clockOffset = msg.server_time != null ? msg.server_time - Date.now() : this.clockOffset;
-        this.load(msg.room, msg);
+        this.load(msg.room, msg, { sameMeeting: !renamed });
         if (sanctionedNames) {
           for (const p of this.participants.values()) {
             if (p.muted_by_facilitator && sanctionedNames.includes(p.name)) this.sanctioned.add(p.id);
@@ -287,8 +287,12 @@ export class RoomState {
     return { changed, announce };
   }
 
-  /** `top` is the message the snapshot came in (`joined` may carry `standing` / `opens_at` itself). */
-  load(room, top = {}) {
+  /**
+   * `top` is the message the snapshot came in (`joined` may carry `standing` / `opens_at` itself).
+   * `sameMeeting`: false when a `joined` starts a new meeting (a restart gave everyone new ids), whose
+   * chat starts afresh.
+   */
+  load(room, top = {}, { sameMeeting = true } = {}) {
     this.title = room.title;
     this.settings = room.settings;
     this.standing = !!(room.standing ?? top.standing ?? this.standing);
@@ -306,11 +310,16 @@ export class RoomState {
     if (before?.participant !== after?.participant || before?.since !== after?.since) {
       this.share = { warned: false, expired: false };
     }
-    // The server's history holds room messages only: keep the private ones this page already shows
-    // (a resume or a rebuilt view would otherwise make "I need to talk after" vanish).
-    const privates = this.chat.filter((m) => m.private);
+    // The server's history holds room messages only, and only its last ones: keep the private ones
+    // this page already shows (a resume or a rebuilt view would otherwise make "I need to talk
+    // after" vanish), and, in the same meeting, the room messages older than the history's first.
+    // A meeting that moved to another node after its node died comes back with no history at all
+    // (what was said stays on the node it was said on), and its members keep what they saw.
+    // Within the history the server is right: a message deleted meanwhile goes.
+    const historyStart = room.chat.length > 0 ? room.chat[0].id : Infinity;
+    const kept = this.chat.filter((m) => m.private || (sameMeeting && m.id < historyStart));
     const inHistory = new Set(room.chat.map((m) => m.id));
-    this.chat = [...room.chat, ...privates.filter((m) => !inHistory.has(m.id))]
+    this.chat = [...room.chat, ...kept.filter((m) => !inHistory.has(m.id))]
       .sort((a, b) => a.id - b.id)
       .slice(-MAX_CHAT);
   }

@@ -141,6 +141,29 @@ test('a new snapshot (resume, rebuilt view) keeps the private messages already s
   assert.deepEqual(s.chat.map((m) => m.id), [1, 5, 6]);
 });
 
+test('back in the same meeting, what the page showed before the server\'s history stays; a new meeting starts afresh', () => {
+  const s = new RoomState();
+  s.apply(joined());
+  s.apply({ type: 'chat', message: { id: 2, from: 'f', name: 'Maya', text: 'Deleted later', at: 2, private: false } });
+  s.apply({ type: 'chat', message: { id: 3, from: 'f', name: 'Maya', text: 'Still here', at: 3, private: false } });
+  // The meeting moved to another node after its node died: the same ids, no history at all.
+  const moved = joined().room;
+  moved.chat = [];
+  s.apply({ ...joined(), room: moved });
+  assert.deepEqual(s.chat.map((m) => m.text), ['Welcome', 'Deleted later', 'Still here']);
+  // Within the server's history the server is right: a message deleted meanwhile goes.
+  const resumed = joined().room;
+  resumed.chat.push({ id: 3, from: 'f', name: 'Maya', text: 'Still here', at: 3, private: false });
+  s.apply({ ...joined(), room: resumed });
+  assert.deepEqual(s.chat.map((m) => m.id), [1, 3]);
+  // A restart's new meeting (everyone has a new id): its chat starts afresh.
+  const fresh = joined().room;
+  fresh.participants = [person('f2', 'Maya', { role: 'facilitator' }), person('me2', 'Robin')];
+  fresh.chat = [];
+  s.apply({ ...joined(), you: 'me2', room: fresh });
+  assert.deepEqual(s.chat, []);
+});
+
 test('who is speaking changes only the speaking part (painted in place, never a redraw), silently', () => {
   const s = new RoomState();
   s.apply(joined());
